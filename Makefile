@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SYSTEM_PYTHON ?= python3
+# The CPU build of torch goes in first, so that no multi-GB CUDA build is ever pulled.
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: install demo test bench cluster-start cluster-stop
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: install
+	$(PY) -m ecgdist.demo
+
+test: install
+	$(PY) -m pytest -q -rs tests
+
+bench: install
+	$(PY) bench/preprocess.py && $(PY) bench/loader.py && $(PY) bench/models.py && $(PY) bench/train.py
+
+cluster-start:
+	bash slurm/local-cluster.sh start
+
+cluster-stop:
+	bash slurm/local-cluster.sh stop

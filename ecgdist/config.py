@@ -1,0 +1,209 @@
+"""Typed run configuration: dataclass schema < YAML file < ``key.sub=value`` overrides.
+
+Each concern has its own section dataclass; a job's config nests them. Loading goes
+through OmegaConf structured configs, so an unknown key or a value of the wrong type is
+an error at load time, before anything is submitted. Errors name the full dotted key and
+the valid choices. Ranges are checked in each section's ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from ecgdist.leads import STANDARD_LEADS
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the offending key."""
+
+
+def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise ConfigError(f"config key '{key}' is {value!r}; valid choices: {', '.join(map(str, choices))}")
+
+
+def check_range(key: str, value: float, low: float | None = None, high: float | None = None) -> None:
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(f"config key '{key}' is {value}; it must lie in [{low}, {high}]")
+
+
+@dataclass
+class RunSection:
+    dir: str = "runs/default"  # checkpoints, event files and the resolved config go here
+    seed: int = 0
+
+
+@dataclass
+class DataSection:
+    corpus: str = ""  # a shard corpus directory (python -m preprocess writes one)
+    crop_samples: int = 5000
+    random_crop: bool = True  # training crops at a random offset; evaluation always at 0
+    normalize: str = "ecgfounder"  # ecgfounder (one z-score over the whole array) | per_lead | none
+    leads: list[str] = field(default_factory=lambda: list(STANDARD_LEADS))
+    val_fraction: float = 0.05  # held-out slice of the corpus for pre-training validation
+    workers: int = 2
+    min_label_count: int = 1  # labels with fewer positives leave the target vocabulary
+    noise_std: float = 0.0  # augmentation: Gaussian noise in units of the normalised signal
+    scale_jitter: float = 0.0  # augmentation: amplitude scale drawn from 1 +- this
+
+    def __post_init__(self) -> None:
+        check_choice("data.normalize", self.normalize, ["ecgfounder", "per_lead", "none"])
+        unknown = [lead for lead in self.leads if lead not in STANDARD_LEADS]
+        if unknown or not self.leads:
+            raise ConfigError(f"config key 'data.leads' has {unknown or 'no leads'}; valid: {', '.join(STANDARD_LEADS)}")
+        check_range("data.val_fraction", self.val_fraction, 0.0, 0.5)
+        check_range("data.crop_samples", self.crop_samples, 1)
+        check_range("data.workers", self.workers, 0)
+
+
+@dataclass
+class ModelSection:
+    name: str = "net1d"  # net1d | mtecg_mae | mtecg_cls
+    num_classes: int = 0  # 0: the size of the corpus's label vocabulary
+    # Net1D
+    widths: list[int] = field(default_factory=lambda: [64, 160, 160, 400, 400, 1024, 1024])
+    blocks: list[int] = field(default_factory=lambda: [2, 2, 2, 3, 3, 4, 4])
+    # MTECG
+    size: str = "tiny"  # tiny | small | base
+    patch_samples: int = 25
+    mask_ratio: float = 0.75
+    target: str = "fluctuated"  # fluctuated (per-segment normalised) | raw
+    decoder_depth: int = 1
+    decoder_width: int = 128
+    pool: str = "cls"  # cls | mean
+    # both
+    drop_path: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_choice("model.name", self.name, ["net1d", "mtecg_mae", "mtecg_cls"])
+        check_choice("model.size", self.size, ["tiny", "small", "base"])
+        check_choice("model.target", self.target, ["fluctuated", "raw"])
+        check_choice("model.pool", self.pool, ["cls", "mean"])
+        check_range("model.mask_ratio", self.mask_ratio, 0.0, 0.95)
+        check_range("model.drop_path", self.drop_path, 0.0, 0.9)
+        if len(self.widths) != len(self.blocks):
+            raise ConfigError("config keys 'model.widths' and 'model.blocks' must have the same length")
+
+
+@dataclass
+class TrainSection:
+    steps: int = 1000  # optimizer steps
+    micro_batch: int = 32  # per rank
+    grad_accum: int = 1
+    lr_peak: float = 1e-3
+    lr_min_ratio: float = 0.01  # cosine floor as a share of lr_peak
+    warmup_steps: int = 100
+    weight_decay: float = 0.05  # never applied to norms and biases
+    clip_grad_norm: float = 1.0
+    val_every_steps: int = 200
+    val_batches: int = 8
+    log_every_steps: int = 10
+    image_every_steps: int = 200  # MTECG reconstruction picture
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "micro_batch", "grad_accum", "log_every_steps", "val_every_steps"):
+            check_range(f"train.{key}", getattr(self, key), 1)
+        check_range("train.lr_peak", self.lr_peak, 0.0)
+        check_range("train.lr_min_ratio", self.lr_min_ratio, 0.0, 1.0)
+
+
+@dataclass
+class CheckpointSection:
+    save_every_steps: int = 500  # 0: off
+    save_every_minutes: float = 30.0  # 0: off
+    keep_last: int = 2  # at least 2: the newest may be the one a crash left incomplete
+
+    def __post_init__(self) -> None:
+        check_range("checkpoint.keep_last", self.keep_last, 2)
+
+
+@dataclass
+class SlurmSection:
+    partition: str = ""
+    nodes: int = 1
+    tasks_per_node: int = 1  # one per GPU
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    time_minutes: int = 60
+    mem_gb: int = 0  # 0: the partition's default
+    array_parallelism: int = 8
+    signal_seconds: int = 120  # warning signal this long before the time limit
+
+
+@dataclass
+class PretrainConfig:
+    run: RunSection = field(default_factory=RunSection)
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
+    deepspeed: str = "configs/deepspeed/zero2.json"
+    slurm: SlurmSection = field(default_factory=SlurmSection)
+
+
+def _explain(error: OmegaConfBaseException, schema: type) -> str:
+    key = getattr(error, "full_key", None) or "?"
+    if isinstance(error, ConfigKeyError) or "not in" in str(error):
+        parent, _, leaf = key.rpartition(".")
+        node: Any = schema
+        for part in filter(None, parent.split(".")):
+            node = {f.name: f.type for f in fields(node)}.get(part, None)
+            node = _resolve(schema, node)
+        valid = [f.name for f in fields(node)] if node is not None and is_dataclass(node) else []
+        hint = difflib.get_close_matches(leaf, valid, n=1)
+        where = f"'{parent}'" if parent else "the top level"
+        return (f"unknown config key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                + f"; valid keys in {where}: {', '.join(valid)}")
+    return f"config key '{key}': {str(error).splitlines()[0]}"
+
+
+def _resolve(schema: type, annotation: Any) -> Any:
+    """Section annotations are strings under ``from __future__ import annotations``."""
+    if isinstance(annotation, str):
+        import sys
+        return getattr(sys.modules[schema.__module__], annotation, None)
+    return annotation
+
+
+def load_config(schema: type[T], path: str | os.PathLike | None = None,
+                overrides: Sequence[str] = ()) -> T:
+    """Build a ``schema`` instance from its defaults, a YAML file and dotted overrides."""
+    cfg = OmegaConf.structured(schema)
+    try:
+        if path is not None:
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} is not of the form key.sub=value")
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        return OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as error:
+        cause = error.__cause__ if isinstance(error.__cause__, ConfigError) else None
+        raise (cause or ConfigError(_explain(error, schema))) from None
+
+
+def to_yaml(cfg: Any) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def to_dict(cfg: Any) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(cfg))
+
+
+def save_resolved(cfg: Any, run_dir: str | os.PathLike) -> Path:
+    """Write the fully resolved config next to a run's outputs (atomically)."""
+    path = Path(run_dir) / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(to_yaml(cfg))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,39 @@
+"""Shared fixtures: the real data in ../shared/data, the local SLURM cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        if IN_CI:
+            pytest.fail(f"real test data missing at {SHARED_DATA}")
+        pytest.skip(f"real test data missing at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def slurm_available() -> bool:
+    if shutil.which("sbatch") is None:
+        return False
+    return subprocess.run(["scontrol", "ping"], capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """The local cluster from slurm/local-cluster.sh; under CI=true its absence fails."""
+    if not slurm_available():
+        message = "no local SLURM cluster (bash slurm/local-cluster.sh start)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)

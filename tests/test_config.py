@@ -1,0 +1,46 @@
+import pytest
+
+from ecgdist.config import ConfigError, PretrainConfig, load_config, save_resolved
+
+
+def test_defaults_then_yaml_then_overrides(tmp_path):
+    yaml = tmp_path / "c.yaml"
+    yaml.write_text("train:\n  steps: 7\n  micro_batch: 4\n")
+    cfg = load_config(PretrainConfig, yaml, ["train.micro_batch=2"])
+    assert cfg.train.steps == 7  # from YAML
+    assert cfg.train.micro_batch == 2  # override beats YAML
+    assert cfg.train.grad_accum == 1  # schema default
+
+
+def test_misspelled_key_is_named_with_a_suggestion():
+    with pytest.raises(ConfigError, match=r"unknown config key 'data\.corpos'.*did you mean 'corpus'"):
+        load_config(PretrainConfig, None, ["data.corpos=/x"])
+
+
+def test_misspelled_key_in_yaml_is_named(tmp_path):
+    yaml = tmp_path / "c.yaml"
+    yaml.write_text("trian:\n  steps: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'trian'.*valid keys in the top level: run, data"):
+        load_config(PretrainConfig, yaml)
+
+
+def test_wrong_type_names_the_key():
+    with pytest.raises(ConfigError, match=r"config key 'train\.steps'"):
+        load_config(PretrainConfig, None, ["train.steps=many"])
+
+
+def test_invalid_choice_lists_the_choices():
+    with pytest.raises(ConfigError, match=r"'model\.name' is 'resnet'; valid choices: net1d, mtecg_mae, mtecg_cls"):
+        load_config(PretrainConfig, None, ["model.name=resnet"])
+
+
+def test_out_of_range_value_is_rejected():
+    with pytest.raises(ConfigError, match="checkpoint.keep_last"):
+        load_config(PretrainConfig, None, ["checkpoint.keep_last=1"])
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(PretrainConfig, None, ["train.steps=11", "model.name=mtecg_mae"])
+    path = save_resolved(cfg, tmp_path / "run")
+    again = load_config(PretrainConfig, path)
+    assert again == cfg
