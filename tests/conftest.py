@@ -37,3 +37,18 @@ def slurm_cluster() -> None:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+
+
+def build_corpus(source: str, input_dir: Path, output: Path, *options: str) -> Path:
+    """Run the real preprocessing command line."""
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-m", "preprocess", source, str(input_dir), str(output), "--quiet", *options],
+                   check=True, capture_output=True, text=True)
+    return output
+
+
+@pytest.fixture(scope="session")
+def ptbxl_corpus(shared_data, tmp_path_factory) -> Path:
+    """ptbxl-mini as a 500 Hz shard corpus, built once per test session."""
+    return build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path_factory.mktemp("corpus") / "ptbxl")

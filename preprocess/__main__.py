@@ -1,0 +1,83 @@
+"""``python -m preprocess``: raw ECG corpora to a shard corpus.
+
+    python -m preprocess SOURCE INPUT OUTPUT [--rate 500] [--seconds 10] [--filter none|ecgfounder]
+                         [--workers N] [--shard-size N] [--slice I/N] [--dtype float16|float32]
+    python -m preprocess merge OUTPUT
+    python -m preprocess inspect OUTPUT [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ecgdist.data.shards import Recipe
+from preprocess import pipeline
+from preprocess.record import SourceError
+from preprocess.sources import SOURCES
+from preprocess.summary import corpus_summary, format_summary
+
+
+def parse_slice(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--slice {text!r} is not I/N") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"--slice {text}: need 0 <= I < N")
+    return index, count
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m preprocess", description="Raw ECG corpora to HDF5 shards.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in SOURCES:
+        p = sub.add_parser(name, help=f"shard a {name} corpus")
+        p.add_argument("input", type=Path)
+        p.add_argument("output", type=Path)
+        p.add_argument("--rate", type=int, default=500, help="target sampling rate in Hz")
+        p.add_argument("--seconds", type=float, default=10.0, help="window length")
+        p.add_argument("--filter", choices=["none", "ecgfounder"], default="none")
+        p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+        p.add_argument("--workers", type=int, default=1)
+        p.add_argument("--shard-size", type=int, default=1000, help="input records per shard")
+        p.add_argument("--slice", type=parse_slice, default=(0, 1), help="I/N: this task's share of a job array")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("merge", help="join the slices of a job array into one manifest")
+    p.add_argument("output", type=Path)
+    p = sub.add_parser("inspect", help="records, shards, rejections, labels and recipe of a corpus")
+    p.add_argument("output", type=Path)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "inspect":
+            summary = corpus_summary(args.output)
+            print(json.dumps(summary) if args.json else format_summary(summary))
+            return 0
+        if args.command == "merge":
+            pipeline.merge(args.output)
+        else:
+            recipe = Recipe(args.command, args.rate, args.seconds, args.filter, args.dtype)
+            index, count = args.slice
+            manifest = pipeline.run(args.input, args.output, recipe, args.workers, args.shard_size, index, count,
+                                    progress=not args.quiet)
+            if manifest is None:
+                print(f"slice {index}/{count} done; run `python -m preprocess merge {args.output}` after all slices")
+                return 0
+        print(format_summary(corpus_summary(args.output)))
+    except SourceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The sharding pipeline: list a source, cut it into chunks, one shard per chunk, in parallel.
+
+A chunk is ``shard_size`` consecutive input records of the source's listing, so chunk i
+always holds the same records and yields the same shard: that is what makes reruns
+resume, ``--slice I/N`` runs of a job array disjoint, and their merge equal to a single
+run. A chunk is finished when its part file (parts/chunk-NNNNNN.json) exists; it is
+written after the shard's rename, so a crash at any point leaves either nothing or a
+complete shard that the rerun finds. ``merge`` turns the part files into the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ecgdist.data.shards import (METADATA, REJECTED_NAME, Manifest, Recipe, ShardEntry, atomic_write_text,
+                                 write_manifest, write_shard)
+from preprocess.record import RecordError, Rejection, SourceError, SourceItem
+from preprocess.sources import SOURCES
+from preprocess.windows import make_windows
+
+log = logging.getLogger(__name__)
+PARTS = "parts"
+LISTING_PART = "listing.json"
+RECIPE_FILE = "recipe.json"
+
+
+def chunk_part_name(chunk: int) -> str:
+    return f"chunk-{chunk:06d}.json"
+
+
+def shard_name(chunk: int) -> str:
+    return f"shard-{chunk:06d}.h5"
+
+
+@dataclass
+class ChunkTask:
+    chunk: int
+    total_chunks: int
+    items: list[SourceItem]
+    recipe: Recipe
+    output: str
+
+
+def process_chunk(task: ChunkTask) -> dict:
+    """Read, window and write one chunk; returns (and saves) its part summary."""
+    reader = SOURCES[task.recipe.source]
+    signals: list[np.ndarray] = []
+    columns: dict[str, list] = {name: [] for name in METADATA}
+    rejected: list[dict] = []
+    labels: Counter = Counter()
+    written = 0
+    for item in task.items:
+        record_id = f"{task.recipe.source}:{item.key}"
+        try:
+            raw = reader.read_item(item)
+            windows = make_windows(raw, task.recipe)
+        except RecordError as error:
+            rejected.append(Rejection(record_id, item.path, str(error)).to_dict())
+            continue
+        except Exception as error:  # a reader bug or an unforeseen file: report it, keep going
+            rejected.append(Rejection(record_id, item.path, f"unreadable: {type(error).__name__}: {error}").to_dict())
+            continue
+        if not windows:
+            rejected.append(Rejection(record_id, item.path, "no complete window").to_dict())
+            continue
+        meta = raw.meta if raw.meta is not None and task.recipe.source != "ptbxl" else item.meta
+        written += 1
+        for index, (window, flags) in enumerate(windows):
+            signals.append(window)
+            values = {"record_id": f"{record_id}#{index}", "patient_id": meta.patient_id,
+                      "labels": ";".join(meta.labels), "source_path": item.path, "age": meta.age, "sex": meta.sex,
+                      "fold": meta.fold, "window": index, "flags": flags, "source_fs": raw.fs}
+            for name, value in values.items():
+                columns[name].append(value)
+            labels.update(meta.labels)
+    out = Path(task.output)
+    shard = None
+    if signals:
+        shard = write_shard(out / shard_name(task.chunk), np.stack(signals), columns, task.recipe).__dict__
+    part = {"chunk": task.chunk, "total_chunks": task.total_chunks, "inputs": len(task.items),
+            "written_inputs": written, "shard": shard, "labels": dict(labels), "rejected": rejected}
+    atomic_write_text(out / PARTS / chunk_part_name(task.chunk), json.dumps(part))
+    return part
+
+
+def slice_chunks(total_chunks: int, slice_index: int, slice_count: int) -> range:
+    """Contiguous, disjoint ranges of chunks; together they cover every chunk once."""
+    bounds = np.linspace(0, total_chunks, slice_count + 1).round().astype(int)
+    return range(bounds[slice_index], bounds[slice_index + 1])
+
+
+def check_recipe(output: Path, recipe: Recipe) -> None:
+    """A rerun must use the recipe the output was started with."""
+    path = output / RECIPE_FILE
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous != recipe.to_dict():
+            changed = sorted(k for k in previous if previous[k] != recipe.to_dict().get(k))
+            raise SourceError(f"{output} was made with a different recipe ({', '.join(changed)} differ); "
+                              "use a new output folder")
+    else:
+        atomic_write_text(path, json.dumps(recipe.to_dict()))
+
+
+def run(input_dir: Path, output: Path, recipe: Recipe, workers: int = 1, shard_size: int = 1000,
+        slice_index: int = 0, slice_count: int = 1, progress: bool = True) -> Manifest | None:
+    """Process this slice's chunks (skipping finished ones); merge when it is the only slice."""
+    reader = SOURCES[recipe.source]
+    output.mkdir(parents=True, exist_ok=True)
+    (output / PARTS).mkdir(exist_ok=True)
+    check_recipe(output, recipe)
+    items, listing_rejects = reader.list_items(Path(input_dir), recipe.rate_hz)
+    total_chunks = max(1, -(-len(items) // shard_size))
+    if slice_index == 0:
+        atomic_write_text(output / PARTS / LISTING_PART, json.dumps(
+            {"total_chunks": total_chunks, "inputs": len(listing_rejects),
+             "rejected": [r.to_dict() for r in listing_rejects]}))
+    mine = slice_chunks(total_chunks, slice_index, slice_count)
+    pending = []
+    for chunk in mine:
+        (output / (shard_name(chunk) + ".tmp")).unlink(missing_ok=True)  # left by a killed run
+        if not (output / PARTS / chunk_part_name(chunk)).exists():
+            pending.append(ChunkTask(chunk, total_chunks, items[chunk * shard_size:(chunk + 1) * shard_size],
+                                     recipe, str(output)))
+    done_inputs = sum(len(items[c * shard_size:(c + 1) * shard_size]) for c in mine) - sum(len(t.items) for t in pending)
+    log.info("%s: %d records in %d chunks; slice %d/%d has %d chunks, %d to do", recipe.source, len(items),
+             total_chunks, slice_index, slice_count, len(mine), len(pending))
+    bar = tqdm(total=done_inputs + sum(len(t.items) for t in pending), initial=done_inputs, unit="rec",
+               desc=f"{recipe.source} slice {slice_index}/{slice_count}", disable=not progress, smoothing=0.1)
+    if workers <= 1 or len(pending) <= 1:
+        for task in pending:
+            bar.update(process_chunk(task)["inputs"])
+    else:
+        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for part in pool.map(process_chunk, pending):
+                bar.update(part["inputs"])
+    bar.close()
+    return merge(output) if slice_count == 1 else None
+
+
+def merge(output: Path) -> Manifest:
+    """Join the part files of every slice into rejected.jsonl and manifest.json."""
+    listing_path = output / PARTS / LISTING_PART
+    if not listing_path.exists():
+        raise SourceError(f"{output} has no {PARTS}/{LISTING_PART}: slice 0 has not run")
+    listing = json.loads(listing_path.read_text())
+    total = listing["total_chunks"]
+    parts, missing = [], []
+    for chunk in range(total):
+        path = output / PARTS / chunk_part_name(chunk)
+        (parts.append(json.loads(path.read_text())) if path.exists() else missing.append(chunk))
+    if missing:
+        raise SourceError(f"{len(missing)} of {total} chunks are unfinished (first: {missing[:5]}); "
+                          "rerun the slices that own them")
+    recipe = Recipe.from_dict(json.loads((output / RECIPE_FILE).read_text()))
+    labels: Counter = Counter()
+    rejected = list(listing["rejected"])
+    for part in parts:
+        labels.update(part["labels"])
+        rejected.extend(part["rejected"])
+    atomic_write_text(output / REJECTED_NAME, "".join(json.dumps(r) + "\n" for r in rejected))
+    manifest = Manifest(recipe, [ShardEntry(**p["shard"]) for p in parts if p["shard"]], dict(sorted(labels.items())),
+                        inputs=listing["inputs"] + sum(p["inputs"] for p in parts),
+                        written_inputs=sum(p["written_inputs"] for p in parts), rejected=len(rejected))
+    assert manifest.inputs == manifest.written_inputs + manifest.rejected, "every input is written or rejected"
+    write_manifest(output, manifest)
+    return manifest

@@ -1,0 +1,40 @@
+"""Reading a source's CSV index row by row, so one bad row is one rejection, not a crash."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Callable, Iterator
+
+from preprocess.record import Rejection, SourceError, SourceItem
+
+
+def read_index(path: Path, required: list[str], source: str, id_column: str,
+               make_item: Callable[[dict], SourceItem]) -> tuple[list[SourceItem], list[Rejection]]:
+    if not path.exists():
+        raise SourceError(f"{path} not found: is this a {source} folder?")
+    items, rejected = [], []
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SourceError(f"{path} lacks columns {', '.join(missing)}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                if None in row or any(row.get(c) is None for c in required):
+                    raise ValueError(f"{len(row) - (None in row)} fields where the header has {len(reader.fieldnames)}")
+                items.append(make_item(row))
+            except (ValueError, SyntaxError, KeyError, TypeError) as error:
+                key = (row.get(id_column) or f"line{line}").strip()
+                rejected.append(Rejection(f"{source}:{key}", str(path), f"bad CSV row (line {line}): {error}"))
+    return items, rejected
+
+
+def optional_float(text: str | None) -> float:
+    return float(text) if text not in (None, "") else float("nan")
+
+
+def rows_by(path: Path, key: str) -> Iterator[tuple[str, dict]]:
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        for row in csv.DictReader(f):
+            yield row.get(key, ""), row

@@ -1,0 +1,84 @@
+"""Reading one WFDB record with the checks wfdb itself skips.
+
+``wfdb.rdrecord`` reads a truncated signal file as a cryptic reshape error and never
+verifies the header's per-signal checksums, so a header that does not describe its
+signal file (wrong lead count, swapped file) reads as garbage. Here each such case is a
+``RecordError`` with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from preprocess.record import Meta, RawRecord, RecordError
+
+BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
+UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
+
+
+def parse_comments(comments: list[str]) -> Meta:
+    """Age, sex and Dx codes from header comments (PhysioNet 2021 and PTB Diagnostic style)."""
+    meta = Meta()
+    for line in comments:
+        key, _, value = line.partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if key == "age" and re.fullmatch(r"\d+(\.\d+)?", value):
+            meta.age = float(value)
+        elif key == "sex" and value.lower() in ("female", "f", "male", "m"):
+            meta.sex = 0 if value.lower().startswith("f") else 1
+        elif key == "dx" and value.lower() != "unknown":
+            meta.labels = [code.strip() for code in value.split(",") if code.strip()]
+    return meta
+
+
+def _check_signal_files(record_path: Path, header: wfdb.Record) -> None:
+    expected: dict[str, float] = {}
+    for name, fmt, offset in zip(header.file_name, header.fmt, header.byte_offset or [None] * header.n_sig):
+        per_sample = BYTES_PER_SAMPLE.get(str(fmt))
+        if per_sample is None:
+            continue
+        expected[name] = expected.get(name, offset or 0) + per_sample * header.sig_len
+    for name in dict.fromkeys(header.file_name):
+        path = record_path.parent / name
+        if not path.exists():
+            raise RecordError(f"missing signal file {name}")
+        need = int(np.ceil(expected.get(name, 0)))
+        if path.stat().st_size < need:
+            raise RecordError(f"signal file {name} is truncated: {path.stat().st_size} bytes, "
+                              f"the header describes {need}")
+
+
+def read_wfdb(record_path: str | Path) -> RawRecord:
+    """Read ``record_path`` (no extension) as physical units in mV, verifying checksums."""
+    record_path = Path(record_path)
+    if not Path(f"{record_path}.hea").exists():
+        raise RecordError("missing header file")
+    try:
+        header = wfdb.rdheader(str(record_path))
+    except Exception as error:
+        raise RecordError(f"unreadable header: {error}") from None
+    if getattr(header, "seg_name", None):
+        raise RecordError("multi-segment records are not supported")
+    if not header.sig_len:
+        raise RecordError("header declares no samples")
+    _check_signal_files(record_path, header)
+    try:
+        record = wfdb.rdrecord(str(record_path), physical=False)
+    except Exception as error:
+        raise RecordError(f"signal does not match its header: {error}") from None
+    if record.checksum:
+        actual = record.calc_checksum()
+        bad = [name for name, want, got in zip(record.sig_name, record.checksum, actual) if (want - got) % 65536]  # headers write them signed, wfdb unsigned
+        if bad:
+            raise RecordError(f"checksum mismatch in {', '.join(bad)}: the signal file does not match its header")
+    signal = record.dac(return_res=64)
+    for column, unit in enumerate(record.units or []):
+        scale = UNIT_TO_MV.get((unit or "mV").strip().lower())
+        if scale is None:
+            raise RecordError(f"unknown unit {unit!r} for lead {record.sig_name[column]}")
+        signal[:, column] *= scale
+    return RawRecord(signal, float(record.fs), list(record.sig_name), parse_comments(record.comments or []))

@@ -1,0 +1,23 @@
+#!/bin/bash
+# Preprocess a corpus as a SLURM job array: array task I of N shards slice I/N; the last
+# task to finish merges the slices into manifest.json.
+#
+#   sbatch --array=0-15 slurm/preprocess.sh SOURCE INPUT OUTPUT [python -m preprocess options]
+#
+# Array indices must run 0..N-1. A rerun of the same command skips finished shards. To
+# merge in a separate step instead: sbatch --dependency=afterok:JOBID --wrap "python -m preprocess merge OUTPUT"
+#SBATCH --job-name=ecgdist-preprocess
+#SBATCH --array=0-3
+#SBATCH --cpus-per-task=4
+#SBATCH --output=%x-%A_%a.out
+set -euo pipefail
+python=${ECGDIST_PYTHON:-python3}
+output=$3
+"$python" -m preprocess "$@" --workers "${SLURM_CPUS_PER_TASK:-1}" \
+    --slice "${SLURM_ARRAY_TASK_ID:-0}/${SLURM_ARRAY_TASK_COUNT:-1}" --quiet
+# Each task writes all its parts before trying, so the last finisher always merges.
+if "$python" -m preprocess merge "$output" >/dev/null 2>&1; then
+    echo "merged $output"
+else
+    echo "merge deferred: other slices still running"
+fi

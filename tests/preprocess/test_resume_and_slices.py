@@ -1,0 +1,73 @@
+"""Crashes never leave half files; reruns resume; slices and SLURM arrays equal a single run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, build_corpus
+from ecgdist.data.shards import read_manifest, verify_shards
+from slurm_jobs import sbatch, wait_for_job
+
+OPTIONS = ("--shard-size", "10")
+
+
+@pytest.fixture(scope="module")
+def reference(shared_data, tmp_path_factory):
+    return read_manifest(build_corpus("ptbxl", shared_data / "ptbxl-mini",
+                                      tmp_path_factory.mktemp("ref") / "c", *OPTIONS)).to_dict()
+
+
+def test_killed_run_resumes_to_the_same_corpus(shared_data, tmp_path, reference):
+    out = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "-m", "preprocess", "ptbxl", str(shared_data / "ptbxl-mini"), str(out),
+                             "--quiet", *OPTIONS], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((out / "parts").glob("chunk-*.json"))) < 3:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list((out / "parts").glob("chunk-*.json")))
+    assert 3 <= finished < 11, "the kill should land mid-run"
+    assert not (out / "manifest.json").exists()
+    build_corpus("ptbxl", shared_data / "ptbxl-mini", out, *OPTIONS)
+    assert read_manifest(out).to_dict() == reference  # same shards, byte for byte (sha256)
+    assert not list(out.glob("*.tmp")) and verify_shards(out) == []
+
+
+def test_slices_merged_equal_a_single_run(shared_data, tmp_path, reference):
+    out = tmp_path / "c"
+    for index in (2, 0, 1):
+        build_corpus("ptbxl", shared_data / "ptbxl-mini", out, *OPTIONS, "--slice", f"{index}/3")
+        assert not (out / "manifest.json").exists()
+    subprocess.run([sys.executable, "-m", "preprocess", "merge", str(out)], check=True, capture_output=True)
+    assert read_manifest(out).to_dict() == reference
+
+
+def test_merge_with_a_missing_slice_names_the_gap(shared_data, tmp_path):
+    out = tmp_path / "c"
+    build_corpus("ptbxl", shared_data / "ptbxl-mini", out, *OPTIONS, "--slice", "0/2")
+    result = subprocess.run([sys.executable, "-m", "preprocess", "merge", str(out)], capture_output=True, text=True)
+    assert result.returncode == 2 and "chunks are unfinished" in result.stderr
+
+
+def test_parallel_workers_give_the_same_corpus(shared_data, tmp_path, reference):
+    out = build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path / "c", *OPTIONS, "--workers", "2")
+    assert read_manifest(out).to_dict() == reference
+
+
+@pytest.mark.slurm
+def test_slurm_job_array_produces_the_same_corpus(slurm_cluster, shared_data, tmp_path, reference):
+    out = tmp_path / "c"
+    env = {**os.environ, "ECGDIST_PYTHON": sys.executable}
+    job = sbatch("--array=0-2", "--cpus-per-task=1", "-o", str(tmp_path / "%A_%a.out"),
+                 str(REPO / "slurm/preprocess.sh"), "ptbxl", str(shared_data / "ptbxl-mini"), str(out), *OPTIONS,
+                 cwd=tmp_path, env=env)
+    assert wait_for_job(job, timeout_s=600) == "COMPLETED"
+    deadline = time.time() + 30  # sacct may report the array done a moment before the last merge lands
+    while not (out / "manifest.json").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    assert read_manifest(out).to_dict() == reference
