@@ -14,6 +14,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -119,6 +120,9 @@ def run(input_dir: Path, output: Path, recipe: Recipe, workers: int = 1, shard_s
     output.mkdir(parents=True, exist_ok=True)
     (output / PARTS).mkdir(exist_ok=True)
     check_recipe(output, recipe)
+    for name in getattr(reader, "CORPUS_FILES", ()):  # label definitions travel with the corpus
+        if (Path(input_dir) / name).exists() and not (output / name).exists():
+            shutil.copyfile(Path(input_dir) / name, output / name)
     items, listing_rejects = reader.list_items(Path(input_dir), recipe.rate_hz)
     total_chunks = max(1, -(-len(items) // shard_size))
     if slice_index == 0:

@@ -15,6 +15,7 @@ from preprocess.record import Meta, RawRecord, RecordError, SourceError, SourceI
 from preprocess.sources.csv_rows import optional_float, read_index
 from preprocess.wfdb_io import read_wfdb
 
+CORPUS_FILES = ("scp_statements.csv",)  # copied into the corpus: the PTB-XL tasks need it
 REQUIRED = ["ecg_id", "patient_id", "age", "sex", "scp_codes", "strat_fold", "filename_lr", "filename_hr"]
 
 

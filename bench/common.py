@@ -1,0 +1,67 @@
+"""Shared by the benchmarks: timing, a corpus of replicated real records, the JSON last line.
+
+Absolute times mean little on shared machines; every benchmark reports ratios against a
+baseline measured in the same run, and repeats each measurement, keeping the best.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import wfdb
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED_DATA = REPO.parent / "shared" / "data"
+PTBXL_500 = SHARED_DATA / "ptbxl-mini" / "records500" / "06000"
+
+
+def best_rate(work: Callable[[], int], repeats: int = 3) -> float:
+    """Items per second of ``work`` (which returns how many items it did), best of ``repeats``."""
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        items = work()
+        best = max(best, items / (time.perf_counter() - start))
+    return best
+
+
+def real_records() -> list[np.ndarray]:
+    """The ten real 500 Hz PTB-XL records, (12, 5000) float32 in mV."""
+    return [wfdb.rdrecord(str(PTBXL_500 / f"0600{i}_hr")).p_signal.T.astype(np.float32) for i in range(10)]
+
+
+def replicated_corpus(out: Path, records: int, shard_size: int = 1000, seed: int = 0) -> Path:
+    """A shard corpus of ``records`` real records replicated with small perturbations."""
+    from ecgdist.data.shards import METADATA, Manifest, Recipe, write_manifest, write_shard
+
+    if (out / "manifest.json").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    base = np.stack(real_records())
+    recipe = Recipe("ptbxl")
+    shards = []
+    for s, start in enumerate(range(0, records, shard_size)):
+        n = min(shard_size, records - start)
+        picks = rng.integers(0, len(base), n)
+        signals = base[picks] * rng.uniform(0.9, 1.1, (n, 1, 1)) + rng.normal(0, 0.01, (n, 12, 5000))
+        meta = {name: [] for name in METADATA}
+        for i in range(n):
+            for name, value in {"record_id": f"bench:{start + i}#0", "patient_id": str(start + i), "labels": "NORM",
+                                "source_path": "", "age": 50.0, "sex": i % 2, "fold": 1 + i % 10, "window": 0,
+                                "flags": 0, "source_fs": 500.0}.items():
+                meta[name].append(value)
+        shards.append(write_shard(out / f"shard-{s:06d}.h5", signals.astype(np.float32), meta, recipe))
+    write_manifest(out, Manifest(recipe, shards, {"NORM": records}, records, records, 0))
+    return out
+
+
+def emit(figures: dict) -> None:
+    """The benchmark's last line: one JSON object."""
+    print(json.dumps(figures))

@@ -1,0 +1,112 @@
+"""Loader throughput: ecgdist's shard loader against WFDB per-record reads and a raw numpy memmap.
+
+    python bench/loader.py [--records 4096] [--batch 64]
+
+Same records, same batch order, same DataLoader set-up for 0, 1 and 2 workers; raw
+(float32 conversion only) and with the ECGFounder normalisation. WFDB baseline: one
+``wfdb.rdrecord`` per record, as most ECG codebases load. Memmap baseline: the same
+float16 bytes in one .npy file, fancy-indexed per batch, then the same transform as
+ours (the practical limit: only the read path differs).
+
+Headlines: ``vs_memmap_*`` is the worst ratio over the worker counts (same set-up on
+both sides); ``vs_wfdb_*`` compares each loader at its own best worker count, as a user
+would run each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from common import PTBXL_500, best_rate, emit, replicated_corpus
+from ecgdist.data.dataset import ShardCorpus, ShardDataset, keep_batch
+from ecgdist.data.sampler import BlockBatchSampler
+from ecgdist.data.transforms import Transform
+
+import wfdb  # noqa: E402
+
+
+class MemmapDataset(Dataset):
+    def __init__(self, path: Path, transform: Transform) -> None:
+        self.path, self.transform, self.array = path, transform, None
+
+    def __len__(self) -> int:
+        return len(np.load(self.path, mmap_mode="r"))
+
+    def __getitems__(self, positions):
+        if self.array is None:
+            self.array = np.load(self.path, mmap_mode="r")
+        x = self.array[np.asarray(positions)]  # float16, converted by the same transform as ours
+        return {"signal": torch.from_numpy(self.transform(x, np.random.default_rng(0)))}
+
+
+class WfdbDataset(Dataset):
+    """One record file read per sample: the usual ECG loader."""
+
+    def __init__(self, count: int, normalize: str) -> None:
+        self.count, self.normalize = count, normalize
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i):
+        x = wfdb.rdrecord(str(PTBXL_500 / f"0600{i % 10}_hr")).p_signal.T.astype(np.float32)
+        if self.normalize == "ecgfounder":
+            x = (x - x.mean()) / (x.std() + 1e-8)
+        return torch.from_numpy(x)
+
+
+def drain(loader) -> int:
+    n = 0
+    for batch in loader:
+        n += len(batch["signal"] if isinstance(batch, dict) else batch)
+    return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=4096)
+    parser.add_argument("--wfdb-records", type=int, default=384)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ecgdist-bench-"))
+    corpus = replicated_corpus(work / "corpus", args.records)
+    flat = work / "flat.npy"
+    np.save(flat, ShardCorpus(corpus).read(np.arange(args.records)).astype(np.float16))
+    figures: dict = {"records": args.records, "batch": args.batch}
+    for mode in ("none", "ecgfounder"):
+        transform = Transform(normalize=mode)
+        label = "raw" if mode == "none" else "transformed"
+        for workers in (0, 1, 2):
+            ours = ShardDataset(corpus, transform=transform)
+            sampler = BlockBatchSampler(ours.shards_of(), args.batch, seed=0)
+            extra = dict(persistent_workers=True, prefetch_factor=4) if workers else {}
+            ours_loader = DataLoader(ours, batch_sampler=sampler, num_workers=workers, collate_fn=keep_batch, **extra)
+            memmap_loader = DataLoader(MemmapDataset(flat, transform), batch_sampler=sampler, num_workers=workers,
+                                       collate_fn=keep_batch, **extra)
+            wfdb_loader = DataLoader(WfdbDataset(args.wfdb_records, mode), batch_size=args.batch,
+                                     num_workers=workers, **extra)
+            rates = {"ours": best_rate(lambda: drain(ours_loader), repeats=5),
+                     "memmap": best_rate(lambda: drain(memmap_loader), repeats=5),
+                     "wfdb": best_rate(lambda: drain(wfdb_loader), repeats=2)}
+            for name, rate in rates.items():
+                figures[f"{name}_{label}_w{workers}_per_s"] = round(rate)
+            figures[f"vs_memmap_{label}_w{workers}"] = round(rates["ours"] / rates["memmap"], 3)
+            figures[f"vs_wfdb_{label}_w{workers}"] = round(rates["ours"] / rates["wfdb"], 1)
+            print(f"{label:11s} workers={workers}: ours {rates['ours']:8.0f}/s  memmap {rates['memmap']:8.0f}/s  "
+                  f"wfdb {rates['wfdb']:6.0f}/s  -> {rates['ours'] / rates['memmap']:.2f}x memmap, "
+                  f"{rates['ours'] / rates['wfdb']:.0f}x wfdb", flush=True)
+        # Headline: the worst case over worker counts.
+        figures[f"vs_memmap_{label}"] = min(figures[f"vs_memmap_{label}_w{w}"] for w in (0, 1, 2))
+        best = {name: max(figures[f"{name}_{label}_w{w}_per_s"] for w in (0, 1, 2)) for name in ("ours", "wfdb")}
+        figures[f"vs_wfdb_{label}"] = round(best["ours"] / best["wfdb"], 1)
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()

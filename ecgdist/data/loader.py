@@ -1,0 +1,50 @@
+"""Endless batches over epochs from a ``ShardDataset``, with a position that checkpoints can save.
+
+The DataLoader's workers read ahead of the training loop, so the sampler's own progress
+is not the consumer's; this wrapper counts the batches actually handed out, and that
+count is what a checkpoint stores.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from typing import Iterator
+
+from torch.utils.data import DataLoader
+
+from ecgdist.data.dataset import ShardDataset, keep_batch
+from ecgdist.data.sampler import BlockBatchSampler
+
+
+def make_loader(dataset: ShardDataset, sampler: BlockBatchSampler, workers: int = 0,
+                start_method: str | None = None, prefetch_factor: int = 4) -> DataLoader:
+    kwargs = {}
+    if workers > 0:
+        kwargs = dict(prefetch_factor=prefetch_factor, persistent_workers=True,
+                      multiprocessing_context=multiprocessing.get_context(start_method) if start_method else None)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=keep_batch, **kwargs)
+
+
+class EpochStream:
+    """Iterate batches forever; ``state_dict()`` says where the consumer is."""
+
+    def __init__(self, dataset: ShardDataset, sampler: BlockBatchSampler, workers: int = 0,
+                 start_method: str | None = None) -> None:
+        self.sampler = sampler
+        self.loader = make_loader(dataset, sampler, workers, start_method)
+        self.consumed = 0
+
+    def __iter__(self) -> Iterator[dict]:
+        while True:
+            self.consumed = 0
+            for batch in self.loader:
+                self.consumed += 1
+                yield batch
+            self.sampler.set_epoch(self.sampler.epoch + 1)
+
+    def state_dict(self) -> dict:
+        return self.sampler.state_dict(self.consumed)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)
+        self.consumed = 0
