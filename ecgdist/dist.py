@@ -78,16 +78,27 @@ def default_backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
-def init_distributed(d: DistEnv | None = None, backend: str | None = None,
-                     timeout_s: float = 300) -> DistEnv:
-    """Initialise the default process group (a no-op for one process).
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    The timeout bounds how long a rank waits for a peer that crashed, so a dead rank ends
-    the job instead of hanging it.
+
+def init_distributed(d: DistEnv | None = None, backend: str | None = None,
+                     timeout_s: float = 300, single_group: bool = False) -> DistEnv:
+    """Initialise the default process group.
+
+    One process gets no group unless ``single_group`` (DeepSpeed wants one even then; it
+    gets a free port so that concurrent single runs do not collide). The timeout bounds
+    how long a rank waits for a peer that crashed, so a dead rank ends the job instead of
+    hanging it.
     """
     d = d or read_dist_env()
+    if d.launcher == "single" and single_group and "MASTER_PORT" not in os.environ:
+        d = DistEnv(0, 0, 1, "127.0.0.1", free_port(), "single")
     export_dist_env(d)
-    if d.world_size > 1 and not dist.is_initialized():
+    if (d.world_size > 1 or single_group) and not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(d.local_rank)
         dist.init_process_group(backend or default_backend(), rank=d.rank, world_size=d.world_size,
@@ -95,6 +106,24 @@ def init_distributed(d: DistEnv | None = None, backend: str | None = None,
         log.info("rank %d/%d joined via %s (master %s:%d)", d.rank, d.world_size, d.launcher,
                  d.master_addr, d.master_port)
     return d
+
+
+def any_rank(*flags: bool) -> list[bool]:
+    """Each flag OR-ed over all ranks (a collective: every rank must call it)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(flags)
+    values = torch.tensor([1.0 if f else 0.0 for f in flags])
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in values.tolist()]
+
+
+def sum_over_ranks(*values: float) -> list[float]:
+    """Each value summed over all ranks (a collective)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
 
 
 def main() -> None:

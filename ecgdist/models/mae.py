@@ -28,7 +28,7 @@ class MaskedAutoencoder(nn.Module):
                  decoder_depth: int = 1, decoder_heads: int = 4, target: str = "fluctuated") -> None:
         super().__init__()
         self.encoder, self.mask_ratio, self.target = encoder, mask_ratio, target
-        n, leads = encoder.num_patches, encoder.patch_embed.in_channels
+        n, leads = encoder.num_patches, encoder.in_leads
         self.decoder_embed = nn.Linear(encoder.num_features, decoder_width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_width))
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, n + 1, decoder_width))
@@ -88,8 +88,9 @@ class MaskedAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (loss, predicted segments (B, N, C*P), mask (B, N))."""
-        kept, mask, restore = self.random_masking(self.encoder.embed(x))
-        pred = self.forward_decoder(self.encoder.encode(kept), restore)
+        cls, tokens = self.encoder.embed(x)
+        kept, mask, restore = self.random_masking(tokens)
+        pred = self.forward_decoder(self.encoder.encode(cls, kept), restore)
         return self.forward_loss(x, pred, mask), pred, mask
 
     def no_weight_decay(self) -> set[str]:

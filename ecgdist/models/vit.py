@@ -75,6 +75,26 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
+class TokenEmbedding(nn.Module):
+    """Segments to tokens, plus the class token, each with its learnable position embedding.
+
+    Kept in one module so that everything the encoder owns is used inside some module's
+    call: ZeRO-3 gathers partitioned parameters only there.
+    """
+
+    def __init__(self, in_leads: int, num_patches: int, patch_samples: int, width: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv1d(in_leads, width, patch_samples, stride=patch_samples)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, width))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, L) -> class token (B, 1, D) and segment tokens (B, N, D)."""
+        tokens = self.proj(x).transpose(1, 2) + self.pos_embed[:, 1:]
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
+        return cls, tokens
+
+
 class EcgViT(nn.Module):
     """Segment-token ViT encoder with a classification head.
 
@@ -96,9 +116,8 @@ class EcgViT(nn.Module):
             raise ValueError(f"input length {num_samples} is not a multiple of patch_samples {patch_samples}")
         self.patch_samples, self.pool, self.num_features = patch_samples, pool, width
         self.num_patches = num_samples // patch_samples
-        self.patch_embed = nn.Conv1d(in_leads, width, patch_samples, stride=patch_samples)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches + 1, width))
+        self.in_leads = in_leads
+        self.embed = TokenEmbedding(in_leads, self.num_patches, patch_samples, width)
         self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio, rate)
                                     for rate in linear_rates(drop_path, depth))
         self.norm = nn.LayerNorm(width, eps=1e-6)
@@ -106,9 +125,9 @@ class EcgViT(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        nn.init.xavier_uniform_(self.patch_embed.weight.view(self.patch_embed.weight.shape[0], -1))
+        nn.init.trunc_normal_(self.embed.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.embed.cls_token, std=0.02)
+        nn.init.xavier_uniform_(self.embed.proj.weight.view(self.embed.proj.weight.shape[0], -1))
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
@@ -117,20 +136,15 @@ class EcgViT(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, L) -> (B, N, D) segment tokens with their position embedding (no class token)."""
-        return self.patch_embed(x).transpose(1, 2) + self.pos_embed[:, 1:]
-
-    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Prepend the class token and run the blocks: (B, n, D) -> (B, n + 1, D)."""
-        cls = (self.cls_token + self.pos_embed[:, :1]).expand(tokens.shape[0], -1, -1)
+    def encode(self, cls: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Run the blocks over the class token and (some of) the segment tokens: (B, 1 + n, D)."""
         x = torch.cat([cls, tokens], dim=1)
         for block in self.blocks:
             x = block(x)
         return self.norm(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode(self.embed(x))
+        return self.encode(*self.embed(x))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         pooled = features[:, 0] if self.pool == "cls" else features[:, 1:].mean(dim=1)
@@ -146,7 +160,7 @@ class EcgViT(nn.Module):
         return {"head.weight", "head.bias"}
 
     def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token"} | {n for n, p in self.named_parameters() if p.ndim <= 1}
+        return {"embed.pos_embed", "embed.cls_token"} | {n for n, p in self.named_parameters() if p.ndim <= 1}
 
     @property
     def num_layers(self) -> int:

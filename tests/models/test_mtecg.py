@@ -22,7 +22,7 @@ def test_a_token_is_one_segment_across_all_leads():
     x = torch.randn(1, 12, 5000)
     y = x.clone()
     y[0, 7, 50:75] += 1.0  # segment 2 of lead V2
-    changed = (encoder.embed(x) - encoder.embed(y)).abs().sum(-1)[0] > 0
+    changed = (encoder.embed(x)[1] - encoder.embed(y)[1]).abs().sum(-1)[0] > 0
     assert changed.nonzero().flatten().tolist() == [2]
 
 
@@ -67,7 +67,7 @@ def test_classifier_pools_and_every_parameter_gets_a_gradient():
 def test_layer_ids_cover_embedding_blocks_and_head():
     model = EcgViT(num_classes=3)
     ids = {n: model.layer_id(n) for n, _ in model.named_parameters()}
-    assert ids["pos_embed"] == 0 and ids["blocks.0.attn.qkv.weight"] == 1
+    assert ids["embed.pos_embed"] == 0 and ids["blocks.0.attn.qkv.weight"] == 1
     assert ids["blocks.11.mlp.fc2.bias"] == 12 and ids["head.weight"] == 13 == model.num_layers - 1
 
 

@@ -62,7 +62,7 @@ def test_autoencoder_export_loads_into_classifier_encoder(tmp_path):
     save_weights(mae, tmp_path / "mae.pth")
     classifier = EcgViT(width=32, depth=2, heads=2, num_samples=500, num_classes=4)
     assert load_pretrained(classifier, tmp_path / "mae.pth") == ["head.bias", "head.weight"]
-    assert torch.equal(classifier.pos_embed, mae.encoder.pos_embed)
+    assert torch.equal(classifier.embed.pos_embed, mae.encoder.embed.pos_embed)
 
 
 def test_summary_cli_ends_with_json():

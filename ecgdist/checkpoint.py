@@ -1,0 +1,131 @@
+"""DeepSpeed checkpoints that resume: every rank saves, a marker says a checkpoint is whole.
+
+Layout under ``run_dir/checkpoints``: one folder per save, ``step-00000100``, holding
+DeepSpeed's files (model and ZeRO optimizer partitions, scheduler, client state), one
+``rank-NNNNN.pt`` per rank (its RNG state) and, written last by rank 0 after every rank
+finished, ``complete.json`` with the sha256 of every file. A folder without that marker
+is a save that crashed and is ignored; a folder whose files no longer match their
+checksums is corrupt: resuming then falls back to the one before, and says so. Every
+rank verifies the same files, so all ranks pick the same checkpoint without talking.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from ecgdist.data.shards import atomic_write_text, file_sha256
+
+log = logging.getLogger(__name__)
+MARKER = "complete.json"
+
+
+def step_tag(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+class Checkpointer:
+    """Args:
+        folder: where step folders go.
+        save_every_steps, save_every_minutes: 0 switches either trigger off.
+        keep_last: complete checkpoints kept (at least 2).
+        rank: this process's rank (0 writes markers and prunes).
+    """
+
+    def __init__(self, folder: Path, save_every_steps: int = 0, save_every_minutes: float = 0.0,
+                 keep_last: int = 2, rank: int = 0) -> None:
+        self.folder = Path(folder)
+        self.save_every_steps, self.save_every_minutes = save_every_steps, save_every_minutes
+        self.keep_last, self.rank = keep_last, rank
+        self.last_save_time = time.monotonic()
+
+    def due(self, step: int, last_step: bool) -> bool:
+        """Whether a save is due after ``step``; the minutes clock is rank 0's, shared by the caller."""
+        by_steps = self.save_every_steps > 0 and step % self.save_every_steps == 0
+        by_time = self.save_every_minutes > 0 and time.monotonic() - self.last_save_time >= 60 * self.save_every_minutes
+        return last_step or by_steps or by_time
+
+    def save(self, engine, step: int, client_state: dict) -> Path:
+        """Collective: every rank must call it."""
+        tag = step_tag(step)
+        engine.save_checkpoint(str(self.folder), tag=tag, client_state=client_state)
+        torch.save(rng_state(), self.folder / tag / f"rank-{self.rank:05d}.pt")
+        barrier()
+        if self.rank == 0:
+            files = {str(p.relative_to(self.folder / tag)): file_sha256(p)
+                     for p in sorted((self.folder / tag).rglob("*")) if p.is_file() and p.name != MARKER}
+            atomic_write_text(self.folder / tag / MARKER, json.dumps({"step": step, "files": files}))
+            self.prune()
+        barrier()
+        self.last_save_time = time.monotonic()
+        log.info("saved checkpoint %s", tag)
+        return self.folder / tag
+
+    def complete_tags(self) -> list[str]:
+        """Tags with a completion marker, newest first."""
+        if not self.folder.is_dir():
+            return []
+        tags = sorted((p.name for p in self.folder.glob("step-*") if p.is_dir()), reverse=True)
+        for tag in tags:
+            if not (self.folder / tag / MARKER).exists():
+                log.warning("ignoring %s: no %s (a save that did not finish)", tag, MARKER)
+        return [t for t in tags if (self.folder / t / MARKER).exists()]
+
+    def problem(self, tag: str) -> str | None:
+        """Why ``tag`` cannot be used, or None when every file matches its checksum."""
+        marker = json.loads((self.folder / tag / MARKER).read_text())
+        for name, digest in marker["files"].items():
+            path = self.folder / tag / name
+            if not path.exists():
+                return f"{name} is missing"
+            if file_sha256(path) != digest:
+                return f"{name} does not match its checksum"
+        return None
+
+    def newest_usable(self) -> str | None:
+        for tag in self.complete_tags():
+            reason = self.problem(tag)
+            if reason is None:
+                return tag
+            log.warning("checkpoint %s is corrupt (%s); falling back to the one before", tag, reason)
+        return None
+
+    def load_latest(self, engine) -> tuple[int, dict] | None:
+        """Restore the newest usable checkpoint into ``engine``: (step, client state), or None."""
+        tag = self.newest_usable()
+        if tag is None:
+            return None
+        path, client_state = engine.load_checkpoint(str(self.folder), tag=tag)
+        if path is None:
+            raise RuntimeError(f"DeepSpeed could not load verified checkpoint {self.folder / tag}")
+        set_rng_state(torch.load(self.folder / tag / f"rank-{self.rank:05d}.pt", weights_only=True))
+        log.info("resumed from %s", tag)
+        return int(client_state["step"]), client_state
+
+    def prune(self) -> None:
+        for tag in self.complete_tags()[self.keep_last:]:
+            shutil.rmtree(self.folder / tag, ignore_errors=True)

@@ -1,0 +1,125 @@
+"""The training loop shared by pre-training jobs: step, log, validate, save, stop on request.
+
+One optimizer step is ``grad_accum`` micro-batches through the DeepSpeed engine, which
+accumulates, clips and steps on the boundary. Decisions that need every rank (save now?
+preempted?) are agreed by one small all-reduce per step, so ranks never diverge.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ecgdist.checkpoint import Checkpointer
+from ecgdist.config import TrainSection
+from ecgdist.data.dataset import ShardDataset, keep_batch
+from ecgdist.data.loader import EpochStream
+from ecgdist.data.sampler import BlockBatchSampler
+from ecgdist.deepspeed_config import BatchLayout
+from ecgdist.dist import any_rank, sum_over_ranks
+from ecgdist.objectives import Objective
+from ecgdist.preemption import PreemptionFlag
+from ecgdist.tensorboard_log import NullLogger
+
+log = logging.getLogger(__name__)
+VALIDATION_SEED = 1234  # fixed masks and crops: validation losses are comparable across steps
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def validation_batches(data: ShardDataset, batch_size: int, rank: int, world_size: int, limit: int) -> list[list[int]]:
+    """This rank's validation batches; every rank gets the same count (ZeRO-3 forwards are collective)."""
+    size = max(1, min(batch_size, len(data) // max(1, world_size)))
+    samplers = [BlockBatchSampler(data.shards_of(), size, r, world_size, shuffle=False) for r in range(world_size)]
+    count = min(limit, *(len(s.batches(0)) for s in samplers))
+    return [b.tolist() for b in samplers[rank].batches(0)[:count]]
+
+
+@dataclass
+class TrainLoop:
+    engine: torch.nn.Module
+    stream: EpochStream
+    val_data: ShardDataset
+    objective: Objective
+    train: TrainSection
+    layout: BatchLayout
+    checkpointer: Checkpointer
+    rank: int = 0
+    logger: NullLogger = field(default_factory=NullLogger)
+    preemption: PreemptionFlag | None = None
+    client_state: Callable[[], dict] = dict
+    figure: Callable[[torch.nn.Module, dict], object] | None = None  # e.g. the MAE reconstruction
+
+    def run(self, start_step: int) -> tuple[int, str]:
+        """Train from ``start_step`` to ``train.steps``; returns (last step, "done" | "preempted")."""
+        batches = iter(self.stream)
+        step, started, samples = start_step, time.perf_counter(), 0
+        while step < self.train.steps:
+            loss_sum = 0.0
+            for _ in range(self.train.grad_accum):
+                loss = self.objective(self.engine, next(batches))
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {loss.item()} at step {step + 1}: stopping before the optimizer step")
+                self.engine.backward(loss)
+                self.engine.step()
+                loss_sum += loss.item()
+            step += 1
+            samples += self.layout.global_batch
+            if step % self.train.log_every_steps == 0 or step == self.train.steps:
+                self.log_train(step, loss_sum / self.train.grad_accum, samples / (time.perf_counter() - started))
+                started, samples = time.perf_counter(), 0
+            if step % self.train.val_every_steps == 0 or step == self.train.steps:
+                self.validate(step)
+            preempted, save_due = any_rank(self.preemption is not None and self.preemption.requested,
+                                           self.checkpointer.due(step, step == self.train.steps))
+            if save_due or preempted:
+                self.checkpointer.save(self.engine, step, {"step": step, "stream": self.stream.state_dict(),
+                                                           **self.client_state()})
+            if preempted:
+                return step, "preempted"
+        return step, "done"
+
+    def log_train(self, step: int, loss: float, samples_per_s: float) -> None:
+        (loss_total,) = sum_over_ranks(loss)
+        grad_norm = self.engine.get_global_grad_norm()
+        metrics = {"train/loss": loss_total / self.layout.world_size, "train/lr": self.engine.get_lr()[0],
+                   "train/samples_per_s": samples_per_s, "train/peak_memory_mb": peak_memory_mb()}
+        if grad_norm is not None:
+            metrics["train/grad_norm"] = float(grad_norm)
+        self.logger.log(metrics, step)
+        if self.rank == 0:
+            log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s", step, self.train.steps, metrics["train/loss"],
+                     metrics["train/lr"], samples_per_s)
+
+    def validate(self, step: int) -> float | None:
+        batches = validation_batches(self.val_data, self.layout.micro_batch, self.rank, self.layout.world_size,
+                                     self.train.val_batches)
+        if not batches:
+            return None
+        loader = DataLoader(self.val_data, batch_sampler=batches, collate_fn=keep_batch)
+        self.engine.eval()
+        total = count = 0.0
+        with torch.no_grad(), torch.random.fork_rng():
+            torch.manual_seed(VALIDATION_SEED)
+            for i, batch in enumerate(loader):
+                total += self.objective(self.engine, batch).item() * len(batch["index"])
+                count += len(batch["index"])
+                if i == 0 and self.figure is not None and step % self.train.image_every_steps == 0:
+                    figure = self.figure(self.engine, batch)  # every rank runs the forward; rank 0 draws
+                    if figure is not None:
+                        self.logger.figure("val/reconstruction", figure, step)
+        self.engine.train()
+        total, count = sum_over_ranks(total, count)
+        self.logger.log({"val/loss": total / count}, step)
+        return total / count

@@ -1,0 +1,162 @@
+"""``python -m ecgdist.pretrain CONFIG [key=value ...]``: one rank of a pre-training job.
+
+Launch it once per GPU (``srun`` in slurm/pretrain.sh, or ``torchrun``) or alone. The
+build order is the one to read top to bottom in ``run``: distributed set-up, DeepSpeed
+config (checked before anything heavy), data, model, optimizer, engine, resume, loop.
+Net1D (and the MTECG classifier) learn the corpus's labels with BCE; the MTECG masked
+autoencoder learns to reconstruct hidden segments. The job resumes from the newest
+usable checkpoint in ``run.dir`` by itself, so a requeued job needs no arguments changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecgdist.checkpoint import Checkpointer
+from ecgdist.config import ConfigError, PretrainConfig, load_config, save_resolved, to_dict
+from ecgdist.data.dataset import ShardCorpus, ShardDataset
+from ecgdist.data.labels import label_vocabulary, multi_hot
+from ecgdist.data.loader import EpochStream
+from ecgdist.data.sampler import BlockBatchSampler
+from ecgdist.data.shards import read_metadata
+from ecgdist.data.splits import holdout_mask
+from ecgdist.data.transforms import Transform
+from ecgdist.deepspeed_config import build_ds_config
+from ecgdist.dist import DistEnv, init_distributed
+from ecgdist.engine import TrainLoop
+from ecgdist.models import CLASSIFIERS, build_model
+from ecgdist.objectives import objective_for
+from ecgdist.optim import build_adamw, param_groups, warmup_cosine
+from ecgdist.plots import reconstruction_figure
+from ecgdist.preemption import PreemptionFlag, requeue_slurm_job
+from ecgdist.tensorboard_log import make_logger
+
+log = logging.getLogger("ecgdist.pretrain")
+REPO = Path(__file__).resolve().parents[1]
+EXIT_PREEMPTED = 3  # stopped on a signal outside SLURM, checkpoint saved: run again to resume
+
+
+def resolve(path: str) -> Path:
+    """A path as given, else relative to the repository (for the bundled configs)."""
+    candidate = Path(path)
+    return candidate if candidate.exists() or candidate.is_absolute() else REPO / path
+
+
+@dataclass
+class PretrainData:
+    stream: EpochStream
+    val: ShardDataset
+    labels: list[str]
+    recipe: dict
+
+
+def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
+    if not cfg.data.corpus:
+        raise ConfigError("config key 'data.corpus' is empty: give a shard corpus directory")
+    corpus = ShardCorpus(resolve(cfg.data.corpus))
+    recipe = corpus.manifest.recipe
+    missing = [lead for lead in cfg.data.leads if lead not in recipe.leads]
+    if missing:
+        raise ConfigError(f"config key 'data.leads': corpus {corpus.path} lacks {', '.join(missing)}")
+    table = read_metadata(corpus.path, ["record_id", "patient_id", "labels"], corpus.manifest)
+    held_out = holdout_mask(table["patient_id"], table["record_id"], cfg.data.val_fraction, cfg.run.seed)
+    labels = label_vocabulary(corpus.manifest, cfg.data.min_label_count) if cfg.model.name in CLASSIFIERS else []
+    if cfg.model.name in CLASSIFIERS and not labels:
+        raise ConfigError(f"model.name={cfg.model.name} learns labels, but corpus {corpus.path} has none")
+    targets = multi_hot(table["labels"], labels) if labels else None
+    d = cfg.data
+    train_transform = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
+    val_transform = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
+
+    def subset(mask: np.ndarray, transform: Transform) -> ShardDataset:
+        rows = np.flatnonzero(mask)
+        return ShardDataset(corpus, rows, targets[rows] if targets is not None else None, transform, cfg.run.seed)
+
+    train = subset(~held_out, train_transform)
+    sampler = BlockBatchSampler(train.shards_of(), cfg.train.micro_batch, env.rank, env.world_size, cfg.run.seed,
+                                drop_last=True)  # equal batch counts keep ranks in lockstep
+    if not sampler.batches(0):
+        raise ConfigError(f"{len(train)} training records cannot fill one batch of train.micro_batch="
+                          f"{cfg.train.micro_batch} on each of {env.world_size} ranks")
+    return PretrainData(EpochStream(train, sampler, d.workers), subset(held_out, val_transform), labels,
+                        recipe.to_dict())
+
+
+def mae_figure(rank: int, patch: int, fluctuated: bool):
+    def draw(engine, batch):
+        _, pred, mask = engine(batch["signal"])
+        if rank != 0:
+            return None
+        return reconstruction_figure(batch["signal"][0].numpy(), pred[0].float().numpy(), mask[0].numpy(),
+                                     patch, fluctuated)
+    return draw
+
+
+def run(cfg: PretrainConfig) -> dict:
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+    import deepspeed
+
+    env = init_distributed(single_group=True)
+    ds_config, layout = build_ds_config(resolve(cfg.deepspeed), cfg.train, env.world_size)
+    run_dir = Path(cfg.run.dir)
+    if env.is_main:
+        save_resolved(cfg, run_dir)
+        log.info("global batch %d = micro %d x accumulation %d x %d ranks", layout.global_batch,
+                 layout.micro_batch, layout.grad_accum, layout.world_size)
+    data = build_data(cfg, env)
+    torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
+    model = build_model(cfg.model, len(cfg.data.leads), cfg.data.crop_samples, len(data.labels))
+    torch.manual_seed(cfg.run.seed + 1000 * (env.rank + 1))  # rank-specific masks and drop-path
+    optimizer = build_adamw(param_groups(model, cfg.train.lr_peak, cfg.train.weight_decay), cfg.train.lr_peak)
+    scheduler = warmup_cosine(optimizer, cfg.train.steps, cfg.train.warmup_steps, cfg.train.lr_min_ratio)
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config,
+                                      dist_init_required=False)
+    c = cfg.checkpoint
+    checkpointer = Checkpointer(run_dir / "checkpoints", c.save_every_steps, c.save_every_minutes, c.keep_last,
+                                env.rank)
+    start_step = 0
+    resumed = checkpointer.load_latest(engine)
+    if resumed is not None:
+        start_step, client_state = resumed
+        data.stream.load_state_dict(client_state["stream"])
+    logger = make_logger(run_dir / "tb", env.is_main)
+    figure = (mae_figure(env.rank, cfg.model.patch_samples, cfg.model.target == "fluctuated")
+              if cfg.model.name == "mtecg_mae" else None)
+    loop = TrainLoop(engine, data.stream, data.val, objective_for(cfg.model.name), cfg.train, layout, checkpointer,
+                     env.rank, logger, PreemptionFlag(),
+                     lambda: {"config": to_dict(cfg), "labels": data.labels, "recipe": data.recipe}, figure)
+    step, outcome = loop.run(start_step)
+    logger.close()
+    return {"step": step, "outcome": outcome, "resumed_from": start_step, "rank": env.rank}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ecgdist.pretrain", description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="a YAML under configs/pretrain/")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s rank" + os.environ.get("RANK", os.environ.get(
+        "SLURM_PROCID", "0")) + " %(levelname)s %(name)s: %(message)s")
+    try:
+        result = run(load_config(PretrainConfig, resolve(args.config), args.overrides))
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if result["outcome"] == "preempted":
+        in_slurm = "SLURM_JOB_ID" in os.environ
+        if in_slurm and result["rank"] == 0:
+            requeue_slurm_job()
+        return 0 if in_slurm else EXIT_PREEMPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

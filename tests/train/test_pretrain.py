@@ -1,0 +1,124 @@
+"""Real DeepSpeed pre-training on CPU (gloo): resume equivalence, checkpoint fallback, export."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from ecgdist.config import PretrainConfig, load_config
+from ecgdist.engine import validation_batches
+from ecgdist.models import build_model
+from ecgdist.models.pretrained import load_pretrained
+from ecgdist.pretrain import build_data
+from ecgdist.dist import DistEnv
+from launch import read_scalars, run_ranks, start_ranks
+
+pytestmark = pytest.mark.deepspeed
+TINY = "configs/pretrain/ecgfounder_tiny.yaml"
+
+
+def pretrain_args(corpus, run_dir, *overrides):
+    return ["-m", "ecgdist.pretrain", TINY, f"data.corpus={corpus}", f"run.dir={run_dir}", *overrides]
+
+
+def export(run_dir, out):
+    subprocess.run([sys.executable, "-m", "ecgdist.export", str(run_dir), str(out)], check=True, capture_output=True)
+    return torch.load(out, weights_only=False)
+
+
+def test_single_rank_loss_falls_and_scalars_reach_tensorboard(ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    assert run_ranks(1, pretrain_args(ptbxl_corpus, run, "train.steps=30"), tmp_path, tmp_path) == [0]
+    scalars = read_scalars(run / "tb")
+    loss = [v for _, v in scalars["train/loss"]]
+    assert loss[-1] < 0.8 * loss[0]
+    for tag in ("train/lr", "train/grad_norm", "train/samples_per_s", "train/peak_memory_mb", "val/loss"):
+        assert tag in scalars, tag
+    assert (run / "config.yaml").read_text().count("steps: 30") == 1
+
+
+def test_signal_then_resume_ends_with_the_weights_of_an_uninterrupted_run(ptbxl_corpus, tmp_path):
+    steps = ("train.steps=60", "checkpoint.save_every_steps=0", "train.log_every_steps=1")
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    assert run_ranks(2, pretrain_args(ptbxl_corpus, straight, *steps), tmp_path, tmp_path) == [0, 0]
+    procs = start_ranks(2, pretrain_args(ptbxl_corpus, interrupted, *steps), tmp_path, tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((interrupted / "tb").glob("events*")):
+        time.sleep(0.1)
+    time.sleep(1.0)
+    procs[1].send_signal(signal.SIGUSR1)  # one rank signalled: both must save and stop
+    codes = [p.wait(timeout=300) for p in procs]
+    assert codes == [3, 3], "the run should stop early, saved (exit 3 outside SLURM)"
+    saved = sorted(p.name for p in (interrupted / "checkpoints").glob("step-*"))
+    assert len(saved) == 1 and saved[0] != "step-00000060"
+    assert run_ranks(2, pretrain_args(ptbxl_corpus, interrupted, *steps), tmp_path, tmp_path) == [0, 0]
+    a, b = export(straight, tmp_path / "a.pth")["state_dict"], export(interrupted, tmp_path / "b.pth")["state_dict"]
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    # Same batches, masks and RNG: equal up to float reduction order in the optimizer (seen: 0 or ~1e-8).
+    assert worst <= 1e-6, worst
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    assert run_ranks(1, pretrain_args(ptbxl_corpus, run, "train.steps=20"), tmp_path, tmp_path) == [0]
+    newest = run / "checkpoints" / "step-00000020"
+    optim = next(newest.glob("*optim_states.pt"))
+    data = bytearray(optim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    optim.write_bytes(bytes(data))
+    log = tmp_path / "rank0.log"
+    log.write_text("")
+    assert run_ranks(1, pretrain_args(ptbxl_corpus, run, "train.steps=25"), tmp_path, tmp_path) == [0]
+    text = log.read_text()
+    assert "checkpoint step-00000020 is corrupt" in text and "falling back" in text
+    assert "resumed from step-00000010" in text
+    assert (run / "checkpoints" / "step-00000025" / "complete.json").exists()
+
+
+def test_checkpoint_without_completion_marker_is_ignored(ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    assert run_ranks(1, pretrain_args(ptbxl_corpus, run, "train.steps=20"), tmp_path, tmp_path) == [0]
+    (run / "checkpoints" / "step-00000020" / "complete.json").unlink()  # as if the save was killed
+    log = tmp_path / "rank0.log"
+    log.write_text("")
+    assert run_ranks(1, pretrain_args(ptbxl_corpus, run, "train.steps=21"), tmp_path, tmp_path) == [0]
+    assert "ignoring step-00000020: no complete.json" in log.read_text()
+    assert "resumed from step-00000010" in log.read_text()
+
+
+def test_zero3_export_reproduces_the_validation_loss_in_a_plain_model(ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    overrides = ("train.steps=10", "deepspeed=configs/deepspeed/zero3.json", "data.val_fraction=0.3")
+    assert run_ranks(2, pretrain_args(ptbxl_corpus, run, *overrides), tmp_path, tmp_path) == [0, 0]
+    blob = export(run, tmp_path / "w.pth")
+    cfg = load_config(PretrainConfig, run / "config.yaml")
+    model = build_model(cfg.model, 12, cfg.data.crop_samples, len(blob["labels"]))
+    assert load_pretrained(model, tmp_path / "w.pth") == []
+    model.eval()
+    val = build_data(cfg, DistEnv(0, 0, 2, "127.0.0.1", 0, "test")).val
+    total = count = 0.0
+    with torch.no_grad():
+        for rank in (0, 1):  # the job's validation: every rank's batches, summed
+            for batch in validation_batches(val, cfg.train.micro_batch, rank, 2, cfg.train.val_batches):
+                b = val.__getitems__(batch)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(model(b["signal"]), b["target"])
+                total += loss.item() * len(batch)
+                count += len(batch)
+    logged = dict(read_scalars(run / "tb")["val/loss"])[10]
+    assert total / count == pytest.approx(logged, abs=1e-5)
+
+
+def test_missing_deepspeed_json_fails_before_training_naming_the_key(ptbxl_corpus, tmp_path):
+    out = subprocess.run([sys.executable, *pretrain_args(ptbxl_corpus, tmp_path / "r", "deepspeed=nope.json")],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "config key 'deepspeed'" in out.stderr
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_batch_larger_than_the_corpus_fails_with_a_clear_error(ptbxl_corpus, tmp_path):
+    out = subprocess.run([sys.executable, *pretrain_args(ptbxl_corpus, tmp_path / "r", "train.micro_batch=500")],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "cannot fill one batch of train.micro_batch=500" in out.stderr

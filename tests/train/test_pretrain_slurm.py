@@ -1,0 +1,86 @@
+"""``sbatch -N 2 slurm/pretrain.sh`` on the local two-node cluster: stages, requeue, crashes."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+from launch import read_image_tags, read_scalars
+from slurm_jobs import sacct_state, sbatch, wait_for_job
+
+pytestmark = [pytest.mark.slurm, pytest.mark.deepspeed]
+CONFIGS = {"net1d": "configs/pretrain/ecgfounder_tiny.yaml", "mtecg": "configs/pretrain/mtecg_tiny.yaml"}
+
+
+def submit(tmp_path, config, run_dir, *overrides, nodes=2):
+    env = {**os.environ, "ECGDIST_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    return sbatch("-N", str(nodes), "--ntasks-per-node=1", "-o", str(tmp_path / "job-%j.out"),
+                  str(REPO / "slurm/pretrain.sh"), config, f"run.dir={run_dir}", *overrides, cwd=tmp_path, env=env)
+
+
+def wait_until(predicate, timeout_s, what):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(what)
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+@pytest.mark.parametrize("model", ["net1d", "mtecg"])
+def test_two_node_job_trains_with_each_zero_stage(slurm_cluster, ptbxl_corpus, tmp_path, model, stage):
+    run = tmp_path / "run"
+    job = submit(tmp_path, CONFIGS[model], run, f"data.corpus={ptbxl_corpus}", "train.steps=20",
+                 f"deepspeed=configs/deepspeed/zero{stage}.json")
+    assert wait_for_job(job, 600) == "COMPLETED", (tmp_path / f"job-{job}.out").read_text()[-3000:]
+    out = (tmp_path / f"job-{job}.out").read_text()
+    assert "2 tasks on n[1-2], master n1" in out
+    scalars = read_scalars(run / "tb")
+    loss = [v for _, v in scalars["train/loss"]]
+    assert loss[-1] < loss[0]
+    assert {"train/lr", "train/grad_norm", "train/samples_per_s", "val/loss"} <= set(scalars)
+    if model == "mtecg":
+        assert "val/reconstruction" in read_image_tags(run / "tb")
+
+
+def test_signalled_job_saves_requeues_and_finishes_all_steps(slurm_cluster, ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    job = submit(tmp_path, CONFIGS["net1d"], run, f"data.corpus={ptbxl_corpus}", "train.steps=400",
+                 "checkpoint.save_every_steps=0", "train.log_every_steps=1")
+    wait_until(lambda: list((run / "tb").glob("events*")), 300, "training never started")
+    time.sleep(2)
+    subprocess.run(["scancel", "--signal=USR1", job], check=True)
+    assert wait_for_job(job, 900) == "COMPLETED"
+    out = (tmp_path / f"job-{job}.out").read_text()
+    assert "restart 1" in out and "requeued SLURM job" in out and "resumed from step-" in out
+    saved = sorted(p.name for p in (run / "checkpoints").glob("step-*"))
+    assert saved[-1] == "step-00000400" and len(saved) == 2  # the preemption save and the final one
+
+
+def test_a_crashed_rank_ends_the_job_quickly(slurm_cluster, ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    job = submit(tmp_path, CONFIGS["net1d"], run, f"data.corpus={ptbxl_corpus}", "train.steps=100000",
+                 "checkpoint.save_every_steps=0")
+    wait_until(lambda: list((run / "tb").glob("events*")), 300, "training never started")
+
+    def rank1_pid():
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = open(f"/proc/{pid}/cmdline").read()
+                env = open(f"/proc/{pid}/environ").read().split("\0")
+            except OSError:
+                continue
+            if "ecgdist.pretrain" in cmd and str(run) in cmd and "SLURM_PROCID=1" in env:
+                return int(pid)
+
+    pid = rank1_pid()
+    assert pid is not None
+    killed = time.time()
+    os.kill(pid, 9)
+    assert wait_for_job(job, 180) == "FAILED"
+    assert time.time() - killed < 120
+    assert sacct_state(job) == "FAILED"
