@@ -1,0 +1,198 @@
+"""Training-step overhead and ZeRO memory, on CPU.
+
+    python bench/train.py [--steps 12]
+
+1. ``vs_hand_loop``: time per optimizer step of ecgdist's loop (the pre-training
+   ``TrainLoop`` driving a DeepSpeed engine, one rank, configs/deepspeed/zero0.json) over
+   a minimal hand-written PyTorch loop (AdamW, BCE, clipping, the same warm-up/cosine
+   schedule) with the same Net1D and the same batches from the same loader. Alternating
+   runs, best of each. ``vs_hand_loop_zero2_one_rank`` adds what ZeRO-2's flat buffers
+   cost when there is only one rank to shard over.
+2. ``zeroN_vs_zero0_memory``: live tensor bytes per rank (parameters, gradients,
+   optimizer state, ZeRO buffers: every tensor the rank holds after two steps) of the
+   full 30.8 M-parameter Net1D at 2 ranks, for the bundled configs/deepspeed/zeroN.json
+   against zero0.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+import torch  # noqa: E402
+
+from common import REPO, emit, replicated_corpus  # noqa: E402
+
+BENCH_MODEL = ["model.widths=[64,160,160,400]", "model.blocks=[2,2,2,3]"]
+
+
+def bench_config(corpus: Path, run_dir: Path, steps: int):
+    from ecgdist.config import PretrainConfig, load_config
+
+    return load_config(PretrainConfig, REPO / "configs/pretrain/ecgfounder_tiny.yaml", [
+        f"data.corpus={corpus}", f"run.dir={run_dir}", f"train.steps={steps}", "train.micro_batch=16",
+        "train.val_every_steps=100000", "train.log_every_steps=100000", "checkpoint.save_every_steps=0",
+        "data.val_fraction=0.01", *BENCH_MODEL])
+
+
+def time_ours(cfg, warmup: int, steps: int, stage: int) -> float:
+    import deepspeed
+
+    from ecgdist.checkpoint import Checkpointer
+    from ecgdist.deepspeed_config import build_ds_config
+    from ecgdist.dist import init_distributed
+    from ecgdist.engine import TrainLoop
+    from ecgdist.models import build_model
+    from ecgdist.objectives import multilabel_bce
+    from ecgdist.optim import build_adamw, param_groups, warmup_cosine
+    from ecgdist.pretrain import build_data
+
+    env = init_distributed(single_group=True)
+    ds_config, layout = build_ds_config(REPO / f"configs/deepspeed/zero{stage}.json", cfg.train, 1)
+    data = build_data(cfg, env)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 12, cfg.data.crop_samples, len(data.labels))
+    optimizer = build_adamw(param_groups(model, cfg.train.lr_peak, cfg.train.weight_decay), cfg.train.lr_peak)
+    scheduler = warmup_cosine(optimizer, warmup + steps, cfg.train.warmup_steps, cfg.train.lr_min_ratio)
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config,
+                                      dist_init_required=False)
+    loop = TrainLoop(engine, data.stream, data.val, multilabel_bce, dataclasses.replace(cfg.train, steps=warmup),
+                     layout, Checkpointer(Path(cfg.run.dir) / "ckpt"))
+    loop.run(0)
+    loop.train = dataclasses.replace(cfg.train, steps=warmup + steps)
+    start = time.perf_counter()
+    loop.run(warmup)
+    return (time.perf_counter() - start) / steps
+
+
+def time_hand_loop(cfg, warmup: int, steps: int) -> float:
+    import torch.nn.functional as F
+
+    from ecgdist.dist import DistEnv
+    from ecgdist.models import build_model
+    from ecgdist.optim import build_adamw, param_groups, warmup_cosine
+    from ecgdist.pretrain import build_data
+
+    data = build_data(cfg, DistEnv(0, 0, 1, "127.0.0.1", 0, "single"))
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 12, cfg.data.crop_samples, len(data.labels))
+    optimizer = build_adamw(param_groups(model, cfg.train.lr_peak, cfg.train.weight_decay), cfg.train.lr_peak)
+    scheduler = warmup_cosine(optimizer, warmup + steps, cfg.train.warmup_steps, cfg.train.lr_min_ratio)
+    batches = iter(data.stream)
+    start = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        batch = next(batches)
+        loss = F.binary_cross_entropy_with_logits(model(batch["signal"]), batch["target"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad_norm)
+        optimizer.step()
+        scheduler.step()
+    return (time.perf_counter() - start) / steps
+
+
+def live_tensor_bytes() -> int:
+    """Bytes of every distinct tensor storage alive in this process."""
+    gc.collect()
+    seen, total = set(), 0
+    for obj in gc.get_objects():
+        try:
+            if not isinstance(obj, torch.Tensor):
+                continue
+            tensors = [obj] + ([obj.ds_tensor] if hasattr(obj, "ds_tensor") else [])
+        except ReferenceError:
+            continue
+        for t in tensors:
+            storage = t.untyped_storage()
+            if storage.data_ptr() and storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
+    return total
+
+
+def memory_worker(stage: int) -> None:
+    """One rank: full Net1D, two optimizer steps under ZeRO ``stage``, then count live tensors."""
+    import deepspeed
+
+    from ecgdist.dist import init_distributed
+    from ecgdist.models.net1d import Net1D
+    from ecgdist.optim import build_adamw, param_groups
+
+    from ecgdist.config import TrainSection
+    from ecgdist.deepspeed_config import build_ds_config
+
+    env = init_distributed()
+    torch.manual_seed(0)
+    model = Net1D(num_classes=150)
+    optimizer = build_adamw(param_groups(model, 1e-3, 0.01), 1e-3)
+    ds, _ = build_ds_config(REPO / f"configs/deepspeed/zero{stage}.json", TrainSection(micro_batch=2), env.world_size)
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds, dist_init_required=False)
+    for _ in range(2):
+        loss = engine(torch.randn(2, 12, 500)).float().pow(2).mean()
+        engine.backward(loss)
+        engine.step()
+    del loss
+    print(json.dumps({"stage": stage, "rank": env.rank, "bytes": live_tensor_bytes()}), flush=True)
+
+
+def measure_memory() -> dict[int, int]:
+    """Largest per-rank bytes for each stage, two ranks each."""
+    from ecgdist.dist import free_port
+
+    result = {}
+    for stage in (0, 1, 2, 3):
+        port, procs = str(free_port()), []
+        for rank in (0, 1):
+            env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
+            procs.append(subprocess.Popen([sys.executable, __file__, "--memory-worker", str(stage)], env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        lines = [json.loads(line) for p in procs for line in p.communicate()[0].splitlines() if line.startswith("{")]
+        result[stage] = max(line["bytes"] for line in lines)
+        print(f"ZeRO-{stage}: {result[stage] / 2**20:7.1f} MiB live tensors per rank (2 ranks)", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--memory-worker", type=int, default=None)
+    args = parser.parse_args()
+    if args.memory_worker is not None:
+        return memory_worker(args.memory_worker)
+    work = Path(tempfile.mkdtemp(prefix="ecgdist-bench-train-"))
+    corpus = replicated_corpus(work / "corpus", 1024)
+    ours, ours_zero2, hand = [], [], []
+    for i in range(args.repeats):
+        hand.append(time_hand_loop(bench_config(corpus, work / f"hand{i}", args.steps), args.warmup, args.steps))
+        ours.append(time_ours(bench_config(corpus, work / f"ours{i}", args.steps), args.warmup, args.steps, 0))
+        ours_zero2.append(time_ours(bench_config(corpus, work / f"z2{i}", args.steps), args.warmup, args.steps, 2))
+        print(f"repeat {i}: ours {ours[-1] * 1e3:.0f} ms/step (ZeRO-2 on one rank {ours_zero2[-1] * 1e3:.0f}), "
+              f"hand loop {hand[-1] * 1e3:.0f} ms/step", flush=True)
+    memory = measure_memory()
+    figures = {"ours_ms_per_step": round(min(ours) * 1e3, 1), "hand_ms_per_step": round(min(hand) * 1e3, 1),
+               "vs_hand_loop": round(min(ours) / min(hand), 3),
+               "vs_hand_loop_zero2_one_rank": round(min(ours_zero2) / min(hand), 3)}
+    for stage in (0, 1, 2, 3):
+        figures[f"zero{stage}_mib_per_rank"] = round(memory[stage] / 2**20, 1)
+        if stage:
+            figures[f"zero{stage}_vs_zero0_memory"] = round(memory[stage] / memory[0], 3)
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
