@@ -207,3 +207,60 @@ def save_resolved(cfg: Any, run_dir: str | os.PathLike) -> Path:
     tmp.write_text(to_yaml(cfg))
     os.replace(tmp, path)
     return path
+
+
+STRATEGIES = ("baseline", "post_training", "scratch")
+PTBXL_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+
+
+@dataclass
+class FinetuneSection:
+    weights: str = ""  # pre-trained weights (released ECGFounder format or ecgdist export); "" = none
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-4  # the official ECGFounder recipe: Adam 1e-4, weight decay 1e-5
+    weight_decay: float = 1e-5
+    plateau_patience: int = 2  # ReduceLROnPlateau on validation macro AUROC
+    plateau_factor: float = 0.1
+    # post_training: stage 1 trains the head on the frozen backbone, stage 2 everything
+    linear_probe: bool = True
+    probe_epochs: int = 5
+    probe_lr: float = 1e-3
+    drop_path: float = 0.1  # stochastic depth in stage 2 (baseline and scratch use none)
+    layer_decay: float = 1.0  # 1.0 = off
+    ema_decay: float = 0.0  # 0 = off; else evaluate an exponential moving average of the weights
+    bootstrap: int = 1000  # resamples for the 95 % intervals
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("finetune.epochs", self.epochs, 1)
+        check_range("finetune.probe_epochs", self.probe_epochs, 0)
+        check_range("finetune.drop_path", self.drop_path, 0.0, 0.9)
+        check_range("finetune.ema_decay", self.ema_decay, 0.0, 0.99999)
+        check_range("finetune.layer_decay", self.layer_decay, 0.0, 1.0)
+
+
+@dataclass
+class SweepSection:
+    tasks: list[str] = field(default_factory=lambda: list(PTBXL_TASKS))
+    strategies: list[str] = field(default_factory=lambda: ["baseline", "post_training"])
+    fractions: list[float] = field(default_factory=lambda: [1.0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+
+    def __post_init__(self) -> None:
+        for task in self.tasks:
+            check_choice("sweep.tasks", task, PTBXL_TASKS)
+        for strategy in self.strategies:
+            check_choice("sweep.strategies", strategy, STRATEGIES)
+        for fraction in self.fractions:
+            check_range("sweep.fractions", fraction, 0.001, 1.0)
+
+
+@dataclass
+class FinetuneConfig:
+    run: RunSection = field(default_factory=lambda: RunSection(dir="runs/finetune"))
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    sweep: SweepSection = field(default_factory=SweepSection)
+    slurm: SlurmSection = field(default_factory=SlurmSection)

@@ -15,6 +15,9 @@ class NullLogger:
     def text(self, tag: str, text: str, step: int = 0) -> None:
         pass
 
+    def hparams(self, hparams: dict, metrics: dict) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -35,6 +38,9 @@ class TensorBoardLogger(NullLogger):
 
     def text(self, tag: str, text: str, step: int = 0) -> None:
         self.writer.add_text(tag, text, step)
+
+    def hparams(self, hparams: dict, metrics: dict) -> None:
+        self.writer.add_hparams(hparams, metrics, run_name="hparams")
 
     def close(self) -> None:
         self.writer.close()

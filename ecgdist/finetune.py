@@ -1,0 +1,254 @@
+"""One PTB-XL fine-tune: a task, a strategy, a label fraction, a seed; a submitit job.
+
+Strategies (every part a config switch, so ablations are config lines):
+
+- ``baseline``: the official recipe on the pre-trained model with a fresh head: Adam
+  (lr 1e-4, weight decay 1e-5), BCE, ReduceLROnPlateau on validation macro AUROC.
+- ``post_training``: stage 1, preview linear probing (only the new head trains, the
+  backbone frozen and in eval mode); stage 2, full fine-tuning with stochastic depth.
+- ``scratch``: the baseline recipe from random weights.
+
+Model selection uses fold 9 only: the weights with the best validation macro AUROC over
+all epochs of all stages. Fold 10 is read once, at the end, with those weights. The job
+saves its state after every epoch; a requeued job (``checkpoint()``) resumes at its stage
+and epoch. ``result.json``, written last, marks the job finished.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
+
+from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection
+from ecgdist.data.dataset import ShardCorpus, ShardDataset, keep_batch
+from ecgdist.data.ptbxl import ptbxl_task
+from ecgdist.data.sampler import BlockBatchSampler
+from ecgdist.data.shards import atomic_write_text
+from ecgdist.data.transforms import Transform
+from ecgdist.metrics import evaluate, macro_auroc
+from ecgdist.models import CLASSIFIERS, build_model
+from ecgdist.models.pretrained import load_pretrained, read_weights
+from ecgdist.optim import param_groups
+from ecgdist.tensorboard_log import TensorBoardLogger
+
+log = logging.getLogger(__name__)
+STATE, RESULT = "state.pt", "result.json"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    task: str
+    strategy: str
+    fraction: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.strategy}-f{self.fraction:g}-s{self.seed}"
+
+
+def stages(ft: FinetuneSection, strategy: str) -> list[tuple[str, int]]:
+    """(stage, epochs) in order: "probe" trains the head only, "full" everything."""
+    if strategy == "post_training" and ft.linear_probe and ft.probe_epochs > 0:
+        return [("probe", ft.probe_epochs), ("full", ft.epochs)]
+    return [("full", ft.epochs)]
+
+
+def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int) -> torch.nn.Module:
+    """A classifier with a fresh head; stochastic depth only for the post-training strategy."""
+    if cfg.model.name not in CLASSIFIERS:
+        raise ConfigError(f"config key 'model.name' is {cfg.model.name!r}; fine-tuning needs one of {CLASSIFIERS}")
+    section = copy.copy(cfg.model)
+    section.drop_path = cfg.finetune.drop_path if strategy == "post_training" else 0.0
+    section.num_classes = num_classes
+    model = build_model(section, len(cfg.data.leads), cfg.data.crop_samples, num_classes)
+    if strategy != "scratch" and cfg.finetune.weights:
+        load_pretrained(model, cfg.finetune.weights)
+    return model
+
+
+def check_weights_recipe(weights: str, corpus: ShardCorpus) -> None:
+    """Weights exported by ecgdist know the corpus recipe they were trained on."""
+    _, extra = read_weights(weights)
+    trained = extra.get("recipe")
+    if trained and trained["rate_hz"] != corpus.manifest.recipe.rate_hz:
+        raise ConfigError(f"config key 'finetune.weights': trained at {trained['rate_hz']} Hz, "
+                          f"corpus {corpus.path} is {corpus.manifest.recipe.rate_hz} Hz")
+
+
+def backbone_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    head = model.head_parameter_names()
+    return [p for n, p in model.named_parameters() if n not in head]
+
+
+def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    scores, targets = [], []
+    with torch.no_grad():
+        for batch in loader:
+            scores.append(torch.sigmoid(model(batch["signal"])).numpy())
+            targets.append(batch["target"].numpy())
+    return np.concatenate(scores), np.concatenate(targets)
+
+
+def train_epoch(model, loader, optimizer, stage: str, ema=None) -> float:
+    model.train()
+    if stage == "probe":  # frozen backbone: its dropout/drop-path/BatchNorm stay in eval mode
+        model.eval()
+        model.get_submodule(next(iter(model.head_parameter_names())).rsplit(".", 1)[0]).train()
+    total, count = 0.0, 0
+    for batch in loader:
+        loss = F.binary_cross_entropy_with_logits(model(batch["signal"]), batch["target"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} in a {stage} epoch")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        total += loss.item() * len(batch["index"])
+        count += len(batch["index"])
+    return total / max(count, 1)
+
+
+def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection) -> torch.optim.Optimizer:
+    frozen = stage == "probe"
+    for p in backbone_parameters(model):
+        p.requires_grad_(not frozen)
+    if frozen:
+        head = [p for n, p in model.named_parameters() if n in model.head_parameter_names()]
+        return torch.optim.Adam(head, lr=ft.probe_lr)
+    groups = param_groups(model, ft.lr, ft.weight_decay, ft.layer_decay)
+    return torch.optim.Adam([{k: v for k, v in g.items() if k != "names"} for g in groups], lr=ft.lr)
+
+
+class Loaders:
+    def __init__(self, cfg: FinetuneConfig, spec: JobSpec) -> None:
+        corpus = ShardCorpus(cfg.data.corpus)
+        if cfg.finetune.weights and spec.strategy != "scratch":
+            check_weights_recipe(cfg.finetune.weights, corpus)
+        self.classes, splits = ptbxl_task(corpus.path, spec.task, train_fraction=spec.fraction, seed=spec.seed)
+        d, bs = cfg.data, cfg.finetune.batch_size
+        train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
+        eval_t = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
+        data = {name: ShardDataset(corpus, s.indices, s.targets, train_t if name == "train" else eval_t, spec.seed)
+                for name, s in splits.items()}
+        self.train_sampler = BlockBatchSampler(data["train"].shards_of(), bs, seed=spec.seed, block_size=1)
+        self.train = DataLoader(data["train"], batch_sampler=self.train_sampler, collate_fn=keep_batch,
+                                num_workers=cfg.finetune.workers)
+        self.val, self.test = (DataLoader(data[n], batch_sampler=BlockBatchSampler(data[n].shards_of(), bs,
+                                                                                  shuffle=False),
+                                          collate_fn=keep_batch) for n in ("val", "test"))
+        self.sizes = {name: len(ds) for name, ds in data.items()}
+
+
+def save_state(job_dir: Path, state: dict) -> None:
+    tmp = job_dir / (STATE + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, job_dir / STATE)
+
+
+def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
+    job_dir.mkdir(parents=True, exist_ok=True)
+    if (job_dir / RESULT).exists():
+        return json.loads((job_dir / RESULT).read_text())
+    torch.manual_seed(spec.seed)
+    loaders = Loaders(cfg, spec)
+    model = build_finetune_model(cfg, spec.strategy, len(loaders.classes))
+    plan = stages(cfg.finetune, spec.strategy)
+    state = torch.load(job_dir / STATE, weights_only=False) if (job_dir / STATE).exists() else \
+        {"stage": 0, "epoch": 0, "best_auroc": -1.0, "best_state": None, "best_epoch": None, "history": [],
+         "resumes": 0}
+    if state["stage"] or state["epoch"]:
+        model.load_state_dict(state["model"])
+        torch.set_rng_state(state["rng"])
+        state["resumes"] += 1
+        log.info("%s: resuming at stage %s epoch %d", spec.name, plan[state["stage"]][0], state["epoch"])
+    logger = TensorBoardLogger(job_dir / "tb")
+    global_epoch = sum(n for _, n in plan[:state["stage"]]) + state["epoch"]
+    for index in range(state["stage"], len(plan)):
+        stage, epochs = plan[index]
+        optimizer = make_optimizer(model, stage, cfg.finetune)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.finetune.plateau_factor,
+                                                               patience=cfg.finetune.plateau_patience)
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.finetune.ema_decay)) \
+            if cfg.finetune.ema_decay else None
+        if state["epoch"]:  # resuming inside this stage
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"])
+        for epoch in range(state["epoch"], epochs):
+            loaders.train_sampler.set_epoch(global_epoch)
+            train_loss = train_epoch(model, loaders.train, optimizer, stage, ema)
+            evaluated = ema.module if ema is not None else model
+            val_auroc = macro_auroc(*reversed(predict(evaluated, loaders.val)))
+            scheduler.step(val_auroc if np.isfinite(val_auroc) else 0.0)
+            global_epoch += 1
+            if np.isfinite(val_auroc) and val_auroc > state["best_auroc"]:
+                state.update(best_auroc=val_auroc, best_epoch=global_epoch,
+                             best_state={k: v.detach().clone() for k, v in evaluated.state_dict().items()})
+            state["history"].append({"stage": stage, "epoch": global_epoch, "train_loss": train_loss,
+                                     "val_macro_auroc": val_auroc})
+            logger.log({f"{stage}/train_loss": train_loss, "val/macro_auroc": val_auroc,
+                        "lr": optimizer.param_groups[0]["lr"]}, global_epoch)
+            state.update(stage=index, epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                         scheduler=scheduler.state_dict(), ema=ema.state_dict() if ema is not None else None,
+                         rng=torch.get_rng_state())
+            save_state(job_dir, state)
+        if index + 1 < len(plan):
+            if state["best_state"] is not None:  # stage 2 starts from the probe's selected weights
+                model.load_state_dict(state["best_state"])
+            state.update(stage=index + 1, epoch=0, model=model.state_dict())
+            save_state(job_dir, state)
+    return finish(cfg, spec, job_dir, model, loaders, state, logger)
+
+
+def finish(cfg, spec, job_dir, model, loaders, state, logger) -> dict:
+    """Fold 10, once, with the weights fold 9 selected."""
+    from ecgdist.plots import roc_pr_figure
+
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
+    scores, targets = predict(model, loaders.test)
+    np.save(job_dir / "test_scores.npy", scores)
+    np.save(job_dir / "test_targets.npy", targets)
+    atomic_write_text(job_dir / "classes.json", json.dumps(loaders.classes))
+    metrics = evaluate(targets, scores, loaders.classes, cfg.finetune.bootstrap, spec.seed)
+    logger.figure("test/roc_pr", roc_pr_figure(targets, scores, loaders.classes), state["best_epoch"] or 0)
+    logger.hparams({"task": spec.task, "strategy": spec.strategy, "fraction": spec.fraction, "seed": spec.seed},
+                   {"test/macro_auroc": metrics["macro_auroc"], "test/macro_auprc": metrics["macro_auprc"]})
+    logger.close()
+    result = {"job": spec.name, "task": spec.task, "strategy": spec.strategy, "fraction": spec.fraction,
+              "seed": spec.seed, "selected_epoch": state["best_epoch"], "val_macro_auroc": state["best_auroc"],
+              "resumes": state["resumes"],
+              "records": loaders.sizes, **metrics}
+    atomic_write_text(job_dir / RESULT, json.dumps(result, indent=1))
+    return result
+
+
+class FinetuneJob:
+    """The submitit callable: pickled with its config; the state it resumes from is on disk."""
+
+    def __init__(self, cfg: FinetuneConfig, spec: JobSpec, job_dir: str) -> None:
+        self.cfg, self.spec, self.job_dir = cfg, spec, job_dir
+
+    def __call__(self) -> dict:
+        logging.basicConfig(level=logging.INFO)
+        return run_job(self.cfg, self.spec, Path(self.job_dir))
+
+    def checkpoint(self, *args, **kwargs):
+        """Called by submitit on preemption or timeout: requeue; state.pt holds the progress."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(FinetuneJob(self.cfg, self.spec, self.job_dir))

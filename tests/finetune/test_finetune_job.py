@@ -1,0 +1,113 @@
+"""The fine-tune job on the real ptbxl-mini corpus: strategies, selection on fold 9 only, resume."""
+
+import json
+import shutil
+import time
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ecgdist.config import FinetuneConfig, load_config
+from ecgdist.data.shards import read_metadata
+from ecgdist.finetune import FinetuneJob, JobSpec, Loaders, build_finetune_model, make_optimizer, run_job, train_epoch
+from ecgdist.models.pretrained import save_weights
+
+TINY = "configs/finetune/ptbxl_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, ptbxl_corpus):
+    """Released-format weights of a tiny Net1D (random: the mechanics, not the numbers, are tested)."""
+    cfg = load_config(FinetuneConfig, TINY, [f"data.corpus={ptbxl_corpus}"])
+    torch.manual_seed(0)
+    model = build_finetune_model(cfg, "scratch", 150)
+    path = tmp_path_factory.mktemp("w") / "tiny.pth"
+    save_weights(model, path)
+    return path
+
+
+def tiny(corpus, weights, *overrides):
+    from conftest import REPO
+    return load_config(FinetuneConfig, REPO / TINY, [f"data.corpus={corpus}", f"finetune.weights={weights}",
+                                                     "finetune.bootstrap=50", *overrides])
+
+
+def test_probe_stage_freezes_the_backbone_and_trains_the_head(ptbxl_corpus, weights):
+    cfg = tiny(ptbxl_corpus, weights)
+    spec = JobSpec("superdiagnostic", "post_training", 1.0, 0)
+    loaders = Loaders(cfg, spec)
+    model = build_finetune_model(cfg, spec.strategy, len(loaders.classes))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train_epoch(model, loaders.train, make_optimizer(model, "probe", cfg.finetune), "probe")
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"dense.weight", "dense.bias"}
+
+
+def test_post_training_drops_paths_in_training_and_is_deterministic_in_eval(ptbxl_corpus, weights):
+    cfg = tiny(ptbxl_corpus, weights)
+    x = torch.randn(4, 12, 2500)
+    model = build_finetune_model(cfg, "post_training", 5)
+    model.train()
+    assert not torch.allclose(model(x), model(x))
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    baseline = build_finetune_model(cfg, "baseline", 5).train()
+    assert torch.equal(baseline(x), baseline(x))  # the baseline has no stochastic depth
+
+
+def test_fold_10_labels_never_change_the_selected_model(ptbxl_corpus, weights, tmp_path):
+    permuted = tmp_path / "permuted"
+    shutil.copytree(ptbxl_corpus, permuted)
+    table = read_metadata(permuted)
+    test_rows = np.flatnonzero(table["fold"] == 10)
+    with h5py.File(permuted / "shard-000000.h5", "r+") as f:
+        labels = f["labels"].asstr()[:]
+        labels[test_rows] = np.roll(labels[test_rows], 3)
+        assert not np.array_equal(labels[test_rows], f["labels"].asstr()[test_rows])
+        f["labels"][...] = labels
+    spec = JobSpec("all", "post_training", 1.0, 0)
+    a = run_job(tiny(ptbxl_corpus, weights), spec, tmp_path / "a")
+    b = run_job(tiny(permuted, weights), spec, tmp_path / "b")
+    assert a["selected_epoch"] == b["selected_epoch"] and a["val_macro_auroc"] == b["val_macro_auroc"]
+    assert not np.array_equal(np.load(tmp_path / "a/test_targets.npy"), np.load(tmp_path / "b/test_targets.npy"))
+    assert np.array_equal(np.load(tmp_path / "a/test_scores.npy"), np.load(tmp_path / "b/test_scores.npy"))
+
+
+def test_saved_predictions_reproduce_the_reported_metrics(ptbxl_corpus, weights, tmp_path):
+    result = run_job(tiny(ptbxl_corpus, weights), JobSpec("superdiagnostic", "baseline", 1.0, 0), tmp_path)
+    scores, targets = np.load(tmp_path / "test_scores.npy"), np.load(tmp_path / "test_targets.npy")
+    classes = json.loads((tmp_path / "classes.json").read_text())
+    scorable = [k for k in range(len(classes)) if 0 < targets[:, k].sum() < len(targets)]
+    assert result["macro_auroc"] == pytest.approx(roc_auc_score(targets[:, scorable], scores[:, scorable]))
+    assert result["classes_scored"] == len(scorable) and result["records"]["test"] == len(targets) == 14
+
+
+def test_job_interrupted_through_submitit_resumes_and_finishes(ptbxl_corpus, weights, tmp_path):
+    import submitit
+
+    cfg = tiny(ptbxl_corpus, weights, "finetune.epochs=30", "finetune.probe_epochs=2")
+    job_dir = tmp_path / "job"
+    executor = submitit.AutoExecutor(folder=str(tmp_path / "submitit"), cluster="local")
+    executor.update_parameters(timeout_min=10)
+    job = executor.submit(FinetuneJob(cfg, JobSpec("superdiagnostic", "post_training", 1.0, 0), str(job_dir)))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (job_dir / "state.pt").exists() and torch.load(job_dir / "state.pt", weights_only=False)["stage"] == 1:
+            break
+        time.sleep(0.2)
+    # What SLURM does on preemption: the signal reaches the task itself (submitit's local
+    # controller does not forward it, so it is sent to the task process directly).
+    import psutil
+    from submitit.local.local import LocalJobEnvironment
+
+    (task,) = psutil.Process(job._process.pid).children(recursive=True)
+    task.send_signal(LocalJobEnvironment._usr_sig())
+    result = job.result()
+    assert result["job"] == "superdiagnostic-post_training-f1-s0"
+    history = torch.load(job_dir / "state.pt", weights_only=False)["history"]
+    assert result["resumes"] == 1  # the requeued run picked up the saved state
+    assert [h["epoch"] for h in history] == list(range(1, 33))  # every epoch once: resumed, not restarted
