@@ -3,7 +3,8 @@
 ``wfdb.rdrecord`` reads a truncated signal file as a cryptic reshape error and never
 verifies the header's per-signal checksums, so a header that does not describe its
 signal file (wrong lead count, swapped file) reads as garbage. Here each such case is a
-``RecordError`` with a reason.
+``RecordError`` with a reason. The header is parsed once (wfdb's parser is slow); only a
+failed read parses it again, to say why.
 """
 
 from __future__ import annotations
@@ -52,27 +53,38 @@ def _check_signal_files(record_path: Path, header: wfdb.Record) -> None:
                               f"the header describes {need}")
 
 
+def diagnose(record_path: Path, error: Exception) -> RecordError:
+    """The reason a read failed, from the header (parsed only then: wfdb parses headers slowly)."""
+    try:
+        header = wfdb.rdheader(str(record_path))
+    except Exception as header_error:
+        return RecordError(f"unreadable header: {header_error}")
+    if getattr(header, "seg_name", None):
+        return RecordError("multi-segment records are not supported")
+    if not header.sig_len:
+        return RecordError("header declares no samples")
+    try:
+        _check_signal_files(record_path, header)
+    except RecordError as reason:
+        return reason
+    return RecordError(f"signal does not match its header: {error}")
+
+
 def read_wfdb(record_path: str | Path) -> RawRecord:
     """Read ``record_path`` (no extension) as physical units in mV, verifying checksums."""
     record_path = Path(record_path)
     if not Path(f"{record_path}.hea").exists():
         raise RecordError("missing header file")
     try:
-        header = wfdb.rdheader(str(record_path))
-    except Exception as error:
-        raise RecordError(f"unreadable header: {error}") from None
-    if getattr(header, "seg_name", None):
-        raise RecordError("multi-segment records are not supported")
-    if not header.sig_len:
-        raise RecordError("header declares no samples")
-    _check_signal_files(record_path, header)
-    try:
         record = wfdb.rdrecord(str(record_path), physical=False)
     except Exception as error:
-        raise RecordError(f"signal does not match its header: {error}") from None
+        raise diagnose(record_path, error) from None
+    if getattr(record, "seg_name", None) or not record.sig_len:
+        raise diagnose(record_path, ValueError("no single-segment signal"))
     if record.checksum:
         actual = record.calc_checksum()
-        bad = [name for name, want, got in zip(record.sig_name, record.checksum, actual) if (want - got) % 65536]  # headers write them signed, wfdb unsigned
+        bad = [name for name, want, got in zip(record.sig_name, record.checksum, actual)
+               if (want - got) % 65536]  # headers write them signed, wfdb unsigned
         if bad:
             raise RecordError(f"checksum mismatch in {', '.join(bad)}: the signal file does not match its header")
     signal = record.dac(return_res=64)

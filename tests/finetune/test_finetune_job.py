@@ -111,3 +111,18 @@ def test_job_interrupted_through_submitit_resumes_and_finishes(ptbxl_corpus, wei
     history = torch.load(job_dir / "state.pt", weights_only=False)["history"]
     assert result["resumes"] == 1  # the requeued run picked up the saved state
     assert [h["epoch"] for h in history] == list(range(1, 33))  # every epoch once: resumed, not restarted
+
+
+def test_mtecg_classifier_fine_tunes_from_an_autoencoder_export_with_layer_decay_and_ema(ptbxl_corpus, tmp_path):
+    from ecgdist.models.mae import MaskedAutoencoder
+    from ecgdist.models.vit import EcgViT
+
+    torch.manual_seed(0)
+    mae = MaskedAutoencoder(EcgViT(num_samples=2500, width=192, depth=12, heads=3), decoder_width=64)
+    save_weights(mae, tmp_path / "mae.pth")
+    cfg = tiny(ptbxl_corpus, tmp_path / "mae.pth", "model.name=mtecg_cls", "finetune.epochs=1",
+               "finetune.probe_epochs=1", "finetune.layer_decay=0.75", "finetune.ema_decay=0.9")
+    result = run_job(cfg, JobSpec("superdiagnostic", "post_training", 1.0, 0), tmp_path / "job")
+    assert result["classes"] == 5 and 0.0 <= result["macro_auroc"] <= 1.0
+    state = torch.load(tmp_path / "job" / "state.pt", weights_only=False)
+    assert state["ema"] is not None and [h["stage"] for h in state["history"]] == ["probe", "full"]

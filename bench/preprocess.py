@@ -1,0 +1,143 @@
+"""Preprocessing throughput and scale.
+
+    python bench/preprocess.py [--records 1200] [--scale-records 0] [--index-records 0]
+
+1. The same WFDB folder (real PTB-XL 500 Hz records, copied under new names) read by bare
+   ``wfdb.rdrecord`` (the baseline: what any pipeline must at least do) and sharded by
+   ``python -m preprocess wfdb`` with 1 and 2 workers. ``vs_wfdb_read`` = our records/s
+   with one worker over the baseline's; ``speedup_2_workers`` = time(1) / time(2).
+2. ``--scale-records N``: a corpus of N real records replicated with small perturbations
+   (10 s, 12 x 5000 float16), its write rate, then opening it and reading its index.
+3. ``--index-records N``: the index of an N-record corpus (metadata columns in shards of
+   1000, signals left unallocated): time and peak memory to open it and read the columns
+   a pre-training job reads (record_id, patient_id, labels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import h5py
+import numpy as np
+import wfdb
+
+from common import PTBXL_500, emit, replicated_corpus
+
+
+def wfdb_folder(out: Path, records: int) -> Path:
+    """``records`` copies of the ten real 500 Hz records, each under its own name."""
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(records):
+        source = f"0600{i % 10}_hr"
+        name = f"r{i:06d}"
+        (out / f"{name}.hea").write_text((PTBXL_500 / f"{source}.hea").read_text().replace(source, name))
+        shutil.copyfile(PTBXL_500 / f"{source}.dat", out / f"{name}.dat")
+    return out
+
+
+def time_wfdb(folder: Path) -> tuple[float, int]:
+    headers = sorted(folder.glob("*.hea"))
+    start = time.perf_counter()
+    for h in headers:
+        wfdb.rdrecord(str(h.with_suffix("")))
+    return time.perf_counter() - start, len(headers)
+
+
+def time_preprocess(folder: Path, out: Path, workers: int) -> float:
+    from ecgdist.data.shards import Recipe
+    from preprocess.pipeline import run
+
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    manifest = run(folder, out, Recipe("wfdb"), workers=workers, shard_size=100, progress=False)
+    elapsed = time.perf_counter() - start
+    assert manifest.rejected == 0
+    return elapsed
+
+
+def index_corpus(out: Path, records: int, shard_size: int = 1000) -> Path:
+    """Manifest + shards holding metadata only (signals declared, never written: no storage)."""
+    from ecgdist.data.shards import METADATA, SIGNALS, STRING, Manifest, Recipe, ShardEntry, write_manifest
+
+    out.mkdir(parents=True, exist_ok=True)
+    recipe, shards = Recipe("bench"), []
+    for s, start in enumerate(range(0, records, shard_size)):
+        n = min(shard_size, records - start)
+        ids = np.arange(start, start + n)
+        path = out / f"shard-{s:06d}.h5"
+        with h5py.File(path, "w") as f:
+            f.create_dataset(SIGNALS, shape=(n, 12, 5000), dtype="float16")
+            columns = {"record_id": [f"bench:{i}#0" for i in ids], "patient_id": [str(i // 3) for i in ids],
+                       "labels": ["NORM;SR" if i % 2 else "MI" for i in ids], "source_path": [""] * n,
+                       "age": np.full(n, 60.0), "sex": ids % 2, "fold": 1 + ids % 10, "window": np.zeros(n),
+                       "flags": np.zeros(n), "source_fs": np.full(n, 500.0)}
+            for name, dtype in METADATA.items():
+                values = np.asarray(columns[name], dtype=object if dtype is STRING else dtype)
+                f.create_dataset(name, data=values, dtype=dtype)
+        shards.append(ShardEntry(path.name, n, "", path.stat().st_size))
+    write_manifest(out, Manifest(recipe, shards, {"NORM": records // 2, "SR": records // 2, "MI": records // 2},
+                                 records, records, 0))
+    return out
+
+
+def open_index(corpus: Path) -> dict:
+    from ecgdist.data.dataset import ShardCorpus
+    from ecgdist.data.shards import read_metadata
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    c = ShardCorpus(corpus)
+    opened = time.perf_counter() - start
+    table = read_metadata(corpus, ["record_id", "patient_id", "labels"], c.manifest)
+    indexed = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(table["record_id"]) == len(c)
+    return {"records": len(c), "open_manifest_s": round(opened, 3), "read_index_s": round(indexed, 2),
+            "index_peak_mib": round(peak / 2**20, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1200)
+    parser.add_argument("--scale-records", type=int, default=0)
+    parser.add_argument("--index-records", type=int, default=0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ecgdist-bench-pre-"))
+    figures: dict = {}
+    try:
+        folder = wfdb_folder(work / "wfdb", args.records)
+        time_wfdb(folder)  # warm the page cache for both sides
+        t_wfdb = min(time_wfdb(folder)[0] for _ in range(2))
+        t1 = min(time_preprocess(folder, work / "c1", 1) for _ in range(2))
+        t2 = min(time_preprocess(folder, work / "c2", 2) for _ in range(2))
+        figures.update(records=args.records, wfdb_per_s=round(args.records / t_wfdb),
+                       ours_1_worker_per_s=round(args.records / t1), ours_2_workers_per_s=round(args.records / t2),
+                       vs_wfdb_read=round(t_wfdb / t1, 3), speedup_2_workers=round(t1 / t2, 3))
+        print(f"bare wfdb.rdrecord {args.records / t_wfdb:.0f} rec/s; ours {args.records / t1:.0f} rec/s "
+              f"(1 worker), {args.records / t2:.0f} rec/s (2 workers)", flush=True)
+        if args.scale_records:
+            start = time.perf_counter()
+            corpus = replicated_corpus(work / "scale", args.scale_records)
+            figures["scale_write_per_s"] = round(args.scale_records / (time.perf_counter() - start))
+            figures["scale_corpus_gb"] = round(sum(p.stat().st_size for p in corpus.glob("*.h5")) / 1e9, 2)
+            figures["scale"] = open_index(corpus)
+            shutil.rmtree(corpus)
+            print(f"scale corpus: {figures['scale']}", flush=True)
+        if args.index_records:
+            figures["index"] = open_index(index_corpus(work / "index", args.index_records))
+            print(f"index of {args.index_records} records: {figures['index']}", flush=True)
+        figures["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
