@@ -191,6 +191,14 @@ def load_config(schema: type[T], path: str | os.PathLike | None = None,
         raise (cause or ConfigError(_explain(error, schema))) from None
 
 
+def from_dict(schema: type[T], values: dict) -> T:
+    """A ``schema`` instance from a resolved config stored as a dict (in a checkpoint)."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.create(values)))
+    except OmegaConfBaseException as error:
+        raise ConfigError(_explain(error, schema)) from None
+
+
 def to_yaml(cfg: Any) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection
+from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection, to_dict
 from ecgdist.data.dataset import ShardCorpus, ShardDataset, keep_batch
 from ecgdist.data.ptbxl import ptbxl_task
 from ecgdist.data.sampler import BlockBatchSampler
@@ -37,7 +37,7 @@ from ecgdist.data.shards import atomic_write_text
 from ecgdist.data.transforms import Transform
 from ecgdist.metrics import evaluate, macro_auroc
 from ecgdist.models import CLASSIFIERS, build_model
-from ecgdist.models.pretrained import load_pretrained, read_weights
+from ecgdist.models.pretrained import load_pretrained, read_weights, save_weights
 from ecgdist.optim import param_groups
 from ecgdist.tensorboard_log import TensorBoardLogger
 
@@ -150,6 +150,8 @@ class Loaders:
                                                                                   shuffle=False),
                                           collate_fn=keep_batch) for n in ("val", "test"))
         self.sizes = {name: len(ds) for name, ds in data.items()}
+        self.recipe = corpus.manifest.recipe.to_dict()
+        self.simulated = bool(corpus.manifest.extra.get("simulated"))
 
 
 def save_state(job_dir: Path, state: dict) -> None:
@@ -220,6 +222,8 @@ def finish(cfg, spec, job_dir, model, loaders, state, logger) -> dict:
 
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
+    save_weights(model, job_dir / "model.pth", classes=loaders.classes, config=to_dict(cfg), recipe=loaders.recipe,
+                 task=spec.task, simulated=loaders.simulated)  # what ``python -m ecgdist.predict`` loads
     scores, targets = predict(model, loaders.test)
     np.save(job_dir / "test_scores.npy", scores)
     np.save(job_dir / "test_targets.npy", targets)

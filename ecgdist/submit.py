@@ -125,11 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wait", action="store_true", help="block until done and print the results table")
     for name in ("status", "collect"):
         sub.add_parser(name).add_argument("sweep_dir", type=Path)
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)  # overrides may also follow --cluster / --wait
+    stray = [item for item in rest if item.startswith("-") or "=" not in item]
+    if stray or (rest and args.command != "finetune"):
+        parser.error(f"unrecognized arguments: {' '.join(stray or rest)}")
     try:
         if args.command == "finetune":
             from ecgdist.pretrain import resolve
-            submit_finetune(load_config(FinetuneConfig, resolve(args.config), args.overrides), args.cluster, args.wait)
+            overrides = [*args.overrides, *rest]
+            submit_finetune(load_config(FinetuneConfig, resolve(args.config), overrides), args.cluster, args.wait)
         elif args.command == "status":
             status(args.sweep_dir)
         else:

@@ -27,7 +27,7 @@ from ecgdist.data.shards import (METADATA, REJECTED_NAME, Manifest, Recipe, Shar
                                  write_manifest, write_shard)
 from preprocess.record import RecordError, Rejection, SourceError, SourceItem
 from preprocess.sources import SOURCES
-from preprocess.windows import make_windows
+from ecgdist.data.windows import make_windows
 
 log = logging.getLogger(__name__)
 PARTS = "parts"

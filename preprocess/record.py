@@ -1,27 +1,14 @@
-"""What a source reader hands the pipeline: items to read, raw records, and rejections."""
+"""What a source reader hands the pipeline: items to read, and rejections."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-
-class RecordError(Exception):
-    """One input record cannot be used; the message is the reason a person reads."""
+from ecgdist.data.records import Meta, RawRecord, RecordError  # noqa: F401  (the readers' vocabulary)
 
 
 class SourceError(Exception):
     """The input as a whole is unusable (no database file, wrong layout): nothing to do."""
-
-
-@dataclass
-class Meta:
-    patient_id: str = ""
-    age: float = float("nan")
-    sex: int = -1  # 0 female, 1 male, -1 unknown
-    labels: list[str] = field(default_factory=list)
-    fold: int = 0
 
 
 @dataclass
@@ -36,14 +23,6 @@ class SourceItem:
     path: str
     location: dict
     meta: Meta = field(default_factory=Meta)
-
-
-@dataclass
-class RawRecord:
-    signal: np.ndarray  # (T, C) float64 in mV, NaN where a sample is missing
-    fs: float
-    leads: list[str]
-    meta: Meta | None = None  # set when the signal file carries metadata (WFDB header comments)
 
 
 @dataclass

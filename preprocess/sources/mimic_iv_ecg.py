@@ -11,7 +11,7 @@ from pathlib import Path
 
 from preprocess.record import Meta, RawRecord, SourceItem
 from preprocess.sources.csv_rows import read_index, rows_by
-from preprocess.wfdb_io import read_wfdb
+from ecgdist.data.wfdb_io import read_wfdb
 
 REQUIRED = ["subject_id", "study_id", "path"]
 

@@ -15,8 +15,8 @@ from scipy import signal
 
 from ecgdist.data.shards import FLAG_FLAT_LEAD, FLAG_NAN, FLAG_PADDED, FLAG_RESAMPLED, Recipe
 from ecgdist.leads import STANDARD_LEADS, lead_indices
-from preprocess.filters import ecgfounder_filter
-from preprocess.record import RawRecord, RecordError
+from ecgdist.data.filters import ecgfounder_filter
+from ecgdist.data.records import RawRecord, RecordError
 
 MAX_NAN_SHARE = 0.1
 FLAT_PTP_MV = 1e-3

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
-from preprocess.record import Meta, RawRecord, RecordError
+from ecgdist.data.records import Meta, RawRecord, RecordError
 
 BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
 UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}

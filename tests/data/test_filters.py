@@ -1,7 +1,7 @@
 import numpy as np
 import wfdb
 
-from preprocess.filters import ecgfounder_filter
+from ecgdist.data.filters import ecgfounder_filter
 
 
 def test_removes_mains_hum_and_baseline_wander_from_a_real_ecg(shared_data):
