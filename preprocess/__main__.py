@@ -4,6 +4,7 @@
                          [--workers N] [--shard-size N] [--slice I/N] [--dtype float16|float32]
     python -m preprocess merge OUTPUT
     python -m preprocess inspect OUTPUT [--json]
+    python -m preprocess download ptbxl DIR [--records N] [--rate 500|100|both] [--base-url URL]
 """
 
 from __future__ import annotations
@@ -51,12 +52,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="records, shards, rejections, labels and recipe of a corpus")
     p.add_argument("output", type=Path)
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("download", help="fetch a corpus (PTB-XL) from PhysioNet, resumable and verified")
+    p.add_argument("dataset", choices=["ptbxl"])
+    p.add_argument("output", type=Path)
+    p.add_argument("--records", type=int, default=None, help="only the first N records (default: all)")
+    p.add_argument("--rate", choices=["500", "100", "both"], default="500")
+    p.add_argument("--base-url", default=None, help="a mirror of PhysioNet's PTB-XL folder")
+    p.add_argument("--quiet", action="store_true")
     return parser
+
+
+def run_download(args) -> int:
+    from preprocess.download import PHYSIONET_PTBXL, DownloadError, download_ptbxl
+
+    rates = ("500", "100") if args.rate == "both" else (args.rate,)
+    try:
+        report = download_ptbxl(args.output, args.records, args.base_url or PHYSIONET_PTBXL, rates,
+                                progress=not args.quiet)
+    except (DownloadError, OSError) as error:
+        print(f"error: download failed: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.output}: {len(report.fetched)} files fetched, {len(report.verified)} already verified, "
+          f"{len(report.missing)} not on the server, {len(report.corrupt)} corrupt (discarded)")
+    for name in report.corrupt:
+        print(f"  checksum mismatch: {name}", file=sys.stderr)
+    return 1 if report.corrupt else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
+    if args.command == "download":
+        return run_download(args)
     try:
         if args.command == "inspect":
             summary = corpus_summary(args.output)

@@ -1,0 +1,107 @@
+"""``python -m preprocess download ptbxl`` against a local server in PhysioNet's URL layout."""
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import build_corpus
+from ecgdist.data.shards import read_manifest
+
+PREFIX = "/files/ptb-xl/1.0.3/"
+
+
+class PhysioNetMirror(BaseHTTPRequestHandler):
+    """Serves ``root`` with Range support; can drop a connection once or corrupt a file."""
+
+    root: Path
+    drop_once: set = set()
+    corrupt: set = set()
+    requests: list = []
+
+    def do_GET(self):
+        name = self.path.removeprefix(PREFIX)
+        path = self.root / name
+        self.requests.append((name, self.headers.get("Range")))
+        if not self.path.startswith(PREFIX) or not path.is_file():
+            self.send_error(404)
+            return
+        body = path.read_bytes()
+        if name in self.corrupt:
+            body = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
+        start = int(re.match(r"bytes=(\d+)-", self.headers["Range"]).group(1)) if self.headers.get("Range") else 0
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        if name in self.drop_once:
+            self.drop_once.discard(name)
+            self.wfile.write(body[start:start + len(body) // 3])
+            self.wfile.flush()
+            self.connection.shutdown(2)  # the connection drops mid-file
+            return
+        self.wfile.write(body[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def mirror(shared_data, tmp_path):
+    root = tmp_path / "physionet"
+    shutil.copytree(shared_data / "ptbxl-mini", root)
+    sums = [f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.relative_to(root)}"
+            for p in sorted(root.rglob("*")) if p.is_file()]
+    (root / "SHA256SUMS.txt").write_text("\n".join(sums) + "\n")  # as PhysioNet publishes it
+    handler = type("Mirror", (PhysioNetMirror,), {"root": root, "drop_once": set(), "corrupt": set(), "requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield handler, f"http://127.0.0.1:{server.server_port}{PREFIX}"
+    server.shutdown()
+
+
+def download(url, out, *extra):
+    return subprocess.run([sys.executable, "-m", "preprocess", "download", "ptbxl", str(out), "--records", "12",
+                           "--base-url", url, "--quiet", *extra], capture_output=True, text=True)
+
+
+def test_downloads_metadata_and_records_then_preprocesses(mirror, shared_data, tmp_path):
+    handler, url = mirror
+    result = download(url, tmp_path / "ptbxl")
+    assert result.returncode == 0, result.stderr
+    source = shared_data / "ptbxl-mini"
+    # ids 1-12 exist only at 100 Hz here: the 500 Hz request falls back to them.
+    assert (tmp_path / "ptbxl/records100/00000/00007_lr.dat").read_bytes() == \
+        (source / "records100/00000/00007_lr.dat").read_bytes()
+    assert "12 not on the server" in result.stdout
+    manifest = read_manifest(build_corpus("ptbxl", tmp_path / "ptbxl", tmp_path / "corpus"))
+    assert manifest.written_inputs == 12 and manifest.rejected == 98  # the rest of the CSV was not fetched
+    again = download(url, tmp_path / "ptbxl")
+    assert "0 files fetched, 26 already verified" in again.stdout
+
+
+def test_dropped_connection_resumes_where_it_stopped(mirror, tmp_path):
+    handler, url = mirror
+    name = "records100/00000/00003_lr.dat"
+    handler.drop_once.add(name)
+    result = download(url, tmp_path / "ptbxl")
+    assert result.returncode == 0, result.stderr
+    ranges = [r for n, r in handler.requests if n == name]
+    assert ranges[0] is None and ranges[1] == "bytes=8000-"  # the second request continues at byte 24000/3
+    assert hashlib.sha256((tmp_path / "ptbxl" / name).read_bytes()).hexdigest() in \
+        (handler.root / "SHA256SUMS.txt").read_text()
+
+
+def test_corrupted_file_is_detected_and_not_kept(mirror, tmp_path):
+    handler, url = mirror
+    name = "records100/00000/00005_lr.dat"
+    handler.corrupt.add(name)
+    result = download(url, tmp_path / "ptbxl")
+    assert result.returncode == 1 and f"checksum mismatch: {name}" in result.stderr
+    assert not (tmp_path / "ptbxl" / name).exists() and not list((tmp_path / "ptbxl").rglob("*.part"))
+    assert (tmp_path / "ptbxl/records100/00000/00006_lr.dat").exists()
