@@ -93,7 +93,7 @@ def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = Fal
             except Exception as error:  # a failed job is reported; the others still count
                 failures.append(f"{spec.name}: {str(error).splitlines()[-1] if str(error) else error!r}")
         rows = write_results(sweep_dir, banner(cfg))
-        print(markdown_table(rows))
+        print((banner(cfg) + "\n") * bool(banner(cfg)) + markdown_table(rows))
         print(f"results: {sweep_dir / 'results.md'}  TensorBoard: tensorboard --logdir {sweep_dir / 'jobs'}")
         if failures:
             print("failed jobs:\n  " + "\n  ".join(failures), file=sys.stderr)
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             status(args.sweep_dir)
         else:
             cfg = load_config(FinetuneConfig, args.sweep_dir / "config.yaml")
-            print(markdown_table(write_results(args.sweep_dir, banner(cfg))))
+            print((banner(cfg) + "\n") * bool(banner(cfg)) + markdown_table(write_results(args.sweep_dir, banner(cfg))))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

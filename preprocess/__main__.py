@@ -5,6 +5,7 @@
     python -m preprocess merge OUTPUT
     python -m preprocess inspect OUTPUT [--json]
     python -m preprocess download ptbxl DIR [--records N] [--rate 500|100|both] [--base-url URL]
+    python -m preprocess simulate ptbxl DIR [--records N]     (synthetic ECGs for offline demos)
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", choices=["500", "100", "both"], default="500")
     p.add_argument("--base-url", default=None, help="a mirror of PhysioNet's PTB-XL folder")
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("simulate", help="write a SIMULATED 12-lead corpus in PTB-XL layout (offline demos)")
+    p.add_argument("dataset", choices=["ptbxl"])
+    p.add_argument("output", type=Path)
+    p.add_argument("--records", type=int, default=600)
     return parser
 
 
@@ -84,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "download":
         return run_download(args)
+    if args.command == "simulate":
+        from preprocess.simulate import simulate_ptbxl
+        print(f"wrote {args.records} SIMULATED records to {simulate_ptbxl(args.output, args.records)}")
+        return 0
     try:
         if args.command == "inspect":
             summary = corpus_summary(args.output)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from ecgdist.data.shards import (METADATA, REJECTED_NAME, Manifest, Recipe, ShardEntry, atomic_write_text,
                                  write_manifest, write_shard)
 from preprocess.record import RecordError, Rejection, SourceError, SourceItem
+from preprocess.simulate import MARKER as SIMULATED_MARKER
 from preprocess.sources import SOURCES
 from ecgdist.data.windows import make_windows
 
@@ -126,9 +127,10 @@ def run(input_dir: Path, output: Path, recipe: Recipe, workers: int = 1, shard_s
     items, listing_rejects = reader.list_items(Path(input_dir), recipe.rate_hz)
     total_chunks = max(1, -(-len(items) // shard_size))
     if slice_index == 0:
+        extra = {"simulated": True} if (Path(input_dir) / SIMULATED_MARKER).exists() else {}
         atomic_write_text(output / PARTS / LISTING_PART, json.dumps(
             {"total_chunks": total_chunks, "inputs": len(listing_rejects),
-             "rejected": [r.to_dict() for r in listing_rejects]}))
+             "rejected": [r.to_dict() for r in listing_rejects], "extra": extra}))
     mine = slice_chunks(total_chunks, slice_index, slice_count)
     pending = []
     for chunk in mine:
@@ -176,7 +178,8 @@ def merge(output: Path) -> Manifest:
     atomic_write_text(output / REJECTED_NAME, "".join(json.dumps(r) + "\n" for r in rejected))
     manifest = Manifest(recipe, [ShardEntry(**p["shard"]) for p in parts if p["shard"]], dict(sorted(labels.items())),
                         inputs=listing["inputs"] + sum(p["inputs"] for p in parts),
-                        written_inputs=sum(p["written_inputs"] for p in parts), rejected=len(rejected))
+                        written_inputs=sum(p["written_inputs"] for p in parts), rejected=len(rejected),
+                        extra=listing.get("extra", {}))
     assert manifest.inputs == manifest.written_inputs + manifest.rejected, "every input is written or rejected"
     write_manifest(output, manifest)
     return manifest

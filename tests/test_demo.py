@@ -1,0 +1,54 @@
+"""``make demo``'s path end to end (scaled down), and the SIMULATED mark on every output."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO, build_corpus
+from ecgdist.data.shards import read_manifest
+from launch import read_image_tags, read_scalars
+
+
+def test_demo_runs_the_whole_pipeline_on_ptbxl_mini(shared_data, tmp_path):
+    env = {**os.environ, "DEMO_DATA": str(shared_data / "ptbxl-mini"), "DEMO_DIR": str(tmp_path),
+           "DEMO_STEPS": "12", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "ecgdist.demo"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=1500)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    table = (tmp_path / "runs/finetune/results.md").read_text()
+    for task in ("superdiagnostic", "rhythm"):
+        for strategy in ("baseline", "post_training"):
+            assert f"| {task} | {strategy} | 1 |" in table
+    assert "SIMULATED" not in table
+    for run in ("net1d", "mtecg"):
+        assert "train/loss" in read_scalars(tmp_path / "runs" / run / "tb")
+    assert "val/reconstruction" in read_image_tags(tmp_path / "runs/mtecg/tb")
+    predictions = [line for line in out.stdout.splitlines() if "_lr.hea:" in line or "_hr.hea:" in line]
+    assert len(predictions) == 2 and all("NORM" in line for line in predictions)
+    assert "tensorboard --logdir" in out.stdout
+
+
+def test_a_simulated_corpus_is_marked_in_every_output(tmp_path):
+    sim = tmp_path / "sim"
+    subprocess.run([sys.executable, "-m", "preprocess", "simulate", "ptbxl", str(sim), "--records", "120"],
+                   check=True, capture_output=True)
+    corpus = build_corpus("ptbxl", sim, tmp_path / "corpus")
+    assert read_manifest(corpus).extra == {"simulated": True}
+    inspect = subprocess.run([sys.executable, "-m", "preprocess", "inspect", str(corpus)], capture_output=True,
+                             text=True, check=True).stdout
+    assert "SIMULATED" in inspect.splitlines()[0]
+    sweep = tmp_path / "sweep"
+    subprocess.run([sys.executable, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny.yaml",
+                    f"data.corpus={corpus}", f"run.dir={sweep}", "sweep.tasks=[superdiagnostic]",
+                    "sweep.strategies=[baseline]", "finetune.epochs=1", "--cluster", "debug", "--wait"],
+                   cwd=REPO, check=True, capture_output=True)
+    assert (sweep / "results.md").read_text().startswith("**SIMULATED ECGs")
+    model = sweep / "jobs/superdiagnostic-baseline-f1-s0/model.pth"
+    record = next(sim.rglob("*.hea"))
+    text = subprocess.run([sys.executable, "-m", "ecgdist.predict", str(model), str(record)], capture_output=True,
+                          text=True, check=True).stdout
+    assert text.startswith("# SIMULATED")
+    as_json = subprocess.run([sys.executable, "-m", "ecgdist.predict", str(model), str(record), "--json"],
+                             capture_output=True, text=True, check=True).stdout
+    assert json.loads(as_json.splitlines()[-1])["simulated"] is True
