@@ -40,7 +40,10 @@ def macro_auprc(targets: np.ndarray, scores: np.ndarray) -> float:
     return float(np.mean([average_precision_score(targets[:, k], scores[:, k]) for k in np.flatnonzero(ok)]))
 
 
-def fmax(targets: np.ndarray, scores: np.ndarray, thresholds: np.ndarray = np.linspace(0, 1, 101)) -> float:
+FMAX_THRESHOLDS = np.linspace(0, 1, 101)
+
+
+def fmax(targets: np.ndarray, scores: np.ndarray, thresholds: np.ndarray = FMAX_THRESHOLDS) -> float:
     """Maximum over thresholds of the sample-centric F1 (precision over records with a
     prediction, recall over records with a label), as in the PTB-XL benchmark. No library
     offers it."""

@@ -50,6 +50,13 @@ def banner(cfg: FinetuneConfig) -> str:
     return SIMULATED_BANNER if read_manifest(cfg.data.corpus).extra.get("simulated") else ""
 
 
+def publish_results(cfg: FinetuneConfig, sweep_dir: Path) -> list[dict]:
+    """Write results.csv/.md and the plots, and print the table (with the SIMULATED banner if any)."""
+    rows = write_results(sweep_dir, banner(cfg))
+    print((banner(cfg) + "\n") * bool(banner(cfg)) + markdown_table(rows))
+    return rows
+
+
 def make_executor(cfg: FinetuneConfig, folder: Path, cluster: str):
     import submitit
 
@@ -92,8 +99,7 @@ def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = Fal
                 job.result()
             except Exception as error:  # a failed job is reported; the others still count
                 failures.append(f"{spec.name}: {str(error).splitlines()[-1] if str(error) else error!r}")
-        rows = write_results(sweep_dir, banner(cfg))
-        print((banner(cfg) + "\n") * bool(banner(cfg)) + markdown_table(rows))
+        publish_results(cfg, sweep_dir)
         print(f"results: {sweep_dir / 'results.md'}  TensorBoard: tensorboard --logdir {sweep_dir / 'jobs'}")
         if failures:
             print("failed jobs:\n  " + "\n  ".join(failures), file=sys.stderr)
@@ -137,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             status(args.sweep_dir)
         else:
-            cfg = load_config(FinetuneConfig, args.sweep_dir / "config.yaml")
-            print((banner(cfg) + "\n") * bool(banner(cfg)) + markdown_table(write_results(args.sweep_dir, banner(cfg))))
+            publish_results(load_config(FinetuneConfig, args.sweep_dir / "config.yaml"), args.sweep_dir)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

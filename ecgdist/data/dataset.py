@@ -101,13 +101,14 @@ class ShardDataset(Dataset):
     """
 
     def __init__(self, corpus: ShardCorpus | str | os.PathLike, indices: np.ndarray | None = None,
-                 targets: sparse.csr_matrix | None = None, transform: Transform = Transform(), seed: int = 0) -> None:
+                 targets: sparse.csr_matrix | None = None, transform: Transform | None = None,
+                 seed: int = 0) -> None:
         self.corpus = corpus if isinstance(corpus, ShardCorpus) else ShardCorpus(corpus)
         self.indices = np.arange(len(self.corpus)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.targets = None if targets is None else sparse.csr_matrix(targets, dtype=np.float32)
         if self.targets is not None and self.targets.shape[0] != len(self.indices):
             raise ValueError(f"{self.targets.shape[0]} target rows for {len(self.indices)} records")
-        self.transform, self.seed = transform, seed
+        self.transform, self.seed = transform or Transform(), seed
 
     def __len__(self) -> int:
         return len(self.indices)
