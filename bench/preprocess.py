@@ -8,9 +8,10 @@
    with one worker over the baseline's; ``speedup_2_workers`` = time(1) / time(2).
 2. ``--scale-records N``: a corpus of N real records replicated with small perturbations
    (10 s, 12 x 5000 float16), its write rate, then opening it and reading its index.
-3. ``--index-records N``: the index of an N-record corpus (metadata columns in shards of
-   1000, signals left unallocated): time and peak memory to open it and read the columns
-   a pre-training job reads (record_id, patient_id, labels).
+3. ``--index-records N``: an N-record corpus (metadata in shards of 1000, signals left
+   unallocated): the time merge takes to write its numeric index, then time and peak
+   memory of what a pre-training job does at start (open, read the index, hold-out
+   split, label targets).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def time_preprocess(folder: Path, out: Path, workers: int) -> float:
 
 def index_corpus(out: Path, records: int, shard_size: int = 1000) -> Path:
     """Manifest + shards holding metadata only (signals declared, never written: no storage)."""
+    from ecgdist.data.index import write_index
     from ecgdist.data.shards import METADATA, SIGNALS, STRING, Manifest, Recipe, ShardEntry, write_manifest
 
     out.mkdir(parents=True, exist_ok=True)
@@ -81,24 +83,32 @@ def index_corpus(out: Path, records: int, shard_size: int = 1000) -> Path:
                 values = np.asarray(columns[name], dtype=object if dtype is STRING else dtype)
                 f.create_dataset(name, data=values, dtype=dtype)
         shards.append(ShardEntry(path.name, n, "", path.stat().st_size))
-    write_manifest(out, Manifest(recipe, shards, {"NORM": records // 2, "SR": records // 2, "MI": records // 2},
-                                 records, records, 0))
+    manifest = Manifest(recipe, shards, {"MI": records // 2, "NORM": records // 2, "SR": records // 2},
+                        records, records, 0)
+    start = time.perf_counter()
+    write_index(out, manifest)  # what `python -m preprocess merge` does once
+    print(f"merge's index of {records} records: {time.perf_counter() - start:.0f} s", flush=True)
+    write_manifest(out, manifest)
     return out
 
 
 def open_index(corpus: Path) -> dict:
+    """What a pre-training job does at start: open the corpus, read the index, split, targets."""
     from ecgdist.data.dataset import ShardCorpus
-    from ecgdist.data.shards import read_metadata
+    from ecgdist.data.index import read_index
+    from ecgdist.data.splits import holdout_mask
 
     tracemalloc.start()
     start = time.perf_counter()
     c = ShardCorpus(corpus)
     opened = time.perf_counter() - start
-    table = read_metadata(corpus, ["record_id", "patient_id", "labels"], c.manifest)
+    index = read_index(corpus, c.manifest)
+    held_out = holdout_mask(index.group, 0.05, seed=0)
+    targets = index.targets(sorted(c.manifest.labels))
     indexed = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert len(table["record_id"]) == len(c)
+    assert len(index.group) == len(c) == targets.shape[0] and 0 < held_out.mean() < 0.1
     return {"records": len(c), "open_manifest_s": round(opened, 3), "read_index_s": round(indexed, 2),
             "index_peak_mib": round(peak / 2**20, 1)}
 

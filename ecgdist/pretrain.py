@@ -23,10 +23,10 @@ import torch
 from ecgdist.checkpoint import Checkpointer
 from ecgdist.config import ConfigError, PretrainConfig, load_config, save_resolved, to_dict
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
-from ecgdist.data.labels import label_vocabulary, multi_hot
+from ecgdist.data.index import read_index
+from ecgdist.data.labels import label_vocabulary
 from ecgdist.data.loader import EpochStream
 from ecgdist.data.sampler import BlockBatchSampler
-from ecgdist.data.shards import read_metadata
 from ecgdist.data.splits import holdout_mask
 from ecgdist.data.transforms import Transform
 from ecgdist.deepspeed_config import build_ds_config
@@ -66,12 +66,12 @@ def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
     missing = [lead for lead in cfg.data.leads if lead not in recipe.leads]
     if missing:
         raise ConfigError(f"config key 'data.leads': corpus {corpus.path} lacks {', '.join(missing)}")
-    table = read_metadata(corpus.path, ["record_id", "patient_id", "labels"], corpus.manifest)
-    held_out = holdout_mask(table["patient_id"], table["record_id"], cfg.data.val_fraction, cfg.run.seed)
+    index = read_index(corpus.path, corpus.manifest)
+    held_out = holdout_mask(index.group, cfg.data.val_fraction, cfg.run.seed)
     labels = label_vocabulary(corpus.manifest, cfg.data.min_label_count) if cfg.model.name in CLASSIFIERS else []
     if cfg.model.name in CLASSIFIERS and not labels:
         raise ConfigError(f"model.name={cfg.model.name} learns labels, but corpus {corpus.path} has none")
-    targets = multi_hot(table["labels"], labels) if labels else None
+    targets = index.targets(labels) if labels else None
     d = cfg.data
     train_transform = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
     val_transform = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ecgdist.data.index import write_index
 from ecgdist.data.shards import (METADATA, REJECTED_NAME, Manifest, Recipe, ShardEntry, atomic_write_text,
                                  write_manifest, write_shard)
 from preprocess.record import RecordError, Rejection, SourceError, SourceItem
@@ -181,5 +182,6 @@ def merge(output: Path) -> Manifest:
                         written_inputs=sum(p["written_inputs"] for p in parts), rejected=len(rejected),
                         extra=listing.get("extra", {}))
     assert manifest.inputs == manifest.written_inputs + manifest.rejected, "every input is written or rejected"
+    write_index(output, manifest)  # before the manifest: a corpus with a manifest is complete
     write_manifest(output, manifest)
     return manifest

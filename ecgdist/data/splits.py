@@ -1,20 +1,20 @@
 """A held-out slice of a corpus for pre-training validation, grouped by patient.
 
-Membership is a hash of (seed, patient id), so a patient's records are all on one side
-and the split does not depend on shard layout, worker count or Python's hash salt.
-Records without a patient id are grouped by their record (windows of one recording
-stay together).
+Membership is a hash of (seed, patient group) — the group hashes come from the corpus
+index — so a patient's records are all on one side, and the split depends neither on
+shard layout nor on worker count. Vectorised: seven million records take milliseconds.
 """
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
+BUCKETS = 10_000
 
-def holdout_mask(patient_ids: np.ndarray, record_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    groups = [p if p else r.split("#")[0] for p, r in zip(patient_ids, record_ids)]
-    buckets = np.fromiter((zlib.crc32(f"{seed}:{g}".encode()) % 10_000 for g in groups), dtype=np.int64,
-                          count=len(groups))
-    return buckets < int(round(fraction * 10_000))
+
+def holdout_mask(group: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """True for records in the held-out share ``fraction`` of groups (uint32 group hashes)."""
+    seed_term = np.uint64((seed * 0xBF58476D1CE4E5B9) % 2**64)  # Python ints: wrap without a warning
+    mixed = group.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + seed_term  # arrays wrap silently
+    mixed ^= mixed >> np.uint64(31)  # splitmix-style finaliser: spreads similar hashes apart
+    return (mixed % np.uint64(BUCKETS)) < np.uint64(round(fraction * BUCKETS))

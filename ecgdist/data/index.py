@@ -1,0 +1,89 @@
+"""A numeric per-record index of a corpus: what training needs, without millions of strings.
+
+Reading the string columns of 7 million records (ids, patients, labels) from the shards
+takes minutes and gigabytes; this index holds the same facts as four ``.npy`` arrays
+(about 15 bytes a record), written once by ``python -m preprocess merge`` and read in
+well under a second:
+
+    index/group.npy          uint32  CRC-32 of the patient id (else of the recording id)
+    index/fold.npy           int8    the source's fold, 0 when none
+    index/label_indptr.npy   int64   CSR row pointers over the manifest's label vocabulary
+    index/label_indices.npy  int32   CSR column indices (sorted vocabulary order)
+
+A corpus without it (written before it existed) is indexed in memory, with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from ecgdist.data.shards import Manifest, read_manifest, read_metadata, split_labels
+
+log = logging.getLogger(__name__)
+INDEX_DIR = "index"
+ARRAYS = ("group", "fold", "label_indptr", "label_indices")
+
+
+@dataclass
+class CorpusIndex:
+    group: np.ndarray
+    fold: np.ndarray
+    label_indptr: np.ndarray
+    label_indices: np.ndarray
+    vocabulary: list[str]  # the manifest's labels, sorted
+
+    def targets(self, labels: list[str]) -> sparse.csr_matrix:
+        """(records, len(labels)) multi-hot targets for a subset of the vocabulary."""
+        full = sparse.csr_matrix((np.ones(len(self.label_indices), np.float32), self.label_indices,
+                                  self.label_indptr), shape=(len(self.group), len(self.vocabulary)))
+        column = {label: k for k, label in enumerate(self.vocabulary)}
+        return full[:, [column[label] for label in labels]].tocsr()
+
+
+def group_key(patient_id: str, record_id: str) -> str:
+    """A patient's records share a group; without a patient, a recording's windows do."""
+    return patient_id if patient_id else record_id.split("#")[0]
+
+
+def compute_index(corpus: Path, manifest: Manifest) -> CorpusIndex:
+    vocabulary = sorted(manifest.labels)
+    column = {label: k for k, label in enumerate(vocabulary)}
+    table = read_metadata(corpus, ["record_id", "patient_id", "labels", "fold"], manifest)
+    group = np.fromiter((zlib.crc32(group_key(p, r).encode()) for p, r in zip(table["patient_id"], table["record_id"])),
+                        dtype=np.uint32, count=len(table["record_id"]))
+    rows = [sorted({column[code] for code in split_labels(text) if code in column}) for text in table["labels"]]
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    indices = np.fromiter((k for r in rows for k in r), dtype=np.int32, count=int(indptr[-1]))
+    return CorpusIndex(group, table["fold"].astype(np.int8), indptr, indices, vocabulary)
+
+
+def write_index(corpus: str | os.PathLike, manifest: Manifest) -> CorpusIndex:
+    """Compute and save the index (atomically, array by array); ``merge`` calls it."""
+    corpus = Path(corpus)
+    index = compute_index(corpus, manifest)
+    folder = corpus / INDEX_DIR
+    folder.mkdir(exist_ok=True)
+    for name in ARRAYS:
+        tmp = folder / f"{name}.tmp.npy"
+        np.save(tmp, getattr(index, name))
+        os.replace(tmp, folder / f"{name}.npy")
+    return index
+
+
+def read_index(corpus: str | os.PathLike, manifest: Manifest | None = None) -> CorpusIndex:
+    corpus = Path(corpus)
+    manifest = manifest or read_manifest(corpus)
+    folder = corpus / INDEX_DIR
+    if all((folder / f"{name}.npy").exists() for name in ARRAYS):
+        arrays = {name: np.load(folder / f"{name}.npy") for name in ARRAYS}
+        if len(arrays["group"]) == manifest.records:
+            return CorpusIndex(**arrays, vocabulary=sorted(manifest.labels))
+    log.warning("%s has no up-to-date index/ (python -m preprocess merge writes it): indexing in memory", corpus)
+    return compute_index(corpus, manifest)
