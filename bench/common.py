@@ -38,6 +38,7 @@ def real_records() -> list[np.ndarray]:
 
 def replicated_corpus(out: Path, records: int, shard_size: int = 1000, seed: int = 0) -> Path:
     """A shard corpus of ``records`` real records replicated with small perturbations."""
+    from ecgdist.data.index import write_index
     from ecgdist.data.shards import METADATA, Manifest, Recipe, write_manifest, write_shard
 
     if (out / "manifest.json").exists():
@@ -58,7 +59,9 @@ def replicated_corpus(out: Path, records: int, shard_size: int = 1000, seed: int
                                 "flags": 0, "source_fs": 500.0}.items():
                 meta[name].append(value)
         shards.append(write_shard(out / f"shard-{s:06d}.h5", signals.astype(np.float32), meta, recipe))
-    write_manifest(out, Manifest(recipe, shards, {"NORM": records}, records, records, 0))
+    manifest = Manifest(recipe, shards, {"NORM": records}, records, records, 0)
+    write_index(out, manifest)
+    write_manifest(out, manifest)
     return out
 
 

@@ -16,7 +16,7 @@ and epoch. ``result.json``, written last, marks the job finished.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import logging
 import os
@@ -68,9 +68,8 @@ def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int) -
     """A classifier with a fresh head; stochastic depth only for the post-training strategy."""
     if cfg.model.name not in CLASSIFIERS:
         raise ConfigError(f"config key 'model.name' is {cfg.model.name!r}; fine-tuning needs one of {CLASSIFIERS}")
-    section = copy.copy(cfg.model)
-    section.drop_path = cfg.finetune.drop_path if strategy == "post_training" else 0.0
-    section.num_classes = num_classes
+    section = dataclasses.replace(cfg.model, num_classes=num_classes,
+                                  drop_path=cfg.finetune.drop_path if strategy == "post_training" else 0.0)
     model = build_model(section, len(cfg.data.leads), cfg.data.crop_samples, num_classes)
     if strategy != "scratch" and cfg.finetune.weights:
         load_pretrained(model, cfg.finetune.weights)

@@ -9,6 +9,7 @@ folder. A WFDB record is read and windowed with the recipe the model was trained
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -40,8 +41,7 @@ class Classifier:
         self.simulated = bool(extra.get("simulated"))
         d = self.cfg.data
         self.transform = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
-        section = self.cfg.model
-        section.num_classes, section.drop_path = len(self.classes), 0.0
+        section = dataclasses.replace(self.cfg.model, num_classes=len(self.classes), drop_path=0.0)
         self.model = build_model(section, len(d.leads), d.crop_samples, len(self.classes)).eval()
         self.model.load_state_dict(state)
 

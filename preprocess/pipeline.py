@@ -76,7 +76,7 @@ def process_chunk(task: ChunkTask) -> dict:
         if not windows:
             rejected.append(Rejection(record_id, item.path, "no complete window").to_dict())
             continue
-        meta = raw.meta if raw.meta is not None and task.recipe.source != "ptbxl" else item.meta
+        meta = raw.meta if raw.meta is not None else item.meta  # header comments, else the source's index
         written += 1
         for index, (window, flags) in enumerate(windows):
             signals.append(window)

@@ -29,4 +29,4 @@ class RawRecord:
     signal: np.ndarray  # (T, C) float64 in mV, NaN where a sample is missing
     fs: float
     leads: list[str]
-    meta: Meta | None = None  # set when the signal file carries metadata (WFDB header comments)
+    meta: Meta | None = None  # from the signal file (WFDB header comments); None: the source's index has it

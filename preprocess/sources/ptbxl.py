@@ -57,5 +57,7 @@ def list_items(input_dir: Path, rate_hz: int):
 def read_item(item: SourceItem) -> RawRecord:
     for candidate in item.location["candidates"]:
         if Path(f"{candidate}.hea").exists():
-            return read_wfdb(candidate)
+            raw = read_wfdb(candidate)
+            raw.meta = None  # labels, fold and demographics come from ptbxl_database.csv
+            return raw
     raise RecordError("missing signal files: " + " and ".join(f"{c}.hea" for c in item.location["candidates"]))
