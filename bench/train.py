@@ -11,7 +11,8 @@
 2. ``zeroN_vs_zero0_memory``: live tensor bytes per rank (parameters, gradients,
    optimizer state, ZeRO buffers: every tensor the rank holds after two steps) of the
    full 30.8 M-parameter Net1D at 2 ranks, for the bundled configs/deepspeed/zeroN.json
-   against zero0.json.
+   against zero0.json, in fp32 and (``*_bf16``) in bf16 mixed precision as on GPUs.
+   ``--memory-only`` skips part 1.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def live_tensor_bytes() -> int:
     return total
 
 
-def memory_worker(stage: int) -> None:
+def memory_worker(stage: int, bf16: bool) -> None:
     """One rank: full Net1D, two optimizer steps under ZeRO ``stage``, then count live tensors."""
     import deepspeed
 
@@ -138,16 +139,18 @@ def memory_worker(stage: int) -> None:
     model = Net1D(num_classes=150)
     optimizer = build_adamw(param_groups(model, 1e-3, 0.01), 1e-3)
     ds, _ = build_ds_config(REPO / f"configs/deepspeed/zero{stage}.json", TrainSection(micro_batch=2), env.world_size)
+    ds["bf16"]["enabled"] = bf16  # mixed precision as on GPUs (build_ds_config turns it off on CPU)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds, dist_init_required=False)
     for _ in range(2):
-        loss = engine(torch.randn(2, 12, 500)).float().pow(2).mean()
+        x = torch.randn(2, 12, 500, dtype=torch.bfloat16 if bf16 else torch.float32)
+        loss = engine(x).float().pow(2).mean()
         engine.backward(loss)
         engine.step()
     del loss
     print(json.dumps({"stage": stage, "rank": env.rank, "bytes": live_tensor_bytes()}), flush=True)
 
 
-def measure_memory() -> dict[int, int]:
+def measure_memory(bf16: bool) -> dict[int, int]:
     """Largest per-rank bytes for each stage, two ranks each."""
     from ecgdist.dist import free_port
 
@@ -157,11 +160,13 @@ def measure_memory() -> dict[int, int]:
         for rank in (0, 1):
             env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
                    "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
-            procs.append(subprocess.Popen([sys.executable, __file__, "--memory-worker", str(stage)], env=env,
+            worker = [sys.executable, __file__, "--memory-worker", str(stage)] + (["--bf16"] if bf16 else [])
+            procs.append(subprocess.Popen(worker, env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
         lines = [json.loads(line) for p in procs for line in p.communicate()[0].splitlines() if line.startswith("{")]
         result[stage] = max(line["bytes"] for line in lines)
-        print(f"ZeRO-{stage}: {result[stage] / 2**20:7.1f} MiB live tensors per rank (2 ranks)", flush=True)
+        print(f"ZeRO-{stage} {'bf16' if bf16 else 'fp32'}: {result[stage] / 2**20:7.1f} MiB live tensors per rank "
+              "(2 ranks)", flush=True)
     return result
 
 
@@ -171,28 +176,32 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--memory-worker", type=int, default=None)
+    parser.add_argument("--bf16", action="store_true", help="(memory worker) bf16 mixed precision")
+    parser.add_argument("--memory-only", action="store_true")
     args = parser.parse_args()
     if args.memory_worker is not None:
-        return memory_worker(args.memory_worker)
-    work = Path(tempfile.mkdtemp(prefix="ecgdist-bench-train-"))
-    corpus = replicated_corpus(work / "corpus", 1024)
-    ours, ours_zero2, hand = [], [], []
-    for i in range(args.repeats):
-        hand.append(time_hand_loop(bench_config(corpus, work / f"hand{i}", args.steps), args.warmup, args.steps))
-        ours.append(time_ours(bench_config(corpus, work / f"ours{i}", args.steps), args.warmup, args.steps, 0))
-        ours_zero2.append(time_ours(bench_config(corpus, work / f"z2{i}", args.steps), args.warmup, args.steps, 2))
-        print(f"repeat {i}: ours {ours[-1] * 1e3:.0f} ms/step (ZeRO-2 on one rank {ours_zero2[-1] * 1e3:.0f}), "
-              f"hand loop {hand[-1] * 1e3:.0f} ms/step", flush=True)
-    memory = measure_memory()
-    figures = {"ours_ms_per_step": round(min(ours) * 1e3, 1), "hand_ms_per_step": round(min(hand) * 1e3, 1),
-               "vs_hand_loop": round(min(ours) / min(hand), 3),
-               "vs_hand_loop_zero2_one_rank": round(min(ours_zero2) / min(hand), 3)}
-    for stage in (0, 1, 2, 3):
-        figures[f"zero{stage}_mib_per_rank"] = round(memory[stage] / 2**20, 1)
-        if stage:
-            figures[f"zero{stage}_vs_zero0_memory"] = round(memory[stage] / memory[0], 3)
+        return memory_worker(args.memory_worker, args.bf16)
+    figures: dict = {}
+    if not args.memory_only:
+        work = Path(tempfile.mkdtemp(prefix="ecgdist-bench-train-"))
+        corpus = replicated_corpus(work / "corpus", 1024)
+        ours, ours_zero2, hand = [], [], []
+        for i in range(args.repeats):
+            hand.append(time_hand_loop(bench_config(corpus, work / f"hand{i}", args.steps), args.warmup, args.steps))
+            ours.append(time_ours(bench_config(corpus, work / f"ours{i}", args.steps), args.warmup, args.steps, 0))
+            ours_zero2.append(time_ours(bench_config(corpus, work / f"z2{i}", args.steps), args.warmup, args.steps, 2))
+            print(f"repeat {i}: ours {ours[-1] * 1e3:.0f} ms/step (ZeRO-2 on one rank {ours_zero2[-1] * 1e3:.0f}), "
+                  f"hand loop {hand[-1] * 1e3:.0f} ms/step", flush=True)
+        figures.update(ours_ms_per_step=round(min(ours) * 1e3, 1), hand_ms_per_step=round(min(hand) * 1e3, 1),
+                       vs_hand_loop=round(min(ours) / min(hand), 3),
+                       vs_hand_loop_zero2_one_rank=round(min(ours_zero2) / min(hand), 3))
+    for bf16, suffix in ((False, ""), (True, "_bf16")):
+        memory = measure_memory(bf16)
+        for stage in (0, 1, 2, 3):
+            figures[f"zero{stage}_mib_per_rank{suffix}"] = round(memory[stage] / 2**20, 1)
+            if stage:
+                figures[f"zero{stage}_vs_zero0_memory{suffix}"] = round(memory[stage] / memory[0], 3)
     emit(figures)
-
 
 if __name__ == "__main__":
     main()
