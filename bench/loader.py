@@ -16,6 +16,7 @@ would run each.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -75,6 +76,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ecgdist-bench-"))
+    try:
+        emit(measure(work, args))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(work: Path, args) -> dict:
     corpus = replicated_corpus(work / "corpus", args.records)
     flat = work / "flat.npy"
     np.save(flat, ShardCorpus(corpus).read(np.arange(args.records)).astype(np.float16))
@@ -105,7 +113,7 @@ def main() -> None:
         figures[f"vs_memmap_{label}"] = min(figures[f"vs_memmap_{label}_w{w}"] for w in (0, 1, 2))
         best = {name: max(figures[f"{name}_{label}_w{w}_per_s"] for w in (0, 1, 2)) for name in ("ours", "wfdb")}
         figures[f"vs_wfdb_{label}"] = round(best["ours"] / best["wfdb"], 1)
-    emit(figures)
+    return figures
 
 
 if __name__ == "__main__":
