@@ -209,11 +209,11 @@ def to_dict(cfg: Any) -> dict:
 
 def save_resolved(cfg: Any, run_dir: str | os.PathLike) -> Path:
     """Write the fully resolved config next to a run's outputs (atomically)."""
+    from ecgdist.data.shards import atomic_write_text
+
     path = Path(run_dir) / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(to_yaml(cfg))
-    os.replace(tmp, path)
+    atomic_write_text(path, to_yaml(cfg))
     return path
 
 

@@ -8,6 +8,7 @@ with the baseline of the same task and fraction: 100 * (post - base) / base.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -64,11 +65,11 @@ def write_results(sweep_dir: Path, banner: str = "") -> list[dict]:
     from ecgdist.plots import metric_vs_fraction_figure
 
     rows = summarise(read_results(sweep_dir))
-    with open(sweep_dir / "results.csv.tmp", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    (sweep_dir / "results.csv.tmp").replace(sweep_dir / "results.csv")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(sweep_dir / "results.csv", text.getvalue())
     atomic_write_text(sweep_dir / "results.md", (banner + "\n\n" if banner else "") + markdown_table(rows))
     for task in sorted({r["task"] for r in rows}):
         for metric in METRICS:

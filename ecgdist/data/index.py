@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,10 +71,10 @@ def write_index(corpus: str | os.PathLike, manifest: Manifest) -> CorpusIndex:
     index = compute_index(corpus, manifest)
     folder = corpus / INDEX_DIR
     folder.mkdir(exist_ok=True)
-    for name in ARRAYS:
-        tmp = folder / f"{name}.tmp.npy"
-        np.save(tmp, getattr(index, name))
-        os.replace(tmp, folder / f"{name}.npy")
+    for name in ARRAYS:  # unique temporary names: two array tasks may merge at once
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f"{name}.", suffix=".tmp", delete=False) as f:
+            np.save(f, getattr(index, name))
+        os.replace(f.name, folder / f"{name}.npy")
     return index
 
 
