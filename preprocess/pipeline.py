@@ -73,9 +73,6 @@ def process_chunk(task: ChunkTask) -> dict:
         except Exception as error:  # a reader bug or an unforeseen file: report it, keep going
             rejected.append(Rejection(record_id, item.path, f"unreadable: {type(error).__name__}: {error}").to_dict())
             continue
-        if not windows:
-            rejected.append(Rejection(record_id, item.path, "no complete window").to_dict())
-            continue
         meta = raw.meta if raw.meta is not None else item.meta  # header comments, else the source's index
         written += 1
         for index, (window, flags) in enumerate(windows):

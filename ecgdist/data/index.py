@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from ecgdist.data.shards import Manifest, read_manifest, read_metadata, split_labels
+from ecgdist.data.labels import label_vocabulary, multi_hot
+from ecgdist.data.shards import Manifest, read_manifest, read_metadata
 
 log = logging.getLogger(__name__)
 INDEX_DIR = "index"
@@ -54,15 +55,13 @@ def group_key(patient_id: str, record_id: str) -> str:
 
 
 def compute_index(corpus: Path, manifest: Manifest) -> CorpusIndex:
-    vocabulary = sorted(manifest.labels)
-    column = {label: k for k, label in enumerate(vocabulary)}
+    vocabulary = label_vocabulary(manifest)
     table = read_metadata(corpus, ["record_id", "patient_id", "labels", "fold"], manifest)
     group = np.fromiter((zlib.crc32(group_key(p, r).encode()) for p, r in zip(table["patient_id"], table["record_id"])),
                         dtype=np.uint32, count=len(table["record_id"]))
-    rows = [sorted({column[code] for code in split_labels(text) if code in column}) for text in table["labels"]]
-    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-    indices = np.fromiter((k for r in rows for k in r), dtype=np.int32, count=int(indptr[-1]))
-    return CorpusIndex(group, table["fold"].astype(np.int8), indptr, indices, vocabulary)
+    labels = multi_hot(table["labels"], vocabulary)
+    return CorpusIndex(group, table["fold"].astype(np.int8), labels.indptr.astype(np.int64),
+                       labels.indices.astype(np.int32), vocabulary)
 
 
 def write_index(corpus: str | os.PathLike, manifest: Manifest) -> CorpusIndex:
@@ -85,6 +84,6 @@ def read_index(corpus: str | os.PathLike, manifest: Manifest | None = None) -> C
     if all((folder / f"{name}.npy").exists() for name in ARRAYS):
         arrays = {name: np.load(folder / f"{name}.npy") for name in ARRAYS}
         if len(arrays["group"]) == manifest.records:
-            return CorpusIndex(**arrays, vocabulary=sorted(manifest.labels))
+            return CorpusIndex(**arrays, vocabulary=label_vocabulary(manifest))
     log.warning("%s has no up-to-date index/ (python -m preprocess merge writes it): indexing in memory", corpus)
     return compute_index(corpus, manifest)
