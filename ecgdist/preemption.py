@@ -32,6 +32,10 @@ def requeue_slurm_job() -> bool:
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
         return False
+    # Say it first: the requeue ends this job step at once, and a line logged after it
+    # may never reach the job's output file.
+    log.warning("requeueing SLURM job %s; it resumes from the newest checkpoint", job)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
     subprocess.run(["scontrol", "requeue", job], check=True, timeout=60)
-    log.warning("requeued SLURM job %s", job)
     return True

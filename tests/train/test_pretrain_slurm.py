@@ -56,7 +56,8 @@ def test_signalled_job_saves_requeues_and_finishes_all_steps(slurm_cluster, ptbx
     subprocess.run(["scancel", "--signal=USR1", job], check=True)
     assert wait_for_job(job, 900) == "COMPLETED"
     out = (tmp_path / f"job-{job}.out").read_text()
-    assert "restart 1" in out and "requeued SLURM job" in out and "resumed from step-" in out
+    for line in ("received SIGUSR1", "requeueing SLURM job", "restart 1", "resumed from step-"):
+        assert line in out, out
     saved = sorted(p.name for p in (run / "checkpoints").glob("step-*"))
     assert saved[-1] == "step-00000400" and len(saved) == 2  # the preemption save and the final one
 
