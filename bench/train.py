@@ -8,10 +8,11 @@
    schedule) with the same Net1D and the same batches from the same loader. Alternating
    runs, best of each. ``vs_hand_loop_zero2_one_rank`` adds what ZeRO-2's flat buffers
    cost when there is only one rank to shard over.
-2. ``zeroN_vs_zero0_memory``: live tensor bytes per rank (parameters, gradients,
-   optimizer state, ZeRO buffers: every tensor the rank holds after two steps) of the
-   full 30.8 M-parameter Net1D at 2 ranks, for the bundled configs/deepspeed/zeroN.json
-   against zero0.json, in fp32 and (``*_bf16``) in bf16 mixed precision as on GPUs.
+2. Per-rank memory of the full 30.8 M-parameter Net1D at 2 ranks after two steps, for
+   the bundled configs/deepspeed/zeroN.json against zero0.json, in bf16 mixed precision
+   (how those configs run on GPUs) and, suffixed ``_fp32``, in fp32 (how they run on CPU). ``zeroN_vs_zero0_memory``: model + optimizer
+   state (parameters, fp32 master copies, Adam moments); ``zeroN_vs_zero0_live_memory``:
+   every tensor the rank holds (adds gradient buffers and ZeRO's buckets).
    ``--memory-only`` skips part 1.
 """
 
@@ -51,6 +52,13 @@ def time_ours(cfg, warmup: int, steps: int, stage: int) -> float:
     import deepspeed
 
     from ecgdist.checkpoint import Checkpointer
+
+    class NeverSave(Checkpointer):
+        """The hand loop saves nothing, so ours skips its end-of-run save too."""
+
+        def due(self, step: int, last_step: bool) -> bool:
+            return False
+
     from ecgdist.deepspeed_config import build_ds_config
     from ecgdist.dist import init_distributed
     from ecgdist.engine import TrainLoop
@@ -69,7 +77,7 @@ def time_ours(cfg, warmup: int, steps: int, stage: int) -> float:
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config,
                                       dist_init_required=False)
     loop = TrainLoop(engine, data.stream, data.val, multilabel_bce, dataclasses.replace(cfg.train, steps=warmup),
-                     layout, Checkpointer(Path(cfg.run.dir) / "ckpt"))
+                     layout, NeverSave(Path(cfg.run.dir) / "ckpt"))
     loop.run(0)
     loop.train = dataclasses.replace(cfg.train, steps=warmup + steps)
     start = time.perf_counter()
@@ -124,6 +132,20 @@ def live_tensor_bytes() -> int:
     return total
 
 
+def model_and_optimizer_bytes(engine) -> int:
+    """Bytes of what the issue calls model + optimizer state on this rank: the module's
+    parameters (ZeRO-3: the rank's partitions), the fp32 master copies and the Adam moments,
+    each distinct storage once. Gradient buffers and communication buckets are left out;
+    ``live_tensor_bytes`` counts them."""
+    base = getattr(engine.optimizer, "optimizer", engine.optimizer)  # ZeRO/bf16 wrappers hold torch's AdamW
+    tensors = [t for p in engine.module.parameters() for t in (p, getattr(p, "ds_tensor", None)) if t is not None]
+    # the master copies: AdamW's params, and its state keys (ZeRO-3 empties param_groups between steps)
+    tensors += [p for group in base.param_groups for p in group["params"]] + list(base.state)
+    tensors += [v for state in base.state.values() for v in state.values() if torch.is_tensor(v) and v.dim()]
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(nbytes for ptr, nbytes in storages.items() if ptr)
+
+
 def memory_worker(stage: int, bf16: bool) -> None:
     """One rank: full Net1D, two optimizer steps under ZeRO ``stage``, then count live tensors."""
     import deepspeed
@@ -148,11 +170,12 @@ def memory_worker(stage: int, bf16: bool) -> None:
         engine.backward(loss)
         engine.step()
     del loss
-    print(json.dumps({"stage": stage, "rank": env.rank, "bytes": live_tensor_bytes()}), flush=True)
+    print(json.dumps({"stage": stage, "rank": env.rank, "state": model_and_optimizer_bytes(engine),
+                      "live": live_tensor_bytes()}), flush=True)
 
 
-def measure_memory(bf16: bool) -> dict[int, int]:
-    """Largest per-rank bytes for each stage, two ranks each."""
+def measure_memory(bf16: bool) -> dict[int, dict[str, int]]:
+    """Largest per-rank bytes ("state" and "live") for each stage, two ranks each."""
     from ecgdist.dist import free_port
 
     result = {}
@@ -165,9 +188,10 @@ def measure_memory(bf16: bool) -> dict[int, int]:
             procs.append(subprocess.Popen(worker, env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
         lines = [json.loads(line) for p in procs for line in p.communicate()[0].splitlines() if line.startswith("{")]
-        result[stage] = max(line["bytes"] for line in lines)
-        print(f"ZeRO-{stage} {'bf16' if bf16 else 'fp32'}: {result[stage] / 2**20:7.1f} MiB live tensors per rank "
-              "(2 ranks)", flush=True)
+        result[stage] = {kind: max(line[kind] for line in lines) for kind in ("state", "live")}
+        print(f"ZeRO-{stage} {'bf16' if bf16 else 'fp32'} per rank (2 ranks): model + optimizer state "
+              f"{result[stage]['state'] / 2**20:7.1f} MiB, all live tensors {result[stage]['live'] / 2**20:7.1f} MiB",
+              flush=True)
     return result
 
 
@@ -189,12 +213,13 @@ def main() -> None:
             figures.update(measure_step_time(work, args))
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    for bf16, suffix in ((False, ""), (True, "_bf16")):
+    for bf16, suffix in ((True, ""), (False, "_fp32")):  # bf16 is how zeroN.json run on GPUs
         memory = measure_memory(bf16)
         for stage in (0, 1, 2, 3):
-            figures[f"zero{stage}_mib_per_rank{suffix}"] = round(memory[stage] / 2**20, 1)
-            if stage:
-                figures[f"zero{stage}_vs_zero0_memory{suffix}"] = round(memory[stage] / memory[0], 3)
+            for kind, name in (("state", "memory"), ("live", "live_memory")):
+                figures[f"zero{stage}_{kind}_mib_per_rank{suffix}"] = round(memory[stage][kind] / 2**20, 1)
+                if stage:
+                    figures[f"zero{stage}_vs_zero0_{name}{suffix}"] = round(memory[stage][kind] / memory[0][kind], 3)
     emit(figures)
 
 

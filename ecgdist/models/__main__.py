@@ -16,7 +16,7 @@ from ecgdist.models import build_model, count_parameters
 
 def stage_shapes(model: torch.nn.Module, x: torch.Tensor) -> list[dict]:
     """Output shape of each stage (Net1D) or block (ViT), recorded with forward hooks."""
-    stages = getattr(model, "stage_list", None) or getattr(getattr(model, "encoder", model), "blocks")
+    stages = getattr(model, "stage_list", None) or getattr(model, "encoder", model).blocks
     shapes: list[dict] = []
     hooks = [stage.register_forward_hook(
         lambda mod, inp, out, i=i: shapes.append({"stage": i, "shape": list(out.shape),
