@@ -7,6 +7,8 @@ finished, ``complete.json`` with the sha256 of every file. A folder without that
 is a save that crashed and is ignored; a folder whose files no longer match their
 checksums is corrupt: resuming then falls back to the one before, and says so. Every
 rank verifies the same files, so all ranks pick the same checkpoint without talking.
+A checkpoint written by a different number of ranks is loaded through DeepSpeed's
+universal format (``universal_checkpoint``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from ecgdist.data.shards import atomic_write_text, file_sha256
+from ecgdist.universal_checkpoint import PREFIX, convert, partitioned, universal_tag
 
 log = logging.getLogger(__name__)
 MARKER = "complete.json"
@@ -42,10 +46,27 @@ def rng_state() -> dict:
     return state
 
 
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Which checkpoint a starting job resumes from, and how DeepSpeed must load it."""
+
+    tag: str
+    load_tag: str  # the tag itself, or its universal copy when the rank count changed
+    saved_world_size: int
+
+    @property
+    def universal(self) -> bool:
+        return self.load_tag != self.tag
 
 
 class Checkpointer:
@@ -78,7 +99,8 @@ class Checkpointer:
         if self.rank == 0:
             files = {str(p.relative_to(self.folder / tag)): file_sha256(p)
                      for p in sorted((self.folder / tag).rglob("*")) if p.is_file() and p.name != MARKER}
-            atomic_write_text(self.folder / tag / MARKER, json.dumps({"step": step, "files": files}))
+            atomic_write_text(self.folder / tag / MARKER,
+                              json.dumps({"step": step, "world_size": world_size(), "files": files}))
             self.prune()
         barrier()
         self.last_save_time = time.monotonic()
@@ -114,18 +136,45 @@ class Checkpointer:
             log.warning("checkpoint %s is corrupt (%s); falling back to the one before", tag, reason)
         return None
 
-    def load_latest(self, engine) -> tuple[int, dict] | None:
-        """Restore the newest usable checkpoint into ``engine``: (step, client state), or None."""
+    def saved_world_size(self, tag: str) -> int:
+        marker = json.loads((self.folder / tag / MARKER).read_text())
+        return marker.get("world_size") or len(list((self.folder / tag).glob("rank-*.pt")))
+
+    def plan_resume(self) -> Resume | None:
+        """Collective, before the engine exists: the newest usable checkpoint, converted to
+        the universal format (by rank 0, once) when it was written by a different number of
+        ranks and its optimizer state is partitioned. None when there is nothing to resume."""
         tag = self.newest_usable()
         if tag is None:
             return None
-        path, client_state = engine.load_checkpoint(str(self.folder), tag=tag)
+        saved, now = self.saved_world_size(tag), world_size()
+        if saved == now or not partitioned(self.folder / tag):
+            return Resume(tag, tag, saved)
+        log.warning("%s was written by %d ranks and this job has %d: loading it as a universal checkpoint",
+                    tag, saved, now)
+        if self.rank == 0:
+            convert(self.folder / tag)
+        barrier()
+        return Resume(tag, universal_tag(tag), saved)
+
+    def load(self, engine, resume: Resume) -> tuple[int, dict]:
+        """Restore ``resume`` into ``engine`` (built with ``checkpoint.load_universal`` when
+        ``resume.universal``): (step, client state)."""
+        path, client_state = engine.load_checkpoint(str(self.folder), tag=resume.load_tag)
         if path is None:
-            raise RuntimeError(f"DeepSpeed could not load verified checkpoint {self.folder / tag}")
-        set_rng_state(torch.load(self.folder / tag / f"rank-{self.rank:05d}.pt", weights_only=True))
-        log.info("resumed from %s", tag)
-        return int(client_state["step"]), client_state
+            raise RuntimeError(f"DeepSpeed could not load verified checkpoint {self.folder / resume.load_tag}")
+        step = int(client_state["step"])
+        rng_file = self.folder / resume.tag / f"rank-{self.rank:05d}.pt"
+        if resume.saved_world_size == world_size() and rng_file.exists():
+            set_rng_state(torch.load(rng_file, weights_only=True))
+        else:  # the ranks are not the ones that saved: a fresh stream per (seed, step, rank)
+            torch.manual_seed(hash((torch.initial_seed(), step, self.rank)) % 2**63)
+        log.info("resumed from %s", resume.tag)
+        return step, client_state
 
     def prune(self) -> None:
         for tag in self.complete_tags()[self.keep_last:]:
             shutil.rmtree(self.folder / tag, ignore_errors=True)
+        for copy in self.folder.glob(f"{PREFIX}*"):
+            if not (self.folder / copy.name.removeprefix(PREFIX)).is_dir():
+                shutil.rmtree(copy, ignore_errors=True)

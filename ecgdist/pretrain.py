@@ -29,7 +29,7 @@ from ecgdist.data.loader import EpochStream
 from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.splits import holdout_mask
 from ecgdist.data.transforms import Transform
-from ecgdist.deepspeed_config import build_ds_config
+from ecgdist.deepspeed_config import BatchLayout, build_ds_config
 from ecgdist.dist import DistEnv, init_distributed
 from ecgdist.engine import TrainLoop
 from ecgdist.models import CLASSIFIERS, build_model
@@ -100,18 +100,28 @@ def mae_figure(rank: int, patch: int, fluctuated: bool):
     return draw
 
 
-def run(cfg: PretrainConfig) -> dict:
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+@dataclass
+class Prepared:
+    """A rank ready to train: the engine restored from the newest checkpoint, if any."""
+
+    engine: object
+    data: PretrainData
+    layout: BatchLayout
+    checkpointer: Checkpointer
+    start_step: int
+
+
+def prepare(cfg: PretrainConfig, env: DistEnv) -> Prepared:
     import deepspeed
 
-    env = init_distributed(single_group=True)
     ds_config, layout = build_ds_config(resolve(cfg.deepspeed), cfg.train, env.world_size)
-    run_dir = Path(cfg.run.dir)
-    if env.is_main:
-        save_resolved(cfg, run_dir)
-        log.info("global batch %d = micro %d x accumulation %d x %d ranks", layout.global_batch,
-                 layout.micro_batch, layout.grad_accum, layout.world_size)
     data = build_data(cfg, env)
+    c = cfg.checkpoint
+    checkpointer = Checkpointer(Path(cfg.run.dir) / "checkpoints", c.save_every_steps, c.save_every_minutes,
+                                c.keep_last, env.rank)
+    resume = checkpointer.plan_resume()
+    if resume is not None and resume.universal:
+        ds_config["checkpoint"] = {**ds_config.get("checkpoint", {}), "load_universal": True}
     torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
     model = build_model(cfg.model, len(cfg.data.leads), cfg.data.crop_samples, len(data.labels))
     torch.manual_seed(cfg.run.seed + 1000 * (env.rank + 1))  # rank-specific masks and drop-path
@@ -119,23 +129,35 @@ def run(cfg: PretrainConfig) -> dict:
     scheduler = warmup_cosine(optimizer, cfg.train.steps, cfg.train.warmup_steps, cfg.train.lr_min_ratio)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config,
                                       dist_init_required=False)
-    c = cfg.checkpoint
-    checkpointer = Checkpointer(run_dir / "checkpoints", c.save_every_steps, c.save_every_minutes, c.keep_last,
-                                env.rank)
     start_step = 0
-    resumed = checkpointer.load_latest(engine)
-    if resumed is not None:
-        start_step, client_state = resumed
+    if resume is not None:
+        start_step, client_state = checkpointer.load(engine, resume)
         data.stream.load_state_dict(client_state["stream"])
+        if resume.saved_world_size != env.world_size:
+            log.warning("the global batch changes with the rank count: now %d (micro %d x accumulation %d x %d "
+                        "ranks); train.grad_accum can keep it as before", layout.global_batch, layout.micro_batch,
+                        layout.grad_accum, layout.world_size)
+    return Prepared(engine, data, layout, checkpointer, start_step)
+
+
+def run(cfg: PretrainConfig) -> dict:
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+    env = init_distributed(single_group=True)
+    run_dir = Path(cfg.run.dir)
+    p = prepare(cfg, env)
+    if env.is_main:
+        save_resolved(cfg, run_dir)
+        log.info("global batch %d = micro %d x accumulation %d x %d ranks", p.layout.global_batch,
+                 p.layout.micro_batch, p.layout.grad_accum, p.layout.world_size)
     logger = make_logger(run_dir / "tb", env.is_main)
     figure = (mae_figure(env.rank, cfg.model.patch_samples, cfg.model.target == "fluctuated")
               if cfg.model.name == "mtecg_mae" else None)
-    loop = TrainLoop(engine, data.stream, data.val, objective_for(cfg.model.name), cfg.train, layout, checkpointer,
-                     env.rank, logger, PreemptionFlag(),
-                     lambda: {"config": to_dict(cfg), "labels": data.labels, "recipe": data.recipe}, figure)
-    step, outcome = loop.run(start_step)
+    loop = TrainLoop(p.engine, p.data.stream, p.data.val, objective_for(cfg.model.name), cfg.train, p.layout,
+                     p.checkpointer, env.rank, logger, PreemptionFlag(),
+                     lambda: {"config": to_dict(cfg), "labels": p.data.labels, "recipe": p.data.recipe}, figure)
+    step, outcome = loop.run(p.start_step)
     logger.close()
-    return {"step": step, "outcome": outcome, "resumed_from": start_step, "rank": env.rank}
+    return {"step": step, "outcome": outcome, "resumed_from": p.start_step, "rank": env.rank}
 
 
 def main(argv: list[str] | None = None) -> int:

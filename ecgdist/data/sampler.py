@@ -74,9 +74,18 @@ class BlockBatchSampler(Sampler[list[int]]):
 
     def state_dict(self, consumed: int) -> dict:
         """State after the consumer took ``consumed`` batches of the current epoch."""
-        return {"epoch": self.epoch, "start_batch": self.start_batch + consumed, "seed": self.seed}
+        return {"epoch": self.epoch, "start_batch": self.start_batch + consumed, "seed": self.seed,
+                "world_size": self.world_size, "batch_size": self.batch_size}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue where ``state`` stopped. Saved by a different number of ranks, the epoch
+        continues at the same share of its records, rounded down: fewer than one batch per
+        rank is seen twice, nothing is skipped. (A different micro batch also changes the
+        block size, hence the order: the share is then only approximate.)"""
         if state["seed"] != self.seed:
             raise ValueError(f"sampler state was saved with seed {state['seed']}, this run uses {self.seed}")
-        self.set_epoch(state["epoch"], state["start_batch"])
+        start = state["start_batch"]
+        saved_share = state.get("world_size", self.world_size) * state.get("batch_size", self.batch_size)
+        if saved_share != self.world_size * self.batch_size:
+            start = start * saved_share // (self.world_size * self.batch_size)
+        self.set_epoch(state["epoch"], start)

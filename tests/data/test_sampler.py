@@ -46,6 +46,23 @@ def test_restored_sampler_yields_exactly_the_remaining_batches():
     assert list(restored) == full[3:]
 
 
+@pytest.mark.parametrize("new_world_size", [1, 3, 4])
+def test_resuming_on_another_rank_count_skips_nothing_and_repeats_under_a_batch_per_rank(new_world_size):
+    shards = np.repeat(np.arange(6), 40)  # 240 records: 30 batches of 8
+    consumed = 5  # each of 2 ranks took five batches, then the job stopped
+    before = [i for rank in (0, 1) for b in BlockBatchSampler(shards, 8, rank, 2, seed=3).batches(0)[:consumed]
+              for i in b]
+    state = BlockBatchSampler(shards, 8, 0, 2, seed=3).state_dict(consumed)
+    after = []
+    for rank in range(new_world_size):
+        sampler = BlockBatchSampler(shards, 8, rank, new_world_size, seed=3)
+        sampler.load_state_dict(state)
+        after.extend(i for b in sampler for i in b)
+    assert set(before) | set(after) == set(range(len(shards)))  # every record of the epoch, once at least
+    repeated = len(before) + len(after) - len(shards)
+    assert 0 <= repeated < 8 * new_world_size and len(set(after)) == len(after)
+
+
 def test_restoring_with_another_seed_is_refused():
     state = BlockBatchSampler(SHARDS, 6, seed=1).state_dict(0)
     with pytest.raises(ValueError, match="seed 1"):

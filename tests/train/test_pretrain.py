@@ -1,5 +1,6 @@
 """Real DeepSpeed pre-training on CPU (gloo): resume equivalence, checkpoint fallback, export."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -59,6 +60,44 @@ def test_signal_then_resume_ends_with_the_weights_of_an_uninterrupted_run(ptbxl_
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     # Same batches, masks and RNG: equal up to float reduction order in the optimizer (seen: 0 or ~1e-8).
     assert worst <= 1e-6, worst
+
+
+RESTORE_AND_SAVE = """
+import sys
+from pathlib import Path
+from ecgdist.checkpoint import Checkpointer
+from ecgdist.config import PretrainConfig, load_config
+from ecgdist.dist import init_distributed
+from ecgdist.pretrain import prepare, resolve
+cfg = load_config(PretrainConfig, resolve(sys.argv[1]), sys.argv[2:])
+p = prepare(cfg, init_distributed(single_group=True))
+client = {"step": p.start_step, "config": {}, "labels": p.data.labels, "recipe": p.data.recipe}
+Checkpointer(Path(cfg.run.dir).parent / "restored" / "checkpoints", rank=p.checkpointer.rank).save(
+    p.engine, p.start_step, client)
+"""
+
+
+@pytest.mark.parametrize(("stage", "before", "after"), [(2, 2, 1), (3, 2, 3)])
+def test_a_run_resumes_on_another_rank_count_with_the_saved_weights(ptbxl_corpus, tmp_path, stage, before, after):
+    run, logs = tmp_path / "run", [tmp_path / name for name in ("first", "restore", "resumed")]
+    for log in logs:
+        log.mkdir()
+    args = pretrain_args(ptbxl_corpus, run, f"deepspeed=configs/deepspeed/zero{stage}.json", "train.steps=8")
+    assert run_ranks(before, args, tmp_path, logs[0]) == [0] * before
+    # Restored on `after` ranks (through the universal format) and saved again, untouched:
+    restore = ["-c", RESTORE_AND_SAVE, *args[2:]]
+    assert run_ranks(after, restore, tmp_path, logs[1]) == [0] * after, (logs[1] / "rank0.log").read_text()[-3000:]
+    saved, restored = export(run, tmp_path / "a.pth"), export(tmp_path / "restored", tmp_path / "b.pth")
+    assert saved["step"] == restored["step"] == 8
+    assert all(torch.equal(saved["state_dict"][k], restored["state_dict"][k]) for k in saved["state_dict"])
+    assert (run / "checkpoints" / "universal-step-00000008" / "zero").is_dir()
+    # The run itself carries on with the new rank count:
+    assert run_ranks(after, [*args[:-1], "train.steps=12"], tmp_path, logs[2]) == [0] * after
+    text = (logs[2] / "rank0.log").read_text()
+    assert f"step-00000008 was written by {before} ranks and this job has {after}" in text
+    assert "resumed from step-00000008" in text
+    marker = json.loads((run / "checkpoints" / "step-00000012" / "complete.json").read_text())
+    assert marker["world_size"] == after
 
 
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(ptbxl_corpus, tmp_path):
