@@ -15,14 +15,14 @@ def reconstruction_figure(signal: np.ndarray, pred: np.ndarray, mask: np.ndarray
 
     Args:
         signal: (C, L) model input; pred: (N, C * patch) predicted segments; mask: (N,) 1 = hidden.
-        fluctuated: predictions are per-segment z-scores; they are drawn at the segment's own
-            mean and spread so the shape can be compared with the signal.
+        fluctuated: predictions are per-segment z-scores (over all leads); they are drawn at
+            the segment's own mean and spread so the shape can be compared with the signal.
     """
     C, L = signal.shape
-    segments = signal.reshape(C, L // patch, patch)[lead]  # (N, P)
+    segments = signal.reshape(C, L // patch, patch)  # (C, N, P)
     recon = pred.reshape(len(mask), C, patch)[:, lead]
     if fluctuated:
-        recon = recon * segments.std(axis=1, keepdims=True) + segments.mean(axis=1, keepdims=True)
+        recon = recon * segments.std(axis=(0, 2))[:, None] + segments.mean(axis=(0, 2))[:, None]
     fig, ax = plt.subplots(figsize=(12, 3))
     t = np.arange(L)
     ax.plot(t, signal[lead], color="black", linewidth=0.8, label="signal")

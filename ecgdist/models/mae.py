@@ -2,9 +2,12 @@
 
 The encoder (an ``EcgViT``) sees only the visible segment tokens; a light Transformer
 decoder gets them back with a shared mask token at every hidden position and predicts
-each hidden segment. The default target is "fluctuated": each lead's samples within a
-segment z-scored, so the model learns the waveform's shape rather than its offset and
-scale; "raw" reconstructs the samples as given. The loss covers hidden segments only.
+each hidden segment. The default target is "fluctuated": each segment (all leads
+together, as MAE normalises a whole patch) z-scored, so the model learns the waveform's
+shape rather than its offset and scale; "raw" reconstructs the samples as given. The loss
+covers hidden segments only. (Z-scoring each lead on its own would blow a flat lead's
+50 ms of noise up to unit variance: a target nothing can predict, which kept the loss
+next to the all-zero prediction's 1.0; docs/benchmarks.md has the comparison.)
 """
 
 from __future__ import annotations
@@ -77,8 +80,8 @@ class MaskedAutoencoder(nn.Module):
     def reconstruction_target(self, x: torch.Tensor) -> torch.Tensor:
         segments = self.patchify(x)  # (B, N, C, P)
         if self.target == "fluctuated":
-            mean = segments.mean(dim=-1, keepdim=True)
-            var = segments.var(dim=-1, keepdim=True, unbiased=False)
+            mean = segments.mean(dim=(-2, -1), keepdim=True)
+            var = segments.var(dim=(-2, -1), keepdim=True, unbiased=False)
             segments = (segments - mean) / (var + 1e-6).sqrt()
         return segments.flatten(2)
 

@@ -55,6 +55,17 @@ def test_fluctuated_target_ignores_segment_offset_and_scale():
     assert not torch.allclose(raw.reconstruction_target(x), raw.reconstruction_target(3 * x + 2))
 
 
+def test_fluctuated_target_keeps_a_flat_lead_flat():
+    mae = MaskedAutoencoder(EcgViT(depth=1))
+    x = torch.zeros(1, 12, 5000)
+    x[:, 0] = torch.sin(torch.arange(5000) / 20.0)  # one lead with a waveform
+    x[:, 1] = 1e-3 * torch.randn(5000)  # a flat lead: nothing but a little noise
+    target = mae.reconstruction_target(x).reshape(1, 200, 12, 25)
+    within_segment = target.std(dim=-1)  # (1, segments, leads): each lead's spread in each segment
+    assert within_segment[..., 0].mean() > 0.5
+    assert within_segment[..., 1].max() < 0.05  # the noise is not blown up to unit variance
+
+
 def test_classifier_pools_and_every_parameter_gets_a_gradient():
     for pool in ("cls", "mean"):
         model = build_model(ModelSection(name="mtecg_cls", pool=pool, drop_path=0.1), num_classes=5)
