@@ -36,8 +36,9 @@ def convert(tag_dir: Path) -> Path:
     out = tag_dir.parent / universal_tag(tag_dir.name)
     if out.is_dir():
         return out
+    for stale in tag_dir.parent.glob(f".{out.name}.tmp-*"):  # left by a conversion that crashed
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = tag_dir.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     command = [sys.executable, "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder", str(tag_dir),
                "--output_folder", str(tmp), "--inject_missing_state",
                "--num_extract_workers", "1", "--num_merge_workers", "1"]
