@@ -76,7 +76,7 @@ def main() -> int:
     started = time.time()
     root = Path(os.environ.get("DEMO_DIR", "demo")).resolve()
     steps = os.environ.get("DEMO_STEPS", "200")
-    use_slurm = slurm_sandbox_running()
+    use_slurm = os.environ.get("DEMO_SLURM") != "0" and slurm_sandbox_running()  # DEMO_SLURM=0: local anyway
     say(f"ecgdist demo in {root} ({'local SLURM sandbox' if use_slurm else 'local processes'}, CPU)")
     data, simulated = get_data(root)
     corpus = root / "corpus" / ("simulated" if simulated else "ptbxl")
