@@ -1,8 +1,9 @@
 """``python -m ecgdist.pretrain CONFIG [key=value ...]``: one rank of a pre-training job.
 
 Launch it once per GPU (``srun`` in slurm/pretrain.sh, or ``torchrun``) or alone. The
-build order is the one to read top to bottom in ``run``: distributed set-up, DeepSpeed
-config (checked before anything heavy), data, model, optimizer, engine, resume, loop.
+build order reads top to bottom in ``prepare``: DeepSpeed config (checked before anything
+heavy), data, which checkpoint to resume from, model, optimizer, engine, resume; ``run``
+adds the distributed set-up around it and the loop after it.
 Net1D (and the MTECG classifier) learn the corpus's labels with BCE; the MTECG masked
 autoencoder learns to reconstruct hidden segments. The job resumes from the newest
 usable checkpoint in ``run.dir`` by itself, so a requeued job needs no arguments changed.
