@@ -4,15 +4,19 @@
 
 Full-size models on 12 x 5000 inputs (10 s at 500 Hz): ECGFounder Net1D (150 classes),
 MTECG-T as masked autoencoder (75 % masked) and as classifier. Samples per second of a
-training step (forward, loss, backward, AdamW step) in fp32 on this machine's CPU;
+training step (forward, loss, backward, AdamW step): in fp32 on a CPU, under bf16
+autocast on a GPU (how pre-training runs there), where ``mfu_*`` is the model FLOPs
+utilisation against the card's dense bf16 peak (``--peak-tflops``; H100/H200 known).
 ``compile_vs_eager_*`` is the ratio of compiled to eager throughput measured in the
 same run (compilation time excluded, reported separately). Forward FLOPs per sample are
-counted by ``torch.utils.flop_counter`` (exact for these layers).
+counted by ``torch.utils.flop_counter`` (exact for these layers); a training step is
+taken as three forwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
@@ -22,13 +26,18 @@ from common import emit
 from ecgdist.config import ModelSection
 from ecgdist.models import build_model
 
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+DENSE_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4}  # SXM, without sparsity
 MODELS = {"net1d": ModelSection(name="net1d"), "mtecg_mae": ModelSection(name="mtecg_mae", mask_ratio=0.75),
           "mtecg_cls": ModelSection(name="mtecg_cls")}
 
 
 def step_fn(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer):
+    precision = torch.autocast("cuda", dtype=torch.bfloat16) if DEVICE.type == "cuda" else contextlib.nullcontext()
+
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        loss = model(x)[0] if name == "mtecg_mae" else F.binary_cross_entropy_with_logits(model(x), y)
+        with precision:
+            loss = model(x)[0] if name == "mtecg_mae" else F.binary_cross_entropy_with_logits(model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -37,18 +46,22 @@ def step_fn(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer)
 
 def samples_per_s(name: str, batch: int, steps: int, compiled: bool) -> tuple[float, float]:
     torch.manual_seed(0)
-    model = build_model(MODELS[name], num_classes=150).train()
+    model = build_model(MODELS[name], num_classes=150).train().to(DEVICE)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     forward = torch.compile(model) if compiled else model
     step = step_fn(name, forward, optimizer)
-    x, y = torch.randn(batch, 12, 5000), (torch.rand(batch, 150) < 0.1).float()
-    start = time.perf_counter()
-    step(x, y)  # warm-up (and compilation)
-    warmup = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(x, y)
-    return batch * steps / (time.perf_counter() - start), warmup
+    x, y = torch.randn(batch, 12, 5000, device=DEVICE), (torch.rand(batch, 150, device=DEVICE) < 0.1).float()
+
+    def timed(repeats: int) -> float:
+        start = time.perf_counter()
+        for _ in range(repeats):
+            step(x, y)
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    warmup = timed(1)  # (and compilation)
+    return batch * steps / timed(steps), warmup
 
 
 def forward_flops(name: str) -> int:
@@ -66,20 +79,28 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="the card's dense bf16 peak, for MFU")
     args = parser.parse_args()
-    figures: dict = {"batch": args.batch, "threads": torch.get_num_threads()}
+    card = torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu"
+    peak = args.peak_tflops or next((v for k, v in DENSE_BF16_TFLOPS.items() if k in card), None)
+    figures: dict = {"device": card, "batch": args.batch, "threads": torch.get_num_threads()}
     for name in MODELS:
-        figures[f"{name}_forward_gflops_per_sample"] = round(forward_flops(name) / 1e9, 3)
-        eager, _ = samples_per_s(name, args.batch, args.steps, compiled=False)
-        figures[f"{name}_eager_samples_per_s"] = round(eager, 2)
-        line = (f"{name:10s} {figures[f'{name}_forward_gflops_per_sample']:.2f} GFLOP/sample forward; "
-                f"eager {eager:7.2f} samples/s")
+        flops = forward_flops(name)
+        figures[f"{name}_forward_gflops_per_sample"] = round(flops / 1e9, 3)
+        runs = {"eager": samples_per_s(name, args.batch, args.steps, compiled=False)}
         if not args.no_compile:
-            compiled, compile_s = samples_per_s(name, args.batch, args.steps, compiled=True)
-            figures[f"{name}_compiled_samples_per_s"] = round(compiled, 2)
-            figures[f"{name}_compile_s"] = round(compile_s, 1)
-            figures[f"compile_vs_eager_{name}"] = round(compiled / eager, 3)
-            line += f", compiled {compiled:7.2f} samples/s ({compiled / eager:.2f}x; compiling took {compile_s:.0f} s)"
+            runs["compiled"] = samples_per_s(name, args.batch, args.steps, compiled=True)
+        line = f"{name:10s} {flops / 1e9:.2f} GFLOP/sample forward"
+        for mode, (rate, warmup_s) in runs.items():
+            figures[f"{name}_{mode}_samples_per_s"] = round(rate, 2)
+            line += f"; {mode} {rate:8.2f} samples/s"
+            if peak:
+                figures[f"mfu_{name}_{mode}"] = round(3 * flops * rate / (peak * 1e12), 4)
+                line += f" (MFU {figures[f'mfu_{name}_{mode}']:.1%})"
+            if mode == "compiled":
+                figures[f"{name}_compile_s"] = round(warmup_s, 1)
+                figures[f"compile_vs_eager_{name}"] = round(rate / runs["eager"][0], 3)
+                line += f", {figures[f'compile_vs_eager_{name}']:.2f}x eager, compiling took {warmup_s:.0f} s"
         print(line, flush=True)
     emit(figures)
 

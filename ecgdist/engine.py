@@ -37,6 +37,16 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def on_engine(batch: dict, engine) -> dict:
+    """The batch on the engine's device, its signal in the engine's compute precision (the
+    bundled ZeRO configs run bf16 on GPUs); targets stay fp32, the losses are taken in fp32."""
+    dtype = torch.bfloat16 if engine.bfloat16_enabled() else torch.float16 if engine.fp16_enabled() else None
+    moved = {k: v.to(engine.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    if dtype is not None:
+        moved["signal"] = moved["signal"].to(dtype)
+    return moved
+
+
 def validation_batches(data: ShardDataset, batch_size: int, rank: int, world_size: int, limit: int) -> list[list[int]]:
     """This rank's validation batches; every rank gets the same count (ZeRO-3 forwards are collective)."""
     size = max(1, min(batch_size, len(data) // max(1, world_size)))
@@ -67,7 +77,7 @@ class TrainLoop:
         while step < self.train.steps:
             loss_sum = 0.0
             for _ in range(self.train.grad_accum):
-                loss = self.objective(self.engine, next(batches))
+                loss = self.objective(self.engine, on_engine(next(batches), self.engine))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss.item()} at step {step + 1}: stopping before the optimizer step")
                 self.engine.backward(loss)
@@ -112,6 +122,7 @@ class TrainLoop:
         with torch.no_grad(), torch.random.fork_rng():
             torch.manual_seed(VALIDATION_SEED)
             for i, batch in enumerate(loader):
+                batch = on_engine(batch, self.engine)
                 total += self.objective(self.engine, batch).item() * len(batch["index"])
                 count += len(batch["index"])
                 if i == 0 and self.figure is not None and step % self.train.image_every_steps == 0:

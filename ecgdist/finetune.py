@@ -90,12 +90,16 @@ def backbone_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for n, p in model.named_parameters() if n not in head]
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
     model.eval()
     scores, targets = [], []
     with torch.no_grad():
         for batch in loader:
-            scores.append(torch.sigmoid(model(batch["signal"])).numpy())
+            scores.append(torch.sigmoid(model(batch["signal"].to(device_of(model)))).cpu().numpy())
             targets.append(batch["target"].numpy())
     return np.concatenate(scores), np.concatenate(targets)
 
@@ -105,9 +109,9 @@ def train_epoch(model, loader, optimizer, stage: str, ema=None) -> float:
     if stage == "probe":  # frozen backbone: its dropout/drop-path/BatchNorm stay in eval mode
         model.eval()
         model.get_submodule(next(iter(model.head_parameter_names())).rsplit(".", 1)[0]).train()
-    total, count = 0.0, 0
+    total, count, device = 0.0, 0, device_of(model)
     for batch in loader:
-        loss = F.binary_cross_entropy_with_logits(model(batch["signal"]), batch["target"])
+        loss = F.binary_cross_entropy_with_logits(model(batch["signal"].to(device)), batch["target"].to(device))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} in a {stage} epoch")
         optimizer.zero_grad(set_to_none=True)
@@ -165,14 +169,15 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
         return json.loads((job_dir / RESULT).read_text())
     torch.manual_seed(spec.seed)
     loaders = Loaders(cfg, spec)
-    model = build_finetune_model(cfg, spec.strategy, len(loaders.classes))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_finetune_model(cfg, spec.strategy, len(loaders.classes)).to(device)
     plan = stages(cfg.finetune, spec.strategy)
-    state = torch.load(job_dir / STATE, weights_only=False) if (job_dir / STATE).exists() else \
+    state = torch.load(job_dir / STATE, map_location=device, weights_only=False) if (job_dir / STATE).exists() else \
         {"stage": 0, "epoch": 0, "best_auroc": -1.0, "best_state": None, "best_epoch": None, "history": [],
          "resumes": 0}
     if state["stage"] or state["epoch"]:
         model.load_state_dict(state["model"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())
         state["resumes"] += 1
         log.info("%s: resuming at stage %s epoch %d", spec.name, plan[state["stage"]][0], state["epoch"])
     logger = TensorBoardLogger(job_dir / "tb")

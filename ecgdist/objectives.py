@@ -11,7 +11,7 @@ Objective = Callable[[torch.nn.Module, dict], torch.Tensor]
 
 
 def multilabel_bce(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(model(batch["signal"]), batch["target"])
+    return F.binary_cross_entropy_with_logits(model(batch["signal"]).float(), batch["target"])
 
 
 def masked_reconstruction(model: torch.nn.Module, batch: dict) -> torch.Tensor:

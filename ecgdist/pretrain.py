@@ -96,8 +96,8 @@ def mae_figure(rank: int, patch: int, fluctuated: bool):
         _, pred, mask = engine(batch["signal"])
         if rank != 0:
             return None
-        return reconstruction_figure(batch["signal"][0].numpy(), pred[0].float().numpy(), mask[0].numpy(),
-                                     patch, fluctuated)
+        first = [t[0].float().cpu().numpy() for t in (batch["signal"], pred, mask)]
+        return reconstruction_figure(*first, patch, fluctuated)
     return draw
 
 

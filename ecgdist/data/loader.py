@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 from typing import Iterator
 
+import torch
 from torch.utils.data import DataLoader
 
 from ecgdist.data.dataset import ShardDataset, keep_batch
@@ -22,7 +23,8 @@ def make_loader(dataset: ShardDataset, sampler: BlockBatchSampler, workers: int 
     if workers > 0:
         kwargs = dict(prefetch_factor=prefetch_factor, persistent_workers=True,
                       multiprocessing_context=multiprocessing.get_context(start_method) if start_method else None)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=keep_batch, **kwargs)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=keep_batch,
+                      pin_memory=torch.cuda.is_available(), **kwargs)  # pinned: copies to the GPU overlap
 
 
 class EpochStream:

@@ -86,7 +86,7 @@ class MaskedAutoencoder(nn.Module):
         return segments.flatten(2)
 
     def forward_loss(self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        per_segment = ((pred - self.reconstruction_target(x)) ** 2).mean(dim=-1)
+        per_segment = ((pred.float() - self.reconstruction_target(x.float())) ** 2).mean(dim=-1)  # fp32 under bf16
         return (per_segment * mask).sum() / mask.sum()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
