@@ -108,11 +108,17 @@ def init_distributed(d: DistEnv | None = None, backend: str | None = None,
     return d
 
 
+def collective_tensor(values: list[float]) -> torch.Tensor:
+    """``values`` where the process group can reduce them: NCCL only reduces GPU tensors."""
+    on_gpu = dist.get_backend() == "nccl"
+    return torch.tensor(values, dtype=torch.float64, device=torch.cuda.current_device() if on_gpu else "cpu")
+
+
 def any_rank(*flags: bool) -> list[bool]:
     """Each flag OR-ed over all ranks (a collective: every rank must call it)."""
     if not (dist.is_available() and dist.is_initialized()):
         return list(flags)
-    values = torch.tensor([1.0 if f else 0.0 for f in flags])
+    values = collective_tensor([1.0 if f else 0.0 for f in flags])
     dist.all_reduce(values, op=dist.ReduceOp.MAX)
     return [bool(v) for v in values.tolist()]
 
@@ -121,7 +127,7 @@ def sum_over_ranks(*values: float) -> list[float]:
     """Each value summed over all ranks (a collective)."""
     if not (dist.is_available() and dist.is_initialized()):
         return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
+    t = collective_tensor(list(values))
     dist.all_reduce(t)
     return t.tolist()
 
