@@ -113,6 +113,7 @@ class Prepared:
 
 
 def prepare(cfg: PretrainConfig, env: DistEnv) -> Prepared:
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
     import deepspeed
 
     ds_config, layout = build_ds_config(resolve(cfg.deepspeed), cfg.train, env.world_size)
@@ -142,7 +143,6 @@ def prepare(cfg: PretrainConfig, env: DistEnv) -> Prepared:
 
 
 def run(cfg: PretrainConfig) -> dict:
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
     env = init_distributed(single_group=True)
     run_dir = Path(cfg.run.dir)
     p = prepare(cfg, env)

@@ -84,8 +84,6 @@ class BlockBatchSampler(Sampler[list[int]]):
         block size, hence the order: the share is then only approximate.)"""
         if state["seed"] != self.seed:
             raise ValueError(f"sampler state was saved with seed {state['seed']}, this run uses {self.seed}")
-        start = state["start_batch"]
-        saved_share = state.get("world_size", self.world_size) * state.get("batch_size", self.batch_size)
-        if saved_share != self.world_size * self.batch_size:
-            start = start * saved_share // (self.world_size * self.batch_size)
-        self.set_epoch(state["epoch"], start)
+        # A round is one batch on every rank; count the rounds the saved run's records fill.
+        saved_round = state.get("world_size", self.world_size) * state.get("batch_size", self.batch_size)
+        self.set_epoch(state["epoch"], state["start_batch"] * saved_round // (self.world_size * self.batch_size))
