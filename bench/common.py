@@ -7,6 +7,7 @@ baseline measured in the same run, and repeats each measurement, keeping the bes
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import wfdb
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("ECGDIST_SHARED_DATA", REPO.parent / "shared" / "data"))  # a copy elsewhere: set this
 PTBXL_500 = SHARED_DATA / "ptbxl-mini" / "records500" / "06000"
 
 

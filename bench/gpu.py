@@ -1,0 +1,184 @@
+"""The GPU figures in one prepared run: models, pre-training, one fine-tune job, the loader.
+
+    bash bench/gpu.sh [OUT_DIR]          (about 6 minutes on one H100/H200)
+
+1. 200 single-GPU pre-training steps of each full-size model through
+   ``python -m ecgdist.pretrain`` with ZeRO-2 (samples/s and peak memory read back from
+   the run's TensorBoard events), then ``python -m ecgdist.export`` of the Net1D;
+2. one post-training fine-tune job through ``python -m ecgdist.submit finetune`` on a
+   simulated PTB-XL corpus, from that export (wall time, records/s);
+3. the loader feeding the GPU: records/s of normalised batches landing on the device, for
+   0, 2 and 8 DataLoader workers, against the bare read (no device copy);
+4. ``bench/models.py``: bf16 training-step samples/s and MFU of Net1D, the MTECG-T
+   autoencoder and classifier, eager and compiled (last: compiling takes the longest).
+
+Pre-training and the loader read real PTB-XL records replicated with small perturbations
+(``bench/common.py``; ``ECGDIST_SHARED_DATA`` points at ../shared/data when the repo sits
+elsewhere). Without a GPU it says so and runs a small CPU smoke pass of the same steps.
+Writes ``OUT_DIR/gpu.json`` and ``OUT_DIR/summary.md``; the last line printed is the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import REPO, best_rate, emit, replicated_corpus
+from ecgdist.data.dataset import ShardDataset
+from ecgdist.data.loader import make_loader
+from ecgdist.data.sampler import BlockBatchSampler
+from ecgdist.data.transforms import Transform
+
+GPU = torch.cuda.is_available()
+# (GPU, CPU smoke) sizes of each step.
+SIZE = {"records": (8192, 256), "models_batch": (64, 2), "models_steps": (10, 1), "pretrain_steps": (200, 4),
+        "micro_batch": (256, 4), "workers": (8, 0), "finetune_records": (1000, 200), "loader_batch": (256, 32)}
+
+
+def size(key: str) -> int:
+    return SIZE[key][0 if GPU else 1]
+
+
+def run(args: list, log: Path, timeout: float) -> tuple[float, str]:
+    """Run a command from the repository root; (wall seconds, its output). A failure raises with the log's tail."""
+    started = time.perf_counter()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run([str(a) for a in args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    log.write_text(done.stdout + done.stderr)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(map(str, args[:4]))} ... exited {done.returncode}:\n"
+                           + (done.stdout + done.stderr)[-3000:])
+    return time.perf_counter() - started, done.stdout
+
+
+def scalars(tb_dir: Path) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    values: dict[str, list[float]] = {}
+    for events in sorted({p.parent for p in tb_dir.rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            values.setdefault(tag, []).extend(e.value for e in sorted(acc.Scalars(tag), key=lambda e: e.step))
+    return values
+
+
+def pretrain(name: str, config: str, corpus: Path, work: Path, logs: Path) -> dict:
+    run_dir = work / name
+    steps = size("pretrain_steps")
+    wall, _ = run([sys.executable, "-m", "ecgdist.pretrain", config, f"data.corpus={corpus}", f"run.dir={run_dir}",
+                   f"train.steps={steps}", f"train.micro_batch={size('micro_batch')}",
+                   f"train.warmup_steps={max(1, steps // 10)}", f"train.log_every_steps={max(1, steps // 8)}",
+                   f"train.val_every_steps={steps}", "train.val_batches=4", f"data.workers={size('workers')}",
+                   "data.min_label_count=1", "checkpoint.save_every_minutes=0", "deepspeed=configs/deepspeed/zero2.json"],
+                  logs / f"pretrain_{name}.log", timeout=240)
+    tb = scalars(run_dir / "tb")
+    rates = tb["train/samples_per_s"][1:] or tb["train/samples_per_s"]  # the first interval holds the warm-up
+    return {f"pretrain_{name}_samples_per_s": round(statistics.median(rates), 1),
+            f"pretrain_{name}_peak_memory_mib": round(max(tb["train/peak_memory_mb"])),
+            f"pretrain_{name}_wall_s": round(wall, 1), f"pretrain_{name}_final_loss": round(tb["train/loss"][-1], 4)}
+
+
+def finetune(weights: Path, work: Path, logs: Path) -> dict:
+    raw, corpus, sweep = work / "simulated", work / "simulated_corpus", work / "sweep"
+    run([sys.executable, "-m", "preprocess", "simulate", "ptbxl", raw, "--records", size("finetune_records")],
+        logs / "simulate.log", timeout=240)
+    run([sys.executable, "-m", "preprocess", "ptbxl", raw, corpus, "--workers", 8 if GPU else 2, "--quiet"],
+        logs / "preprocess.log", timeout=120)
+    epochs = 3 if GPU else 1
+    wall, _ = run([sys.executable, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl.yaml",
+                   f"data.corpus={corpus}", f"run.dir={sweep}", f"finetune.weights={weights}",
+                   "sweep.tasks=[superdiagnostic]", "sweep.strategies=[post_training]", "sweep.fractions=[1.0]",
+                   "sweep.seeds=[0]", f"finetune.epochs={epochs}", "finetune.probe_epochs=1", "finetune.bootstrap=200",
+                   "--cluster", "local", "--wait"], logs / "finetune.log", timeout=240)
+    result = json.loads(next(sweep.glob("jobs/*/result.json")).read_text())
+    seen = result["records"]["train"] * (epochs + 1) + (result["records"]["val"]) * (epochs + 1) + result["records"]["test"]
+    return {"finetune_wall_s": round(wall, 1), "finetune_records_per_s": round(seen / wall, 1),
+            "finetune_test_macro_auroc_simulated": round(result["macro_auroc"], 4)}
+
+
+def loader_rates(corpus: Path) -> dict:
+    """Records/s of normalised batches on the training device, against the same reads left on the host."""
+    device = torch.device("cuda" if GPU else "cpu")
+    dataset = ShardDataset(corpus, transform=Transform(normalize="ecgfounder"))
+    figures = {}
+    for workers in ((0, 2, 8) if GPU else (0, 2)):
+        sampler = BlockBatchSampler(dataset.shards_of(), size("loader_batch"), seed=0)
+        loader = make_loader(dataset, sampler, workers)
+
+        def drain(to_device: bool) -> int:
+            count = 0
+            for batch in loader:
+                signal = batch["signal"].to(device, non_blocking=True) if to_device else batch["signal"]
+                count += len(signal)
+            if GPU:
+                torch.cuda.synchronize()
+            return count
+
+        on_device, on_host = best_rate(lambda: drain(True), 2), best_rate(lambda: drain(False), 2)
+        figures[f"loader_to_device_w{workers}_per_s"] = round(on_device)
+        figures[f"loader_device_vs_host_w{workers}"] = round(on_device / on_host, 3)
+    return figures
+
+
+def summary(figures: dict) -> str:
+    lines = [f"# bench/gpu.py on {figures['device']}", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in figures.items() if k != "device"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", nargs="?", default="bench-gpu", type=Path)
+    parser.add_argument("--only", nargs="*", default=None, help="run only these steps (a later one may need an earlier)")
+    args = parser.parse_args()
+    out, work = args.out, Path(tempfile.mkdtemp(prefix="ecgdist-gpu-"))
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    figures: dict = {"device": torch.cuda.get_device_name() if GPU else "cpu", "gpu": GPU,
+                     "torch": torch.__version__}
+    if not GPU:
+        print("no GPU here: a CPU smoke pass of every step (tiny sizes); the figures mean nothing", flush=True)
+    steps = [
+        ("pretrain_net1d", lambda: pretrain("net1d", "configs/pretrain/ecgfounder.yaml", corpus, work, logs)),
+        ("pretrain_mtecg", lambda: pretrain("mtecg", "configs/pretrain/mtecg_t.yaml", corpus, work, logs)),
+        ("export", lambda: {"export_s": round(run([sys.executable, "-m", "ecgdist.export", work / "net1d",
+                                                   work / "net1d.pth"], logs / "export.log", timeout=120)[0], 1)}),
+        ("finetune", lambda: finetune(work / "net1d.pth", work, logs)),
+        ("loader", lambda: loader_rates(corpus)),
+        ("models", lambda: json.loads(run([sys.executable, "bench/models.py", "--batch", size("models_batch"),
+                                           "--steps", size("models_steps"), *([] if GPU else ["--no-compile"])],
+                                          logs / "models.log", timeout=240)[1].strip().splitlines()[-1])),
+    ]
+    try:
+        corpus = replicated_corpus(work / "corpus", size("records"), shard_size=1024)
+        for name, step in [(n, s) for n, s in steps if args.only is None or n in args.only]:
+            started = time.perf_counter()
+            try:
+                figures.update({k: v for k, v in step().items() if k not in ("device", "threads")})
+                print(f"[{name}] done in {time.perf_counter() - started:.0f} s", flush=True)
+            except (RuntimeError, subprocess.TimeoutExpired, StopIteration, KeyError) as error:
+                figures[f"{name}_error"] = str(error).splitlines()[0][:300]
+                print(f"[{name}] FAILED: {error}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    (out / "gpu.json").write_text(json.dumps(figures, indent=1))
+    (out / "summary.md").write_text(summary(figures))
+    print(summary(figures))
+    emit(figures)
+    return 0 if GPU or not any(k.endswith("_error") for k in figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
