@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import REPO, best_rate, emit, replicated_corpus
+
 from ecgdist.data.dataset import ShardDataset
 from ecgdist.data.loader import make_loader
 from ecgdist.data.sampler import BlockBatchSampler

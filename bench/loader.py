@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import wfdb  # noqa: E402
+from common import PTBXL_500, best_rate, emit, replicated_corpus
 from torch.utils.data import DataLoader, Dataset
 
-from common import PTBXL_500, best_rate, emit, replicated_corpus
 from ecgdist.data.dataset import ShardCorpus, ShardDataset, keep_batch
 from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.transforms import Transform
-
-import wfdb  # noqa: E402
 
 
 class MemmapDataset(Dataset):

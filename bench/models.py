@@ -21,8 +21,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from common import emit
+
 from ecgdist.config import ModelSection
 from ecgdist.models import build_model
 

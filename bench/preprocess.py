@@ -27,7 +27,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import wfdb
-
 from common import PTBXL_500, emit, replicated_corpus
 
 

@@ -33,7 +33,6 @@ from pathlib import Path
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 import torch  # noqa: E402
-
 from common import REPO, emit, replicated_corpus  # noqa: E402
 
 BENCH_MODEL = ["model.widths=[64,160,160,400]", "model.blocks=[2,2,2,3]"]
@@ -51,7 +50,7 @@ def bench_config(corpus: Path, run_dir: Path, steps: int):
 def time_ours(cfg, warmup: int, steps: int, stage: int) -> float:
     import deepspeed
 
-    from ecgdist.checkpoint import Checkpointer
+    from ecgdist.pretrain.checkpoint import Checkpointer
 
     class NeverSave(Checkpointer):
         """The hand loop saves nothing, so ours skips its end-of-run save too."""
@@ -59,13 +58,13 @@ def time_ours(cfg, warmup: int, steps: int, stage: int) -> float:
         def due(self, step: int, last_step: bool) -> bool:
             return False
 
-    from ecgdist.deepspeed_config import build_ds_config
     from ecgdist.dist import init_distributed
-    from ecgdist.engine import TrainLoop
     from ecgdist.models import build_model
-    from ecgdist.objectives import multilabel_bce
-    from ecgdist.optim import build_adamw, param_groups, warmup_cosine
-    from ecgdist.pretrain import build_data
+    from ecgdist.pretrain.deepspeed_config import build_ds_config
+    from ecgdist.pretrain.engine import TrainLoop
+    from ecgdist.pretrain.main import build_data
+    from ecgdist.pretrain.objectives import multilabel_bce
+    from ecgdist.pretrain.optim import build_adamw, param_groups, warmup_cosine
 
     env = init_distributed(single_group=True)
     ds_config, layout = build_ds_config(REPO / f"configs/deepspeed/zero{stage}.json", cfg.train, 1)
@@ -90,8 +89,8 @@ def time_hand_loop(cfg, warmup: int, steps: int) -> float:
 
     from ecgdist.dist import DistEnv
     from ecgdist.models import build_model
-    from ecgdist.optim import build_adamw, param_groups, warmup_cosine
-    from ecgdist.pretrain import build_data
+    from ecgdist.pretrain.main import build_data
+    from ecgdist.pretrain.optim import build_adamw, param_groups, warmup_cosine
 
     data = build_data(cfg, DistEnv(0, 0, 1, "127.0.0.1", 0, "single"))
     torch.manual_seed(0)
@@ -150,12 +149,11 @@ def memory_worker(stage: int, bf16: bool) -> None:
     """One rank: full Net1D, two optimizer steps under ZeRO ``stage``, then count live tensors."""
     import deepspeed
 
+    from ecgdist.config import TrainSection
     from ecgdist.dist import init_distributed
     from ecgdist.models.net1d import Net1D
-    from ecgdist.optim import build_adamw, param_groups
-
-    from ecgdist.config import TrainSection
-    from ecgdist.deepspeed_config import build_ds_config
+    from ecgdist.pretrain.deepspeed_config import build_ds_config
+    from ecgdist.pretrain.optim import build_adamw, param_groups
 
     env = init_distributed()
     torch.manual_seed(0)

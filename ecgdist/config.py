@@ -20,6 +20,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from ecgdist.leads import STANDARD_LEADS
 
 T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[1]
 
 
 class ConfigError(ValueError):
@@ -43,15 +44,22 @@ class RunSection:
 
 
 @dataclass
+class SweepRunSection:
+    """A fine-tune sweep's folder; its seeds are ``sweep.seeds``, one job each."""
+
+    dir: str = "runs/finetune"
+
+
+@dataclass
 class DataSection:
+    """What both stages read of a corpus, and how a window becomes a model input."""
+
     corpus: str = ""  # a shard corpus directory (python -m preprocess writes one)
     crop_samples: int = 5000
     random_crop: bool = True  # training crops at a random offset; evaluation always at 0
     normalize: str = "ecgfounder"  # ecgfounder (one z-score over the whole array) | per_lead | none
     leads: list[str] = field(default_factory=lambda: list(STANDARD_LEADS))
-    val_fraction: float = 0.05  # held-out slice of the corpus for pre-training validation
-    workers: int = 2
-    min_label_count: int = 1  # labels with fewer positives leave the target vocabulary
+    workers: int = 2  # DataLoader worker processes per rank (pre-training) or per loader (fine-tune job)
     noise_std: float = 0.0  # augmentation: Gaussian noise in units of the normalised signal
     scale_jitter: float = 0.0  # augmentation: amplitude scale drawn from 1 +- this
 
@@ -60,9 +68,20 @@ class DataSection:
         unknown = [lead for lead in self.leads if lead not in STANDARD_LEADS]
         if unknown or not self.leads:
             raise ConfigError(f"config key 'data.leads' has {unknown or 'no leads'}; valid: {', '.join(STANDARD_LEADS)}")
-        check_range("data.val_fraction", self.val_fraction, 0.0, 0.5)
         check_range("data.crop_samples", self.crop_samples, 1)
         check_range("data.workers", self.workers, 0)
+
+
+@dataclass
+class PretrainDataSection(DataSection):
+    """Pre-training also holds out a validation slice and picks its label vocabulary."""
+
+    val_fraction: float = 0.05  # held-out slice of the corpus (by patient) for pre-training validation
+    min_label_count: int = 1  # labels with fewer positives leave the target vocabulary
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("data.val_fraction", self.val_fraction, 0.0, 0.5)
 
 
 @dataclass
@@ -127,27 +146,70 @@ class CheckpointSection:
 
 
 @dataclass
-class SlurmSection:
+class SlurmResources:
+    """What a job asks SLURM for; both stages' sections start from these."""
+
     partition: str = ""
-    nodes: int = 1
-    tasks_per_node: int = 1  # one per GPU
+    account: str = ""
     gpus_per_node: int = 0
     cpus_per_task: int = 1
     time_minutes: int = 60
     mem_gb: int = 0  # 0: the partition's default
+    signal_seconds: int = 120  # warning signal (SIGUSR1) this long before the time limit
+    extra_flags: list[str] = field(default_factory=list)  # more sbatch flags, each "--name=value" or "--name"
+
+    def __post_init__(self) -> None:
+        check_range("slurm.cpus_per_task", self.cpus_per_task, 1)
+        check_range("slurm.time_minutes", self.time_minutes, 1)
+        check_range("slurm.gpus_per_node", self.gpus_per_node, 0)
+        check_range("slurm.mem_gb", self.mem_gb, 0)
+        check_range("slurm.signal_seconds", self.signal_seconds, 0)
+        for flag in self.extra_flags:
+            if not flag.startswith("--") or len(flag) < 3 or " " in flag.split("=")[0]:
+                raise ConfigError(f"config key 'slurm.extra_flags' has {flag!r}; each item is '--name=value' or '--name'")
+
+    def flag_items(self) -> dict[str, str | bool]:
+        """``extra_flags`` as {name: value}, ``True`` for a flag without a value."""
+        items: dict[str, str | bool] = {}
+        for flag in self.extra_flags:
+            name, sep, value = flag[2:].partition("=")
+            items[name] = value if sep else True
+        return items
+
+
+@dataclass
+class PretrainSlurmSection(SlurmResources):
+    """One multi-node job: ``tasks_per_node`` ranks on each of ``nodes`` (one per GPU)."""
+
+    nodes: int = 1
+    tasks_per_node: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("slurm.nodes", self.nodes, 1)
+        check_range("slurm.tasks_per_node", self.tasks_per_node, 1)
+
+
+@dataclass
+class FinetuneSlurmSection(SlurmResources):
+    """A job array of one-task jobs, ``array_parallelism`` running at once."""
+
     array_parallelism: int = 8
-    signal_seconds: int = 120  # warning signal this long before the time limit
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("slurm.array_parallelism", self.array_parallelism, 1)
 
 
 @dataclass
 class PretrainConfig:
     run: RunSection = field(default_factory=RunSection)
-    data: DataSection = field(default_factory=DataSection)
+    data: PretrainDataSection = field(default_factory=PretrainDataSection)
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainSection = field(default_factory=TrainSection)
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     deepspeed: str = "configs/deepspeed/zero2.json"
-    slurm: SlurmSection = field(default_factory=SlurmSection)
+    slurm: PretrainSlurmSection = field(default_factory=PretrainSlurmSection)
 
 
 def _explain(error: OmegaConfBaseException, schema: type) -> str:
@@ -207,9 +269,15 @@ def to_dict(cfg: Any) -> dict:
     return OmegaConf.to_container(OmegaConf.structured(cfg))
 
 
+def resolve_path(path: str | os.PathLike) -> Path:
+    """A path as given, else relative to the repository (the bundled configs/ work from any folder)."""
+    candidate = Path(path)
+    return candidate if candidate.exists() or candidate.is_absolute() else REPO / candidate
+
+
 def save_resolved(cfg: Any, run_dir: str | os.PathLike) -> Path:
     """Write the fully resolved config next to a run's outputs (atomically)."""
-    from ecgdist.data.shards import atomic_write_text
+    from ecgdist.files import atomic_write_text
 
     path = Path(run_dir) / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +306,6 @@ class FinetuneSection:
     layer_decay: float = 1.0  # 1.0 = off
     ema_decay: float = 0.0  # 0 = off; else evaluate an exponential moving average of the weights
     bootstrap: int = 1000  # resamples for the 95 % intervals
-    workers: int = 0
 
     def __post_init__(self) -> None:
         check_range("finetune.epochs", self.epochs, 1)
@@ -266,9 +333,9 @@ class SweepSection:
 
 @dataclass
 class FinetuneConfig:
-    run: RunSection = field(default_factory=lambda: RunSection(dir="runs/finetune"))
+    run: SweepRunSection = field(default_factory=SweepRunSection)
     data: DataSection = field(default_factory=DataSection)
     model: ModelSection = field(default_factory=ModelSection)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
     sweep: SweepSection = field(default_factory=SweepSection)
-    slurm: SlurmSection = field(default_factory=SlurmSection)
+    slurm: FinetuneSlurmSection = field(default_factory=FinetuneSlurmSection)

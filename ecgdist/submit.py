@@ -1,149 +1,66 @@
-"""``python -m ecgdist.submit``: fine-tune sweeps as submitit job arrays, their status and results.
+"""``python -m ecgdist.submit``: the one front end for both stages on a cluster.
 
+    python -m ecgdist.submit pretrain CONFIG [key=value ...] [--wait] [--dry-run]
     python -m ecgdist.submit finetune CONFIG [key=value ...] [--cluster auto|slurm|local|debug] [--wait]
-    python -m ecgdist.submit status SWEEP_DIR
+    python -m ecgdist.submit status RUN_DIR       (a pre-training run or a fine-tune sweep)
     python -m ecgdist.submit collect SWEEP_DIR
 
-A sweep is tasks x strategies x label fractions x seeds, one job each, under
-``run.dir/jobs/NAME``. ``auto`` submits to SLURM when ``sbatch`` exists, else runs jobs
-as local processes. The config is checked, and every file it names must exist, before
-anything is submitted. Re-submitting skips finished jobs; unfinished ones resume.
+``pretrain`` submits slurm/pretrain.sh with ``sbatch``, its resources taken from the
+config's ``slurm`` section; ``finetune`` submits a sweep of submitit jobs. Both check the
+config and the files it names before anything is submitted.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import sys
 from pathlib import Path
 
-from ecgdist.config import ConfigError, FinetuneConfig, load_config, save_resolved
-from ecgdist.data.shards import atomic_write_text, read_manifest
-from ecgdist.finetune import RESULT, STATE, FinetuneJob, JobSpec
-from ecgdist.results import markdown_table, write_results
+from omegaconf import OmegaConf
 
-SIMULATED_BANNER = "**SIMULATED ECGs: a built-in synthetic corpus, not PTB-XL. These numbers say nothing about real ECGs.**"
-
-
-def expand(cfg: FinetuneConfig) -> list[JobSpec]:
-    s = cfg.sweep
-    return [JobSpec(*combo) for combo in itertools.product(s.tasks, s.strategies, s.fractions, s.seeds)]
+from ecgdist.config import ConfigError, FinetuneConfig, PretrainConfig, load_config, resolve_path
+from ecgdist.finetune.sweep import publish_results, status, submit_finetune
+from ecgdist.pretrain.submission import print_status, submit_pretrain
 
 
-def check_inputs(cfg: FinetuneConfig) -> None:
-    """Files named by the config exist: fail here, not inside a queued job."""
-    try:
-        read_manifest(cfg.data.corpus)
-    except (FileNotFoundError, ValueError) as error:
-        raise ConfigError(f"config key 'data.corpus': {error}") from None
-    if not (Path(cfg.data.corpus) / "scp_statements.csv").exists():
-        raise ConfigError(f"config key 'data.corpus': {cfg.data.corpus} has no scp_statements.csv (not a PTB-XL corpus)")
-    needs_weights = any(s in ("baseline", "post_training") for s in cfg.sweep.strategies)
-    if cfg.finetune.weights and not Path(cfg.finetune.weights).exists():
-        raise ConfigError(f"config key 'finetune.weights': {cfg.finetune.weights} does not exist")
-    if needs_weights and not cfg.finetune.weights:
-        print("note: finetune.weights is empty: baseline and post_training start from random weights")
-
-
-def banner(cfg: FinetuneConfig) -> str:
-    return SIMULATED_BANNER if read_manifest(cfg.data.corpus).extra.get("simulated") else ""
-
-
-def publish_results(cfg: FinetuneConfig, sweep_dir: Path) -> list[dict]:
-    """Write results.csv/.md and the plots, and print the table (with the SIMULATED banner if any)."""
-    rows = write_results(sweep_dir, banner(cfg))
-    print((banner(cfg) + "\n") * bool(banner(cfg)) + markdown_table(rows))
-    return rows
-
-
-def make_executor(cfg: FinetuneConfig, folder: Path, cluster: str):
-    import submitit
-
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=None if cluster == "auto" else cluster)
-    s = cfg.slurm
-    params = dict(name="ecgdist-finetune", timeout_min=s.time_minutes, cpus_per_task=s.cpus_per_task,
-                  slurm_array_parallelism=s.array_parallelism, slurm_signal_delay_s=s.signal_seconds)
-    if s.gpus_per_node:
-        params["gpus_per_node"] = s.gpus_per_node
-    if s.partition:
-        params["slurm_partition"] = s.partition
-    if s.mem_gb:
-        params["mem_gb"] = s.mem_gb
-    executor.update_parameters(**params)
-    return executor
-
-
-def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = False) -> tuple[Path, list]:
-    check_inputs(cfg)
-    sweep_dir = Path(cfg.run.dir)
-    save_resolved(cfg, sweep_dir)
-    specs = [s for s in expand(cfg) if not (sweep_dir / "jobs" / s.name / RESULT).exists()]
-    jobs = []
-    if specs:
-        executor = make_executor(cfg, sweep_dir / "submitit", cluster)
-        with executor.batch():
-            jobs = [executor.submit(FinetuneJob(cfg, spec, str(sweep_dir / "jobs" / spec.name))) for spec in specs]
-        index_path = sweep_dir / "sweep.json"
-        index = json.loads(index_path.read_text()) if index_path.exists() else {}
-        index.update({spec.name: job.job_id for spec, job in zip(specs, jobs)})
-        atomic_write_text(index_path, json.dumps(index, indent=1))
-    print(f"sweep {sweep_dir}: {len(expand(cfg))} jobs, {len(specs)} submitted"
-          + (f" ({jobs[0].job_id.split('_')[0]} ...)" if jobs else " (all finished)"))
-    for spec, job in zip(specs, jobs):
-        print(f"  {job.job_id:>12}  {spec.name}")
-    if wait:
-        failures = []
-        for spec, job in zip(specs, jobs):
-            try:
-                job.result()
-            except Exception as error:  # a failed job is reported; the others still count
-                failures.append(f"{spec.name}: {str(error).splitlines()[-1] if str(error) else error!r}")
-        publish_results(cfg, sweep_dir)
-        print(f"results: {sweep_dir / 'results.md'}  TensorBoard: tensorboard --logdir {sweep_dir / 'jobs'}")
-        if failures:
-            print("failed jobs:\n  " + "\n  ".join(failures), file=sys.stderr)
-    return sweep_dir, jobs
-
-
-def status(sweep_dir: Path) -> dict[str, str]:
-    cfg = load_config(FinetuneConfig, sweep_dir / "config.yaml")
-    index_path = sweep_dir / "sweep.json"
-    ids = json.loads(index_path.read_text()) if index_path.exists() else {}
-    states = {}
-    for spec in expand(cfg):
-        folder = sweep_dir / "jobs" / spec.name
-        states[spec.name] = ("finished" if (folder / RESULT).exists() else
-                             "started" if (folder / STATE).exists() else "not started")
-        print(f"  {ids.get(spec.name, '-'):>12}  {states[spec.name]:12s} {spec.name}")
-    done = sum(s == "finished" for s in states.values())
-    print(f"{done}/{len(states)} finished")
-    return states
+def is_sweep(run_dir: Path) -> bool:
+    config = run_dir / "config.yaml"
+    if not config.exists():
+        raise ConfigError(f"{run_dir} holds no config.yaml: not a run or sweep folder of ecgdist")
+    return "sweep" in OmegaConf.load(config)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ecgdist.submit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pretrain", help="submit slurm/pretrain.sh with the config's slurm resources")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--wait", action="store_true", help="block until the job ends, then print its status")
+    p.add_argument("--dry-run", action="store_true", help="check everything, print the sbatch line, submit nothing")
     p = sub.add_parser("finetune", help="submit a fine-tune sweep")
     p.add_argument("config")
     p.add_argument("overrides", nargs="*")
     p.add_argument("--cluster", choices=["auto", "slurm", "local", "debug"], default="auto")
     p.add_argument("--wait", action="store_true", help="block until done and print the results table")
-    for name in ("status", "collect"):
-        sub.add_parser(name).add_argument("sweep_dir", type=Path)
+    sub.add_parser("status", help="a pre-training run or a sweep").add_argument("run_dir", type=Path)
+    sub.add_parser("collect", help="a sweep's results table").add_argument("run_dir", type=Path)
     args, rest = parser.parse_known_args(argv)  # overrides may also follow --cluster / --wait
     stray = [item for item in rest if item.startswith("-") or "=" not in item]
-    if stray or (rest and args.command != "finetune"):
+    if stray or (rest and args.command not in ("pretrain", "finetune")):
         parser.error(f"unrecognized arguments: {' '.join(stray or rest)}")
     try:
-        if args.command == "finetune":
-            from ecgdist.pretrain import resolve
+        if args.command == "pretrain":
             overrides = [*args.overrides, *rest]
-            submit_finetune(load_config(FinetuneConfig, resolve(args.config), overrides), args.cluster, args.wait)
+            cfg = load_config(PretrainConfig, resolve_path(args.config), overrides)
+            return submit_pretrain(cfg, args.config, overrides, args.wait, args.dry_run)
+        if args.command == "finetune":
+            overrides = [*args.overrides, *rest]
+            submit_finetune(load_config(FinetuneConfig, resolve_path(args.config), overrides), args.cluster, args.wait)
         elif args.command == "status":
-            status(args.sweep_dir)
+            status(args.run_dir) if is_sweep(args.run_dir) else print_status(args.run_dir)
         else:
-            publish_results(load_config(FinetuneConfig, args.sweep_dir / "config.yaml"), args.sweep_dir)
+            publish_results(load_config(FinetuneConfig, args.run_dir / "config.yaml"), args.run_dir)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

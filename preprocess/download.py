@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ecgdist.data.shards import file_sha256
+from ecgdist.files import file_sha256
 
 log = logging.getLogger(__name__)
 PHYSIONET_PTBXL = "https://physionet.org/files/ptb-xl/1.0.3/"

@@ -24,12 +24,12 @@ import numpy as np
 from tqdm import tqdm
 
 from ecgdist.data.index import write_index
-from ecgdist.data.shards import (METADATA, REJECTED_NAME, Manifest, Recipe, ShardEntry, atomic_write_text,
-                                 write_manifest, write_shard)
+from ecgdist.data.shards import METADATA, REJECTED_NAME, Manifest, Recipe, ShardEntry, write_manifest, write_shard
+from ecgdist.data.windows import make_windows
+from ecgdist.files import atomic_write_text
 from preprocess.record import RecordError, Rejection, SourceError, SourceItem
 from preprocess.simulate import MARKER as SIMULATED_MARKER
 from preprocess.sources import SOURCES
-from ecgdist.data.windows import make_windows
 
 log = logging.getLogger(__name__)
 PARTS = "parts"

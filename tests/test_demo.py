@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, build_corpus
-from ecgdist.data.shards import read_manifest
 from launch import read_image_tags, read_scalars
+
+from ecgdist.data.shards import read_manifest
 
 
 @pytest.mark.parametrize("launcher", ["slurm", "local"])

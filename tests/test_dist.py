@@ -2,9 +2,9 @@ import json
 import sys
 
 import pytest
+from slurm_jobs import sbatch, wait_for_job
 
 from ecgdist.dist import read_dist_env, slurm_port
-from slurm_jobs import sbatch, wait_for_job
 
 
 def test_torchrun_variables_take_precedence_over_slurm():

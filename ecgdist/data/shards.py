@@ -17,10 +17,8 @@ shard or half a manifest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -29,6 +27,7 @@ import h5py
 import numpy as np
 
 from ecgdist import __version__
+from ecgdist.files import atomic_write_text, file_sha256
 from ecgdist.leads import STANDARD_LEADS
 
 FORMAT_VERSION = 1
@@ -120,25 +119,6 @@ class Manifest:
             raise ValueError(f"corpus format {d.get('format_version')} is not {FORMAT_VERSION}; re-run preprocess")
         return cls(Recipe.from_dict(d["recipe"]), [ShardEntry(**s) for s in d["shards"]], d["labels"],
                    d["inputs"], d["written_inputs"], d["rejected"], d["format_version"], d.get("extra", {}))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file unique to this writer, then rename: job-array tasks may
-    write the same file (recipe, manifest) at once, and must not rename each other's."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name + ".", suffix=".tmp",
-                                     delete=False) as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_shard(path: Path, signals: np.ndarray, metadata: dict[str, list], recipe: Recipe) -> ShardEntry:

@@ -13,10 +13,10 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal
 
-from ecgdist.data.shards import FLAG_FLAT_LEAD, FLAG_NAN, FLAG_PADDED, FLAG_RESAMPLED, Recipe
-from ecgdist.leads import STANDARD_LEADS, lead_indices
 from ecgdist.data.filters import ecgfounder_filter
 from ecgdist.data.records import RawRecord, RecordError
+from ecgdist.data.shards import FLAG_FLAT_LEAD, FLAG_NAN, FLAG_PADDED, FLAG_RESAMPLED, Recipe
+from ecgdist.leads import STANDARD_LEADS, lead_indices
 
 MAX_NAN_SHARE = 0.1
 FLAT_PTP_MV = 1e-3

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ecgdist.data.wfdb_io import read_wfdb
 from preprocess.record import Meta, RawRecord, SourceItem
 from preprocess.sources.csv_rows import read_index, rows_by
-from ecgdist.data.wfdb_io import read_wfdb
 
 REQUIRED = ["subject_id", "study_id", "path"]
 

@@ -11,9 +11,9 @@ import ast
 import csv
 from pathlib import Path
 
+from ecgdist.data.wfdb_io import read_wfdb
 from preprocess.record import Meta, RawRecord, RecordError, SourceError, SourceItem
 from preprocess.sources.csv_rows import optional_float, read_index
-from ecgdist.data.wfdb_io import read_wfdb
 
 CORPUS_FILES = ("scp_statements.csv",)  # copied into the corpus: the PTB-XL tasks need it
 REQUIRED = ["ecg_id", "patient_id", "age", "sex", "scp_codes", "strat_fold", "filename_lr", "filename_hr"]

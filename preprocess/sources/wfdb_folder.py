@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from preprocess.record import RawRecord, SourceError, SourceItem
 from ecgdist.data.wfdb_io import read_wfdb
+from preprocess.record import RawRecord, SourceError, SourceItem
 
 
 def list_items(input_dir: Path, rate_hz: int):

@@ -3,8 +3,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import build_corpus
+
 from ecgdist.data.index import INDEX_DIR, read_index
 from ecgdist.data.labels import label_vocabulary, multi_hot
 from ecgdist.data.shards import read_manifest, read_metadata

@@ -1,6 +1,6 @@
 import multiprocessing
 
-from ecgdist.data.shards import atomic_write_text
+from ecgdist.files import atomic_write_text
 
 
 def write_many(args):

@@ -12,7 +12,15 @@ from sklearn.metrics import roc_auc_score
 
 from ecgdist.config import FinetuneConfig, load_config
 from ecgdist.data.shards import read_metadata
-from ecgdist.finetune import FinetuneJob, JobSpec, Loaders, build_finetune_model, make_optimizer, run_job, train_epoch
+from ecgdist.finetune.job import (
+    FinetuneJob,
+    JobSpec,
+    Loaders,
+    build_finetune_model,
+    make_optimizer,
+    run_job,
+    train_epoch,
+)
 from ecgdist.models.pretrained import save_weights
 
 TINY = "configs/finetune/ptbxl_tiny.yaml"

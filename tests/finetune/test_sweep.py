@@ -5,12 +5,12 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
-from ecgdist.config import ConfigError, FinetuneConfig, load_config
-from ecgdist.submit import submit_finetune
 from launch import read_scalars
 from slurm_jobs import wait_for_job
+
+from ecgdist.config import ConfigError, FinetuneConfig, load_config
+from ecgdist.finetune.sweep import submit_finetune
 
 EXPECTED_ROWS = {("rhythm", "baseline"), ("rhythm", "post_training"),
                  ("superdiagnostic", "baseline"), ("superdiagnostic", "post_training")}

@@ -1,11 +1,11 @@
 import pytest
 import torch
+from real_records import ptbxl_500hz_batch
 
 from ecgdist.config import ModelSection
 from ecgdist.models import build_model, count_parameters
 from ecgdist.models.mae import MaskedAutoencoder
 from ecgdist.models.vit import EcgViT
-from real_records import ptbxl_500hz_batch
 
 
 def test_tiny_encoder_and_autoencoder_parameter_counts():

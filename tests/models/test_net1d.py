@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from real_records import ptbxl_500hz_batch
 
 from ecgdist.models.net1d import Net1D, same_padding
-from real_records import ptbxl_500hz_batch
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ecgfounder_12lead_state_dict.tsv"
 

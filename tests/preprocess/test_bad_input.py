@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import build_corpus
+
 from ecgdist.data.shards import FLAG_NAN, read_manifest, read_metadata, read_rejected
 
 HR = "records500/06000"

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from conftest import build_corpus
+
 from ecgdist.data.shards import read_manifest
 
 PREFIX = "/files/ptb-xl/1.0.3/"

@@ -7,10 +7,10 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO, build_corpus
-from ecgdist.data.shards import read_manifest, verify_shards
 from slurm_jobs import sbatch, wait_for_job
+
+from ecgdist.data.shards import read_manifest, verify_shards
 
 OPTIONS = ("--shard-size", "10")
 

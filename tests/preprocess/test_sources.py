@@ -7,9 +7,9 @@ import h5py
 import numpy as np
 import pytest
 import wfdb
+from conftest import build_corpus
 from scipy.signal import resample_poly
 
-from conftest import build_corpus
 from ecgdist.data.shards import FLAG_PADDED, FLAG_RESAMPLED, read_manifest, read_metadata, read_rejected, split_labels
 
 

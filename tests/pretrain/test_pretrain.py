@@ -9,14 +9,14 @@ import time
 
 import pytest
 import torch
+from launch import read_scalars, run_ranks, start_ranks
 
 from ecgdist.config import PretrainConfig, load_config
-from ecgdist.engine import validation_batches
+from ecgdist.dist import DistEnv
 from ecgdist.models import build_model
 from ecgdist.models.pretrained import load_pretrained
-from ecgdist.pretrain import build_data
-from ecgdist.dist import DistEnv
-from launch import read_scalars, run_ranks, start_ranks
+from ecgdist.pretrain.engine import validation_batches
+from ecgdist.pretrain.main import build_data
 
 pytestmark = pytest.mark.deepspeed
 TINY = "configs/pretrain/ecgfounder_tiny.yaml"
@@ -66,11 +66,11 @@ def test_signal_then_resume_ends_with_the_weights_of_an_uninterrupted_run(ptbxl_
 RESTORE_AND_SAVE = """
 import sys
 from pathlib import Path
-from ecgdist.checkpoint import Checkpointer
-from ecgdist.config import PretrainConfig, load_config
+from ecgdist.pretrain.checkpoint import Checkpointer
+from ecgdist.config import PretrainConfig, load_config, resolve_path
 from ecgdist.dist import init_distributed
-from ecgdist.pretrain import prepare, resolve
-cfg = load_config(PretrainConfig, resolve(sys.argv[1]), sys.argv[2:])
+from ecgdist.pretrain.main import prepare
+cfg = load_config(PretrainConfig, resolve_path(sys.argv[1]), sys.argv[2:])
 p = prepare(cfg, init_distributed(single_group=True))
 client = {"step": p.start_step, "config": {}, "labels": p.data.labels, "recipe": p.data.recipe}
 Checkpointer(Path(cfg.run.dir).parent / "restored" / "checkpoints", rank=p.checkpointer.rank).save(
@@ -80,18 +80,18 @@ Checkpointer(Path(cfg.run.dir).parent / "restored" / "checkpoints", rank=p.check
 
 TRAIN_IN_BF16 = """
 import json, sys
-import ecgdist.pretrain as pretrain
-from ecgdist.config import PretrainConfig, load_config
+import ecgdist.pretrain.main as pretrain
+from ecgdist.config import PretrainConfig, load_config, resolve_path
 from ecgdist.dist import init_distributed
-from ecgdist.engine import TrainLoop
-from ecgdist.objectives import objective_for
+from ecgdist.pretrain.engine import TrainLoop
+from ecgdist.pretrain.objectives import objective_for
 on_cpu = pretrain.build_ds_config
 def as_on_a_gpu(*args):  # build_ds_config turns bf16 off without a GPU; keep it on
     ds, layout = on_cpu(*args)
     ds["bf16"] = {"enabled": True}
     return ds, layout
 pretrain.build_ds_config = as_on_a_gpu
-cfg = load_config(PretrainConfig, pretrain.resolve(sys.argv[1]), sys.argv[2:])
+cfg = load_config(PretrainConfig, resolve_path(sys.argv[1]), sys.argv[2:])
 p = pretrain.prepare(cfg, init_distributed(single_group=True))
 loop = TrainLoop(p.engine, p.data.stream, p.data.val, objective_for(cfg.model.name), cfg.train, p.layout,
                  p.checkpointer, figure=pretrain.mae_figure(0, cfg.model.patch_samples, True)

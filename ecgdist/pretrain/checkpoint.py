@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ecgdist.data.shards import atomic_write_text, file_sha256
-from ecgdist.universal_checkpoint import PREFIX, convert, partitioned, universal_tag
+from ecgdist.files import atomic_write_text, file_sha256
+from ecgdist.pretrain.universal_checkpoint import PREFIX, convert, partitioned, universal_tag
 
 log = logging.getLogger(__name__)
 MARKER = "complete.json"

@@ -6,7 +6,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO
 from launch import read_image_tags, read_scalars
 from slurm_jobs import sacct_state, sbatch, wait_for_job

@@ -30,15 +30,16 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection, to_dict
-from ecgdist.data.dataset import ShardCorpus, ShardDataset, keep_batch
+from ecgdist.data.dataset import ShardCorpus, ShardDataset
+from ecgdist.data.loader import make_loader
 from ecgdist.data.ptbxl import ptbxl_task
 from ecgdist.data.sampler import BlockBatchSampler
-from ecgdist.data.shards import atomic_write_text
 from ecgdist.data.transforms import Transform
-from ecgdist.metrics import evaluate, macro_auroc
+from ecgdist.files import atomic_write_text
+from ecgdist.finetune.metrics import evaluate, macro_auroc
 from ecgdist.models import CLASSIFIERS, build_model
 from ecgdist.models.pretrained import load_pretrained, read_weights, save_weights
-from ecgdist.optim import param_groups
+from ecgdist.pretrain.optim import param_groups
 from ecgdist.tensorboard_log import TensorBoardLogger
 
 log = logging.getLogger(__name__)
@@ -147,11 +148,9 @@ class Loaders:
         data = {name: ShardDataset(corpus, s.indices, s.targets, train_t if name == "train" else eval_t, spec.seed)
                 for name, s in splits.items()}
         self.train_sampler = BlockBatchSampler(data["train"].shards_of(), bs, seed=spec.seed, block_size=1)
-        self.train = DataLoader(data["train"], batch_sampler=self.train_sampler, collate_fn=keep_batch,
-                                num_workers=cfg.finetune.workers)
-        self.val, self.test = (DataLoader(data[n], batch_sampler=BlockBatchSampler(data[n].shards_of(), bs,
-                                                                                  shuffle=False),
-                                          collate_fn=keep_batch) for n in ("val", "test"))
+        self.train = make_loader(data["train"], self.train_sampler, d.workers)
+        self.val, self.test = (make_loader(data[n], BlockBatchSampler(data[n].shards_of(), bs, shuffle=False), d.workers)
+                               for n in ("val", "test"))
         self.sizes = {name: len(ds) for name, ds in data.items()}
         self.recipe = corpus.manifest.recipe.to_dict()
         self.simulated = bool(corpus.manifest.extra.get("simulated"))
@@ -222,7 +221,7 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
 
 def finish(cfg, spec, job_dir, model, loaders, state, logger) -> dict:
     """Fold 10, once, with the weights fold 9 selected."""
-    from ecgdist.plots import roc_pr_figure
+    from ecgdist.finetune.plots import roc_pr_figure
 
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])

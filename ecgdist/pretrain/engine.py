@@ -16,15 +16,15 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader
 
-from ecgdist.checkpoint import Checkpointer
 from ecgdist.config import TrainSection
 from ecgdist.data.dataset import ShardDataset, keep_batch
 from ecgdist.data.loader import EpochStream
 from ecgdist.data.sampler import BlockBatchSampler
-from ecgdist.deepspeed_config import BatchLayout
 from ecgdist.dist import any_rank, sum_over_ranks
-from ecgdist.objectives import Objective
-from ecgdist.preemption import PreemptionFlag
+from ecgdist.pretrain.checkpoint import Checkpointer
+from ecgdist.pretrain.deepspeed_config import BatchLayout
+from ecgdist.pretrain.objectives import Objective
+from ecgdist.pretrain.preemption import PreemptionFlag
 from ecgdist.tensorboard_log import NullLogger
 
 log = logging.getLogger(__name__)

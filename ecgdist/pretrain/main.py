@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgdist.checkpoint import Checkpointer
-from ecgdist.config import ConfigError, PretrainConfig, load_config, save_resolved, to_dict
+from ecgdist.config import ConfigError, PretrainConfig, load_config, resolve_path, save_resolved, to_dict
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.index import read_index
 from ecgdist.data.labels import label_vocabulary
@@ -30,25 +29,21 @@ from ecgdist.data.loader import EpochStream
 from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.splits import holdout_mask
 from ecgdist.data.transforms import Transform
-from ecgdist.deepspeed_config import BatchLayout, build_ds_config
 from ecgdist.dist import DistEnv, init_distributed
-from ecgdist.engine import TrainLoop
 from ecgdist.models import CLASSIFIERS, build_model
-from ecgdist.objectives import objective_for
-from ecgdist.optim import build_adamw, param_groups, warmup_cosine
-from ecgdist.plots import reconstruction_figure
-from ecgdist.preemption import PreemptionFlag, requeue_slurm_job
+from ecgdist.pretrain.checkpoint import Checkpointer
+from ecgdist.pretrain.deepspeed_config import BatchLayout, build_ds_config
+from ecgdist.pretrain.engine import TrainLoop
+from ecgdist.pretrain.figures import reconstruction_figure
+from ecgdist.pretrain.objectives import objective_for
+from ecgdist.pretrain.optim import build_adamw, param_groups, warmup_cosine
+from ecgdist.pretrain.preemption import PreemptionFlag, requeue_slurm_job
+from ecgdist.pretrain.submission import record_job
 from ecgdist.tensorboard_log import make_logger
 
 log = logging.getLogger("ecgdist.pretrain")
-REPO = Path(__file__).resolve().parents[1]
 EXIT_PREEMPTED = 3  # stopped on a signal outside SLURM, checkpoint saved: run again to resume
 
-
-def resolve(path: str) -> Path:
-    """A path as given, else relative to the repository (for the bundled configs)."""
-    candidate = Path(path)
-    return candidate if candidate.exists() or candidate.is_absolute() else REPO / path
 
 
 @dataclass
@@ -62,7 +57,10 @@ class PretrainData:
 def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
     if not cfg.data.corpus:
         raise ConfigError("config key 'data.corpus' is empty: give a shard corpus directory")
-    corpus = ShardCorpus(resolve(cfg.data.corpus))
+    try:
+        corpus = ShardCorpus(resolve_path(cfg.data.corpus))
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(f"config key 'data.corpus': {error}") from None
     recipe = corpus.manifest.recipe
     missing = [lead for lead in cfg.data.leads if lead not in recipe.leads]
     if missing:
@@ -71,7 +69,8 @@ def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
     held_out = holdout_mask(index.group, cfg.data.val_fraction, cfg.run.seed)
     labels = label_vocabulary(corpus.manifest, cfg.data.min_label_count) if cfg.model.name in CLASSIFIERS else []
     if cfg.model.name in CLASSIFIERS and not labels:
-        raise ConfigError(f"model.name={cfg.model.name} learns labels, but corpus {corpus.path} has none")
+        raise ConfigError(f"model.name={cfg.model.name} learns labels, but corpus {corpus.path} has none with at "
+                          f"least data.min_label_count={cfg.data.min_label_count} positives")
     targets = index.targets(labels) if labels else None
     d = cfg.data
     train_transform = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
@@ -116,7 +115,7 @@ def prepare(cfg: PretrainConfig, env: DistEnv) -> Prepared:
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
     import deepspeed
 
-    ds_config, layout = build_ds_config(resolve(cfg.deepspeed), cfg.train, env.world_size)
+    ds_config, layout = build_ds_config(resolve_path(cfg.deepspeed), cfg.train, env.world_size)
     data = build_data(cfg, env)
     c = cfg.checkpoint
     checkpointer = Checkpointer(Path(cfg.run.dir) / "checkpoints", c.save_every_steps, c.save_every_minutes,
@@ -148,6 +147,8 @@ def run(cfg: PretrainConfig) -> dict:
     p = prepare(cfg, env)
     if env.is_main:
         save_resolved(cfg, run_dir)
+        if "SLURM_JOB_ID" in os.environ:
+            record_job(run_dir, os.environ["SLURM_JOB_ID"], "started")
         log.info("global batch %d = micro %d x accumulation %d x %d ranks", p.layout.global_batch,
                  p.layout.micro_batch, p.layout.grad_accum, p.layout.world_size)
     logger = make_logger(run_dir / "tb", env.is_main)
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s rank" + os.environ.get("RANK", os.environ.get(
         "SLURM_PROCID", "0")) + " %(levelname)s %(name)s: %(message)s")
     try:
-        result = run(load_config(PretrainConfig, resolve(args.config), args.overrides))
+        result = run(load_config(PretrainConfig, resolve_path(args.config), args.overrides))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgdist.data.shards import atomic_write_text
-from ecgdist.finetune import RESULT
+from ecgdist.files import atomic_write_text
+from ecgdist.finetune.job import RESULT
 
 METRICS = ("macro_auroc", "macro_auprc")
 COLUMNS = ["task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd", "macro_auprc_mean",
@@ -62,7 +62,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def write_results(sweep_dir: Path, banner: str = "") -> list[dict]:
-    from ecgdist.plots import metric_vs_fraction_figure
+    from ecgdist.finetune.plots import metric_vs_fraction_figure
 
     rows = summarise(read_results(sweep_dir))
     text = io.StringIO()

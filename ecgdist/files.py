@@ -1,0 +1,31 @@
+"""Durable file writes and checksums, shared by every stage.
+
+A reader must never see half a file: writes go to a temporary file unique to the writer,
+are flushed to disk, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file unique to this writer, then rename: job-array tasks may
+    write the same file (recipe, manifest) at once, and must not rename each other's."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name + ".", suffix=".tmp",
+                                     delete=False) as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(f.name, path)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""Post-training on PTB-XL: one fine-tune job (job), its metrics, the results table, plots, predict."""

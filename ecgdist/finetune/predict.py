@@ -1,0 +1,102 @@
+"""``python -m ecgdist.predict MODEL RECORD...``: per-label probabilities from a fine-tuned model.
+
+MODEL is a fine-tune job's ``model.pth`` (it carries its classes, config and the corpus
+recipe). Each RECORD is a WFDB record path (with or without .hea) or a shard corpus
+folder. A WFDB record is read and windowed with the recipe the model was trained on
+(rate, window length, filter); probabilities are averaged over its windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecgdist.config import FinetuneConfig, from_dict
+from ecgdist.data.dataset import ShardDataset
+from ecgdist.data.records import RecordError
+from ecgdist.data.shards import MANIFEST_NAME, Recipe, read_metadata
+from ecgdist.data.transforms import Transform
+from ecgdist.data.wfdb_io import read_wfdb
+from ecgdist.data.windows import make_windows
+from ecgdist.models import build_model
+from ecgdist.models.pretrained import read_weights
+
+SIMULATED_NOTE = "SIMULATED: this model was trained on the built-in synthetic corpus, not on real ECGs"
+
+
+class Classifier:
+    def __init__(self, path: str | Path) -> None:
+        state, extra = read_weights(path)
+        if "classes" not in extra:
+            raise ValueError(f"{path} is not a fine-tuned model (no classes): use a fine-tune job's model.pth")
+        self.classes: list[str] = extra["classes"]
+        self.cfg = from_dict(FinetuneConfig, extra["config"])
+        self.recipe = Recipe.from_dict(extra["recipe"])
+        self.simulated = bool(extra.get("simulated"))
+        d = self.cfg.data
+        self.transform = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
+        section = dataclasses.replace(self.cfg.model, num_classes=len(self.classes), drop_path=0.0)
+        self.model = build_model(section, len(d.leads), d.crop_samples, len(self.classes)).eval()
+        self.model.load_state_dict(state)
+
+    def probabilities(self, signals: np.ndarray) -> np.ndarray:
+        """(W, 12, L) windows in mV -> (W, K) probabilities."""
+        x = self.transform(signals.astype(np.float32), np.random.default_rng(0))
+        with torch.no_grad():
+            return torch.sigmoid(self.model(torch.from_numpy(x))).numpy()
+
+    def record(self, path: str | Path) -> np.ndarray:
+        raw = read_wfdb(str(path).removesuffix(".hea"))
+        windows = np.stack([w for w, _ in make_windows(raw, self.recipe)])
+        return self.probabilities(windows).mean(axis=0)
+
+    def corpus(self, path: str | Path, batch: int = 64):
+        data = ShardDataset(path, transform=self.transform)
+        ids = read_metadata(path, ["record_id"])
+        for start in range(0, len(data), batch):
+            positions = list(range(start, min(start + batch, len(data))))
+            with torch.no_grad():
+                probs = torch.sigmoid(self.model(data.__getitems__(positions)["signal"])).numpy()
+            for p, row in zip(positions, probs):
+                yield ids["record_id"][p], row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ecgdist.predict", description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("records", nargs="+")
+    parser.add_argument("--top", type=int, default=5, help="labels shown per record (all with --json)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per record")
+    args = parser.parse_args(argv)
+    classifier = Classifier(args.model)
+    if classifier.simulated:
+        print(f"# {SIMULATED_NOTE}", file=sys.stderr if args.json else sys.stdout)
+    failed = 0
+    for item in args.records:
+        if (Path(item) / MANIFEST_NAME).exists():
+            results = list(classifier.corpus(item))
+        else:
+            try:
+                results = [(item, classifier.record(item))]
+            except RecordError as error:
+                print(f"{item}: cannot classify: {error}", file=sys.stderr)
+                failed += 1
+                continue
+        for name, probs in results:
+            ranked = sorted(zip(classifier.classes, probs.tolist()), key=lambda kv: -kv[1])
+            if args.json:
+                print(json.dumps({"record": str(name), "probabilities": dict(ranked),
+                                  "simulated": classifier.simulated}))
+            else:
+                print(f"{name}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked[:args.top]))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

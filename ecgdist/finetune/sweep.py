@@ -1,0 +1,121 @@
+"""A fine-tune sweep: tasks x strategies x label fractions x seeds as submitit jobs, its status and table.
+
+One job each under ``run.dir/jobs/NAME``. ``auto`` submits to SLURM when ``sbatch``
+exists, else runs jobs as local processes. The config is checked, and every file it names
+must exist, before anything is submitted. Re-submitting skips finished jobs; unfinished
+ones resume.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+
+from ecgdist.config import ConfigError, FinetuneConfig, load_config, save_resolved
+from ecgdist.data.shards import read_manifest
+from ecgdist.files import atomic_write_text
+from ecgdist.finetune.job import RESULT, STATE, FinetuneJob, JobSpec
+from ecgdist.finetune.results import markdown_table, write_results
+
+SIMULATED_BANNER = "**SIMULATED ECGs: a built-in synthetic corpus, not PTB-XL. These numbers say nothing about real ECGs.**"
+
+
+def expand(cfg: FinetuneConfig) -> list[JobSpec]:
+    s = cfg.sweep
+    return [JobSpec(*combo) for combo in itertools.product(s.tasks, s.strategies, s.fractions, s.seeds)]
+
+
+def check_inputs(cfg: FinetuneConfig) -> None:
+    """Files named by the config exist: fail here, not inside a queued job."""
+    try:
+        read_manifest(cfg.data.corpus)
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(f"config key 'data.corpus': {error}") from None
+    if not (Path(cfg.data.corpus) / "scp_statements.csv").exists():
+        raise ConfigError(f"config key 'data.corpus': {cfg.data.corpus} has no scp_statements.csv (not a PTB-XL corpus)")
+    needs_weights = any(s in ("baseline", "post_training") for s in cfg.sweep.strategies)
+    if cfg.finetune.weights and not Path(cfg.finetune.weights).exists():
+        raise ConfigError(f"config key 'finetune.weights': {cfg.finetune.weights} does not exist")
+    if needs_weights and not cfg.finetune.weights:
+        print("note: finetune.weights is empty: baseline and post_training start from random weights")
+
+
+def banner(cfg: FinetuneConfig) -> str:
+    return SIMULATED_BANNER if read_manifest(cfg.data.corpus).extra.get("simulated") else ""
+
+
+def publish_results(cfg: FinetuneConfig, sweep_dir: Path) -> list[dict]:
+    """Write results.csv/.md and the plots, and print the table (with the SIMULATED banner if any)."""
+    rows = write_results(sweep_dir, banner(cfg))
+    print((banner(cfg) + "\n") * bool(banner(cfg)) + markdown_table(rows))
+    return rows
+
+
+def make_executor(cfg: FinetuneConfig, folder: Path, cluster: str):
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=None if cluster == "auto" else cluster)
+    s = cfg.slurm
+    params = dict(name="ecgdist-finetune", timeout_min=s.time_minutes, cpus_per_task=s.cpus_per_task,
+                  slurm_array_parallelism=s.array_parallelism, slurm_signal_delay_s=s.signal_seconds)
+    if s.gpus_per_node:
+        params["gpus_per_node"] = s.gpus_per_node
+    if s.partition:
+        params["slurm_partition"] = s.partition
+    if s.mem_gb:
+        params["mem_gb"] = s.mem_gb
+    if s.account:
+        params["slurm_account"] = s.account
+    if s.extra_flags:
+        params["slurm_additional_parameters"] = s.flag_items()
+    executor.update_parameters(**params)
+    return executor
+
+
+def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = False) -> tuple[Path, list]:
+    check_inputs(cfg)
+    sweep_dir = Path(cfg.run.dir)
+    save_resolved(cfg, sweep_dir)
+    specs = [s for s in expand(cfg) if not (sweep_dir / "jobs" / s.name / RESULT).exists()]
+    jobs = []
+    if specs:
+        executor = make_executor(cfg, sweep_dir / "submitit", cluster)
+        with executor.batch():
+            jobs = [executor.submit(FinetuneJob(cfg, spec, str(sweep_dir / "jobs" / spec.name))) for spec in specs]
+        index_path = sweep_dir / "sweep.json"
+        index = json.loads(index_path.read_text()) if index_path.exists() else {}
+        index.update({spec.name: job.job_id for spec, job in zip(specs, jobs)})
+        atomic_write_text(index_path, json.dumps(index, indent=1))
+    print(f"sweep {sweep_dir}: {len(expand(cfg))} jobs, {len(specs)} submitted"
+          + (f" ({jobs[0].job_id.split('_')[0]} ...)" if jobs else " (all finished)"))
+    for spec, job in zip(specs, jobs):
+        print(f"  {job.job_id:>12}  {spec.name}")
+    if wait:
+        failures = []
+        for spec, job in zip(specs, jobs):
+            try:
+                job.result()
+            except Exception as error:  # a failed job is reported; the others still count
+                failures.append(f"{spec.name}: {str(error).splitlines()[-1] if str(error) else error!r}")
+        publish_results(cfg, sweep_dir)
+        print(f"results: {sweep_dir / 'results.md'}  TensorBoard: tensorboard --logdir {sweep_dir / 'jobs'}")
+        if failures:
+            print("failed jobs:\n  " + "\n  ".join(failures), file=sys.stderr)
+    return sweep_dir, jobs
+
+
+def status(sweep_dir: Path) -> dict[str, str]:
+    cfg = load_config(FinetuneConfig, sweep_dir / "config.yaml")
+    index_path = sweep_dir / "sweep.json"
+    ids = json.loads(index_path.read_text()) if index_path.exists() else {}
+    states = {}
+    for spec in expand(cfg):
+        folder = sweep_dir / "jobs" / spec.name
+        states[spec.name] = ("finished" if (folder / RESULT).exists() else
+                             "started" if (folder / STATE).exists() else "not started")
+        print(f"  {ids.get(spec.name, '-'):>12}  {states[spec.name]:12s} {spec.name}")
+    done = sum(s == "finished" for s in states.values())
+    print(f"{done}/{len(states)} finished")
+    return states

@@ -1,0 +1,5 @@
+import sys
+
+from ecgdist.pretrain.main import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""``python -m ecgdist.submit pretrain`` and ``status`` on a pre-training run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from ecgdist.config import PretrainConfig, load_config
+from ecgdist.pretrain.submission import JOBS_FILE, sbatch_command
+
+TINY = "configs/pretrain/ecgfounder_tiny.yaml"
+
+
+def submit(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "ecgdist.submit", *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=900)
+
+
+def test_dry_run_prints_the_sbatch_line_from_the_slurm_section_and_submits_nothing(ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    out = submit("pretrain", TINY, f"data.corpus={ptbxl_corpus}", f"run.dir={run}", "slurm.nodes=2",
+                 "slurm.tasks_per_node=3", "slurm.gpus_per_node=3", "slurm.cpus_per_task=4", "slurm.time_minutes=90",
+                 "slurm.partition=gpu", "slurm.account=ecg", "slurm.mem_gb=64", "slurm.extra_flags=[--qos=high,--exclusive]",
+                 "--dry-run")
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip().splitlines()[-1].split()
+    flags = line[1:line.index(str(REPO / "slurm" / "pretrain.sh"))]
+    assert flags == ["--nodes=2", "--ntasks-per-node=3", "--cpus-per-task=4", "--time=90", "--signal=USR1@120",
+                     "--gpus-per-node=3", "--partition=gpu", "--account=ecg", "--mem=64G", "--qos=high", "--exclusive",
+                     f"--output={run.resolve()}/slurm-%j.out"]
+    assert f"run.dir={run}" in line and line[line.index(str(REPO / "slurm" / "pretrain.sh")) + 1] == str(REPO / TINY)
+    assert "on 6 ranks (2 nodes x 3)" in out.stdout  # checked for the job's world size
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("override, key", [
+    ("slurm.nodez=2", "slurm.nodez"),
+    ("slurm.extra_flags=[qos]", "slurm.extra_flags"),
+    ("train.micro_batch=64", "train.micro_batch"),
+    ("deepspeed=configs/deepspeed/zero9.json", "deepspeed"),
+    ("data.corpus=/nonexistent", "data.corpus"),
+])
+def test_a_bad_config_or_corpus_fails_before_submission_naming_the_key(ptbxl_corpus, tmp_path, override, key):
+    run = tmp_path / "run"
+    out = submit("pretrain", TINY, f"data.corpus={ptbxl_corpus}", f"run.dir={run}", "slurm.nodes=2", override)
+    assert out.returncode == 2
+    assert key in out.stderr and "Traceback" not in out.stderr
+    assert not run.exists()
+
+
+def test_sbatch_line_keeps_overrides_in_order():
+    cfg = load_config(PretrainConfig, REPO / TINY, ["run.dir=/r"])
+    command = sbatch_command(cfg, TINY, ["run.dir=/r", "train.steps=5"], wait=True)
+    assert command[-2:] == ["run.dir=/r", "train.steps=5"] and "--wait" in command
+
+
+@pytest.mark.slurm
+@pytest.mark.deepspeed
+def test_submitted_run_trains_on_two_nodes_and_status_reads_it_back(slurm_cluster, ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    out = submit("pretrain", TINY, f"data.corpus={ptbxl_corpus}", f"run.dir={run}", "train.steps=12",
+                 "checkpoint.save_every_steps=6", "slurm.nodes=2", "slurm.time_minutes=20", "--wait",
+                 env={"ECGDIST_PYTHON": sys.executable})
+    assert out.returncode == 0, out.stdout + out.stderr
+    jobs = json.loads((run / JOBS_FILE).read_text())
+    job_id = jobs[0]["job_id"]
+    assert [j["event"] for j in jobs] == ["submitted", "started"] and jobs[1]["job_id"] == job_id
+    assert "2 tasks on n[1-2]" in (run / f"slurm-{job_id}.out").read_text()
+    status = submit("status", str(run))
+    assert status.returncode == 0, status.stderr
+    text = status.stdout
+    assert f"SLURM job {job_id}: COMPLETED, 0 restarts" in text
+    assert "newest complete checkpoint: step-00000012" in text
+    assert "last logged: step 12, loss" in text
+
+
+def test_status_of_a_folder_that_is_no_run_says_so(tmp_path):
+    out = submit("status", str(tmp_path))
+    assert out.returncode == 2 and "no config.yaml" in out.stderr
