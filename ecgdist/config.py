@@ -292,20 +292,22 @@ PTBXL_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", 
 @dataclass
 class FinetuneSection:
     weights: str = ""  # pre-trained weights (released ECGFounder format or ecgdist export); "" = none
+    keep_head: bool = False  # keep a pre-trained head of the task's shape (default: always a fresh head)
     epochs: int = 20
     batch_size: int = 256
     lr: float = 1e-4  # the official ECGFounder recipe: Adam 1e-4, weight decay 1e-5
     weight_decay: float = 1e-5
-    plateau_patience: int = 2  # ReduceLROnPlateau on validation macro AUROC
+    plateau_patience: int = 10  # ReduceLROnPlateau (mode max) on validation macro AUROC, as released
     plateau_factor: float = 0.1
     # post_training: stage 1 trains the head on the frozen backbone, stage 2 everything
+    match_epochs: bool = False  # baseline trains probe_epochs + epochs, as many as post_training in all
     linear_probe: bool = True
     probe_epochs: int = 5
     probe_lr: float = 1e-3
     drop_path: float = 0.1  # stochastic depth in stage 2 (baseline and scratch use none)
     layer_decay: float = 1.0  # 1.0 = off
     ema_decay: float = 0.0  # 0 = off; else evaluate an exponential moving average of the weights
-    bootstrap: int = 1000  # resamples for the 95 % intervals
+    bootstrap: int = 1000  # test-record resamples for the 90 % intervals and paired differences
 
     def __post_init__(self) -> None:
         check_range("finetune.epochs", self.epochs, 1)

@@ -87,3 +87,33 @@ class BlockBatchSampler(Sampler[list[int]]):
         # A round is one batch on every rank; count the rounds the saved run's records fill.
         saved_round = state.get("world_size", self.world_size) * state.get("batch_size", self.batch_size)
         self.set_epoch(state["epoch"], state["start_batch"] * saved_round // (self.world_size * self.batch_size))
+
+
+class EpochPermutationSampler(Sampler[list[int]]):
+    """Batches cut from a fresh permutation of every position, drawn per epoch from (seed, epoch).
+
+    Fine-tuning's sampler: a fine-tune corpus is small enough that batches need not be
+    block reads, and its batches must be samples of the whole training set, not of a shard.
+
+    Args:
+        size: positions in the dataset.
+        batch_size: records per batch (the last batch may be smaller).
+        seed: with the epoch, fixes the order.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int = 0) -> None:
+        self.size, self.batch_size, self.seed, self.epoch = size, batch_size, seed, 0
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+        return [order[i:i + self.batch_size] for i in range(0, self.size, self.batch_size)]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        for batch in self.batches(self.epoch):
+            yield batch.tolist()
+
+    def __len__(self) -> int:
+        return -(-self.size // self.batch_size)

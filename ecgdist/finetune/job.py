@@ -33,7 +33,7 @@ from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection, to_dict
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.loader import make_loader
 from ecgdist.data.ptbxl import ptbxl_task
-from ecgdist.data.sampler import BlockBatchSampler
+from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.transforms import Transform
 from ecgdist.files import atomic_write_text
 from ecgdist.finetune.metrics import evaluate, macro_auroc
@@ -59,21 +59,28 @@ class JobSpec:
 
 
 def stages(ft: FinetuneSection, strategy: str) -> list[tuple[str, int]]:
-    """(stage, epochs) in order: "probe" trains the head only, "full" everything."""
-    if strategy == "post_training" and ft.linear_probe and ft.probe_epochs > 0:
-        return [("probe", ft.probe_epochs), ("full", ft.epochs)]
+    """(stage, epochs) in order: "probe" trains the head only, "full" everything.
+
+    With ``match_epochs`` the baseline trains as many epochs as post-training's probe and
+    fine-tune together, so a gain cannot come from training longer."""
+    probe = ft.probe_epochs if ft.linear_probe else 0
+    if strategy == "post_training" and probe:
+        return [("probe", probe), ("full", ft.epochs)]
+    if strategy == "baseline" and ft.match_epochs:
+        return [("full", ft.epochs + probe)]
     return [("full", ft.epochs)]
 
 
 def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int) -> torch.nn.Module:
-    """A classifier with a fresh head; stochastic depth only for the post-training strategy."""
+    """A classifier with a freshly initialised head (``finetune.keep_head`` keeps a pre-trained one of the
+    same shape); stochastic depth only for the post-training strategy."""
     if cfg.model.name not in CLASSIFIERS:
         raise ConfigError(f"config key 'model.name' is {cfg.model.name!r}; fine-tuning needs one of {CLASSIFIERS}")
     section = dataclasses.replace(cfg.model, num_classes=num_classes,
                                   drop_path=cfg.finetune.drop_path if strategy == "post_training" else 0.0)
     model = build_model(section, len(cfg.data.leads), cfg.data.crop_samples, num_classes)
     if strategy != "scratch" and cfg.finetune.weights:
-        load_pretrained(model, cfg.finetune.weights)
+        load_pretrained(model, cfg.finetune.weights, reset_head=not cfg.finetune.keep_head)
     return model
 
 
@@ -125,14 +132,17 @@ def train_epoch(model, loader, optimizer, stage: str, ema=None) -> float:
     return total / max(count, 1)
 
 
-def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection, strategy: str) -> torch.optim.Optimizer:
+    """The released recipe: Adam with weight decay on every parameter; post-training may add
+    layer-wise LR decay to its full stage."""
     frozen = stage == "probe"
     for p in backbone_parameters(model):
         p.requires_grad_(not frozen)
     if frozen:
         head = [p for n, p in model.named_parameters() if n in model.head_parameter_names()]
-        return torch.optim.Adam(head, lr=ft.probe_lr)
-    groups = param_groups(model, ft.lr, ft.weight_decay, ft.layer_decay)
+        return torch.optim.Adam(head, lr=ft.probe_lr, weight_decay=ft.weight_decay)
+    layer_decay = ft.layer_decay if strategy == "post_training" else 1.0
+    groups = param_groups(model, ft.lr, ft.weight_decay, layer_decay, decay_all=True)
     return torch.optim.Adam([{k: v for k, v in g.items() if k != "names"} for g in groups], lr=ft.lr)
 
 
@@ -147,7 +157,7 @@ class Loaders:
         eval_t = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
         data = {name: ShardDataset(corpus, s.indices, s.targets, train_t if name == "train" else eval_t, spec.seed)
                 for name, s in splits.items()}
-        self.train_sampler = BlockBatchSampler(data["train"].shards_of(), bs, seed=spec.seed, block_size=1)
+        self.train_sampler = EpochPermutationSampler(len(data["train"]), bs, seed=spec.seed)
         self.train = make_loader(data["train"], self.train_sampler, d.workers)
         self.val, self.test = (make_loader(data[n], BlockBatchSampler(data[n].shards_of(), bs, shuffle=False), d.workers)
                                for n in ("val", "test"))
@@ -183,7 +193,7 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     global_epoch = sum(n for _, n in plan[:state["stage"]]) + state["epoch"]
     for index in range(state["stage"], len(plan)):
         stage, epochs = plan[index]
-        optimizer = make_optimizer(model, stage, cfg.finetune)
+        optimizer = make_optimizer(model, stage, cfg.finetune, spec.strategy)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.finetune.plateau_factor,
                                                                patience=cfg.finetune.plateau_patience)
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.finetune.ema_decay)) \

@@ -1,8 +1,12 @@
-"""The sweep's results table: one row per (task, strategy, label fraction), mean and sd over seeds.
+"""The sweep's results table: one row per (task, strategy, label fraction), and the paired gains.
 
-Written as results.csv and results.md in the sweep folder, with PNG plots of each
-metric against the label fraction per task. The relative gain compares post-training
-with the baseline of the same task and fraction: 100 * (post - base) / base.
+Each row holds the mean and sd over seeds of macro AUROC / AUPRC on fold 10 and a
+bootstrap interval of that seed mean (the same test-record resamples for every seed). The
+second table is the paired difference post_training - baseline for each task and
+fraction: same test records, same seeds, same resamples, so a reader sees whether a gain
+is more than test-set noise. The relative gain compares the means: 100 * (post - base) / base.
+Written as results.csv and results.md in the sweep folder, with PNG plots of each metric
+against the label fraction per task.
 """
 
 from __future__ import annotations
@@ -17,62 +21,122 @@ import numpy as np
 
 from ecgdist.files import atomic_write_text
 from ecgdist.finetune.job import RESULT
+from ecgdist.finetune.metrics import bootstrap, macro_auprc, macro_auroc, paired_difference, seed_mean
 
-METRICS = ("macro_auroc", "macro_auprc")
-COLUMNS = ["task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd", "macro_auprc_mean",
-           "macro_auprc_sd", "auroc_gain_pct", "auprc_gain_pct"]
+METRICS = {"macro_auroc": macro_auroc, "macro_auprc": macro_auprc}
+COLUMNS = ["task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd", "macro_auroc_low",
+           "macro_auroc_high", "macro_auprc_mean", "macro_auprc_sd", "macro_auprc_low", "macro_auprc_high",
+           "auroc_gain_pct", "auprc_gain_pct"]
+PAIRED_COLUMNS = ["task", "fraction", "seeds", "macro_auroc_diff", "macro_auroc_diff_low", "macro_auroc_diff_high",
+                  "macro_auprc_diff", "macro_auprc_diff_low", "macro_auprc_diff_high"]
 
 
 def read_results(sweep_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((sweep_dir / "jobs").glob(f"*/{RESULT}"))]
+    """Each finished job's result.json, with the folder its test predictions are in."""
+    return [{**json.loads(p.read_text()), "dir": p.parent} for p in sorted((sweep_dir / "jobs").glob(f"*/{RESULT}"))]
 
 
-def summarise(results: list[dict]) -> list[dict]:
+def test_predictions(job: dict) -> tuple[np.ndarray, np.ndarray]:
+    return np.load(job["dir"] / "test_targets.npy"), np.load(job["dir"] / "test_scores.npy")
+
+
+def seed_mean_interval(jobs: list[dict], metric, resamples: int) -> tuple[float, float]:
+    """Interval of the metric's mean over the jobs' seeds (the same test-record resamples for each)."""
+    predictions = [test_predictions(j) for j in jobs]
+    targets = predictions[0][0]
+    return bootstrap(targets, seed_mean(targets, [s for _, s in predictions], metric), resamples, seed=0)[1]
+
+
+def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
         groups[(r["task"], r["strategy"], r["fraction"])].append(r)
     rows = []
     for (task, strategy, fraction), jobs in sorted(groups.items()):
         row = {"task": task, "strategy": strategy, "fraction": fraction, "n_jobs": len(jobs)}
-        for metric in METRICS:
-            values = np.array([j[metric] for j in jobs], dtype=float)
-            row[f"{metric}_mean"] = float(np.nanmean(values))
-            row[f"{metric}_sd"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
+        for name, metric in METRICS.items():
+            values = np.array([j[name] for j in jobs], dtype=float)
+            row[f"{name}_mean"] = float(np.nanmean(values))
+            row[f"{name}_sd"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
+            row[f"{name}_low"], row[f"{name}_high"] = seed_mean_interval(jobs, metric, resamples)
         rows.append(row)
     base = {(r["task"], r["fraction"]): r for r in rows if r["strategy"] == "baseline"}
     for row in rows:
         ref = base.get((row["task"], row["fraction"]))
-        for metric, column in zip(METRICS, ("auroc_gain_pct", "auprc_gain_pct")):
-            row[column] = (100 * (row[f"{metric}_mean"] - ref[f"{metric}_mean"]) / ref[f"{metric}_mean"]
+        for name, column in zip(METRICS, ("auroc_gain_pct", "auprc_gain_pct")):
+            row[column] = (100 * (row[f"{name}_mean"] - ref[f"{name}_mean"]) / ref[f"{name}_mean"]
                            if ref is not None and row["strategy"] == "post_training" else None)
     return rows
 
 
-def markdown_table(rows: list[dict]) -> str:
-    def fmt(value, digits=3):
-        return "" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+def paired_gains(results: list[dict], resamples: int) -> list[dict]:
+    """post_training - baseline per (task, fraction), over the seeds both strategies finished."""
+    by_key = {(r["task"], r["fraction"], r["strategy"], r["seed"]): r for r in results}
+    rows = []
+    for task, fraction in sorted({(r["task"], r["fraction"]) for r in results}):
+        seeds = sorted(s for (t, f, strategy, s) in by_key if (t, f, strategy) == (task, fraction, "post_training")
+                       and (task, fraction, "baseline", s) in by_key)
+        if not seeds:
+            continue
+        post = [test_predictions(by_key[(task, fraction, "post_training", s)]) for s in seeds]
+        base = [test_predictions(by_key[(task, fraction, "baseline", s)]) for s in seeds]
+        targets = post[0][0]
+        if any(not np.array_equal(t, targets) for t, _ in post + base):
+            raise ValueError(f"{task} fraction {fraction:g}: the jobs were tested on different records")
+        row = {"task": task, "fraction": fraction, "seeds": len(seeds)}
+        for name, metric in METRICS.items():
+            diff, (low, high) = paired_difference(targets, [s for _, s in post], [s for _, s in base], metric,
+                                                  resamples, seed=0)
+            row.update({f"{name}_diff": diff, f"{name}_diff_low": low, f"{name}_diff_high": high})
+        rows.append(row)
+    return rows
 
-    lines = ["| task | strategy | fraction | macro AUROC | macro AUPRC | AUROC gain % | AUPRC gain % | jobs |",
-             "|---|---|---|---|---|---|---|---|"]
+
+def fmt(value, digits=3) -> str:
+    return "" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| task | strategy | fraction | macro AUROC mean ± sd [90 % CI] | macro AUPRC mean ± sd [90 % CI] | "
+             "AUROC gain % | AUPRC gain % | jobs |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['strategy']} | {r['fraction']:g} | {fmt(r['macro_auroc_mean'])} ± "
-                     f"{fmt(r['macro_auroc_sd'])} | {fmt(r['macro_auprc_mean'])} ± {fmt(r['macro_auprc_sd'])} | "
+        cells = [f"{fmt(r[f'{m}_mean'])} ± {fmt(r[f'{m}_sd'])} [{fmt(r[f'{m}_low'])}, {fmt(r[f'{m}_high'])}]"
+                 for m in METRICS]
+        lines.append(f"| {r['task']} | {r['strategy']} | {r['fraction']:g} | {cells[0]} | {cells[1]} | "
                      f"{fmt(r['auroc_gain_pct'], 1)} | {fmt(r['auprc_gain_pct'], 1)} | {r['n_jobs']} |")
     return "\n".join(lines) + "\n"
 
 
-def write_results(sweep_dir: Path, banner: str = "") -> list[dict]:
-    from ecgdist.finetune.plots import metric_vs_fraction_figure
+def paired_table(rows: list[dict]) -> str:
+    lines = ["| task | fraction | seeds | Δ macro AUROC [90 % CI] | Δ macro AUPRC [90 % CI] |", "|---|---|---|---|---|"]
+    for r in rows:
+        cells = [f"{r[f'{m}_diff']:+.4f} [{r[f'{m}_diff_low']:+.4f}, {r[f'{m}_diff_high']:+.4f}]" for m in METRICS]
+        lines.append(f"| {r['task']} | {r['fraction']:g} | {r['seeds']} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
 
-    rows = summarise(read_results(sweep_dir))
+
+def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(sweep_dir / "results.csv", text.getvalue())
-    atomic_write_text(sweep_dir / "results.md", (banner + "\n\n" if banner else "") + markdown_table(rows))
+    atomic_write_text(path, text.getvalue())
+
+
+def write_results(sweep_dir: Path, header: str = "", resamples: int = 0) -> list[dict]:
+    from ecgdist.finetune.plots import metric_vs_fraction_figure
+
+    results = read_results(sweep_dir)
+    rows, paired = summarise(results, resamples), paired_gains(results, resamples)
+    write_csv(sweep_dir / "results.csv", COLUMNS, rows)
+    write_csv(sweep_dir / "paired.csv", PAIRED_COLUMNS, paired)
+    text = (header + "\n\n" if header else "") + markdown_table(rows)
+    if paired:
+        text += ("\n**Paired gain, post_training − baseline** (same test records and seeds; a gain whose "
+                 "interval excludes 0 is more than test-set noise):\n\n" + paired_table(paired))
+    atomic_write_text(sweep_dir / "results.md", text)
     for task in sorted({r["task"] for r in rows}):
-        for metric in METRICS:
-            figure = metric_vs_fraction_figure(rows, task, metric)
-            figure.savefig(sweep_dir / f"{task}_{metric}_vs_fraction.png", dpi=100)
+        for name in METRICS:
+            figure = metric_vs_fraction_figure(rows, task, name)
+            figure.savefig(sweep_dir / f"{task}_{name}_vs_fraction.png", dpi=100)
     return rows

@@ -16,8 +16,8 @@ from pathlib import Path
 from ecgdist.config import ConfigError, FinetuneConfig, load_config, save_resolved
 from ecgdist.data.shards import read_manifest
 from ecgdist.files import atomic_write_text
-from ecgdist.finetune.job import RESULT, STATE, FinetuneJob, JobSpec
-from ecgdist.finetune.results import markdown_table, write_results
+from ecgdist.finetune.job import RESULT, STATE, FinetuneJob, JobSpec, stages
+from ecgdist.finetune.results import write_results
 
 SIMULATED_BANNER = "**SIMULATED ECGs: a built-in synthetic corpus, not PTB-XL. These numbers say nothing about real ECGs.**"
 
@@ -46,10 +46,24 @@ def banner(cfg: FinetuneConfig) -> str:
     return SIMULATED_BANNER if read_manifest(cfg.data.corpus).extra.get("simulated") else ""
 
 
+def protocol(cfg: FinetuneConfig) -> str:
+    """What a reader of the table needs to know about how its numbers were made."""
+    ft = cfg.finetune
+    epochs = {strategy: sum(n for _, n in stages(ft, strategy)) for strategy in cfg.sweep.strategies}
+    probe = dict(stages(ft, "post_training")).get("probe", 0)
+    return (f"Macro AUROC / AUPRC on PTB-XL fold 10 (models selected on fold 9), mean ± sd over seeds "
+            f"{', '.join(map(str, cfg.sweep.seeds))}; [90 % CI]: 5th-95th percentile of the seed mean over "
+            f"{ft.bootstrap} resamples of the test records that keep every scored class (as the PTB-XL benchmark). "
+            f"Epochs: " + ", ".join(f"{s} {n}" for s, n in epochs.items())
+            + (f" (post_training: {probe} probe + {ft.epochs} full)" if "post_training" in epochs else "")
+            + f"; finetune.match_epochs={str(ft.match_epochs).lower()}.")
+
+
 def publish_results(cfg: FinetuneConfig, sweep_dir: Path) -> list[dict]:
-    """Write results.csv/.md and the plots, and print the table (with the SIMULATED banner if any)."""
-    rows = write_results(sweep_dir, banner(cfg))
-    print((banner(cfg) + "\n") * bool(banner(cfg)) + markdown_table(rows))
+    """Write results.csv/.md and the plots, and print results.md (with the SIMULATED banner if any)."""
+    header = "\n\n".join(filter(None, [banner(cfg), protocol(cfg)]))
+    rows = write_results(sweep_dir, header, cfg.finetune.bootstrap)
+    print((sweep_dir / "results.md").read_text())
     return rows
 
 

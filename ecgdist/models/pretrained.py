@@ -34,13 +34,16 @@ def _encoder_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
 
 
-def load_pretrained(model: nn.Module, path: str | os.PathLike, fresh_head: bool = True) -> list[str]:
-    """Load ``path`` into ``model``; returns the names left at their fresh initialisation."""
+def load_pretrained(model: nn.Module, path: str | os.PathLike, reset_head: bool = False) -> list[str]:
+    """Load ``path`` into ``model``; returns the names left at their fresh initialisation.
+
+    The head loads when its shape fits, unless ``reset_head`` (fine-tuning: a task's head
+    starts fresh even when the file's has the same number of classes)."""
     state, _ = read_weights(path)
     own = model.state_dict()
     if not any(k in own for k in state) and any(k.startswith("encoder.") for k in state):
         state = _encoder_only(state)
-    head = model.head_parameter_names() if fresh_head and hasattr(model, "head_parameter_names") else set()
+    head = model.head_parameter_names() if hasattr(model, "head_parameter_names") else set()
     missing = sorted(set(own) - set(state) - head)
     unexpected = sorted(set(state) - set(own) - head)
     shapes = sorted(f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
@@ -51,7 +54,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, fresh_head: bool 
             if items:
                 lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20]) + (" ..." if len(items) > 20 else ""))
         raise CheckpointMismatchError("\n".join(lines))
-    fresh = sorted(k for k in head if k not in state or state[k].shape != own[k].shape)
+    fresh = sorted(k for k in head if reset_head or k not in state or state[k].shape != own[k].shape)
     model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=not fresh)
     return fresh
 

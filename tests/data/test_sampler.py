@@ -73,3 +73,18 @@ def test_drop_last_gives_every_rank_the_same_number_of_full_batches():
     counts = [len(BlockBatchSampler(SHARDS, 8, rank=r, world_size=3, drop_last=True).batches(0)) for r in range(3)]
     assert len(set(counts)) == 1
     assert all(len(b) == 8 for r in range(3) for b in BlockBatchSampler(SHARDS, 8, r, 3, drop_last=True).batches(0))
+
+
+def test_fine_tune_epochs_are_fresh_global_permutations_that_mix_shards():
+    from ecgdist.data.sampler import EpochPermutationSampler
+
+    sampler = EpochPermutationSampler(len(SHARDS), batch_size=16, seed=3)
+    epoch0, epoch1 = sampler.batches(0), sampler.batches(1)
+    assert sorted(np.concatenate(epoch0).tolist()) == list(range(len(SHARDS)))  # every record once
+    assert [len(b) for b in epoch0] == [16] * 6 + [5]
+    assert not np.array_equal(np.concatenate(epoch0), np.concatenate(epoch1))
+    # Every full batch draws from several shards (a shard-by-shard order would give one or two).
+    assert min(len(np.unique(SHARDS[b])) for b in epoch0[:-1]) >= 3
+    again = EpochPermutationSampler(len(SHARDS), batch_size=16, seed=3)
+    again.set_epoch(1)
+    assert [b for b in again] == [b.tolist() for b in epoch1]

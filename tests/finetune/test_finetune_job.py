@@ -49,7 +49,7 @@ def test_probe_stage_freezes_the_backbone_and_trains_the_head(ptbxl_corpus, weig
     loaders = Loaders(cfg, spec)
     model = build_finetune_model(cfg, spec.strategy, len(loaders.classes))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train_epoch(model, loaders.train, make_optimizer(model, "probe", cfg.finetune), "probe")
+    train_epoch(model, loaders.train, make_optimizer(model, "probe", cfg.finetune, "post_training"), "probe")
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"dense.weight", "dense.bias"}
@@ -134,3 +134,50 @@ def test_mtecg_classifier_fine_tunes_from_an_autoencoder_export_with_layer_decay
     assert result["classes"] == 5 and 0.0 <= result["macro_auroc"] <= 1.0
     state = torch.load(tmp_path / "job" / "state.pt", weights_only=False)
     assert state["ema"] is not None and [h["stage"] for h in state["history"]] == ["probe", "full"]
+
+
+def test_a_head_of_the_task_shape_in_the_weights_is_reinitialised_unless_kept(ptbxl_corpus, tmp_path):
+    torch.manual_seed(1)
+    trained = build_finetune_model(tiny(ptbxl_corpus, "unused.pth"), "scratch", 5)  # scratch loads nothing
+    with torch.no_grad():
+        trained.dense.weight.fill_(0.5)  # a head of the same shape as the task's, clearly not an init
+    save_weights(trained, tmp_path / "w.pth")
+    fresh = build_finetune_model(tiny(ptbxl_corpus, tmp_path / "w.pth"), "baseline", 5)
+    kept = build_finetune_model(tiny(ptbxl_corpus, tmp_path / "w.pth", "finetune.keep_head=true"), "baseline", 5)
+    assert not torch.equal(fresh.dense.weight, trained.dense.weight)
+    assert torch.equal(fresh.first_conv.conv.weight, trained.first_conv.conv.weight)  # the backbone loads
+    assert torch.equal(kept.dense.weight, trained.dense.weight)
+
+
+def test_baseline_is_the_released_recipe_and_match_epochs_gives_it_the_same_epochs(ptbxl_corpus, weights):
+    from ecgdist.finetune.job import stages
+
+    cfg = tiny(ptbxl_corpus, weights, "finetune.layer_decay=0.5")
+    model = build_finetune_model(cfg, "baseline", 5)
+    optimizer = make_optimizer(model, "full", cfg.finetune, "baseline")
+    assert isinstance(optimizer, torch.optim.Adam) and len(optimizer.param_groups) == 1  # no layer decay
+    group = optimizer.param_groups[0]
+    assert group["lr"] == cfg.finetune.lr and group["weight_decay"] == cfg.finetune.weight_decay
+    assert len(group["params"]) == len(list(model.parameters()))  # biases decay too
+    assert len(make_optimizer(model, "full", cfg.finetune, "post_training").param_groups) > 1
+    ft = cfg.finetune
+    assert stages(ft, "baseline") == [("full", ft.epochs)]
+    matched = tiny(ptbxl_corpus, weights, "finetune.match_epochs=true").finetune
+    assert stages(matched, "baseline") == [("full", ft.epochs + ft.probe_epochs)]
+    assert sum(n for _, n in stages(matched, "post_training")) == ft.epochs + ft.probe_epochs
+
+
+def test_training_batches_mix_shards_in_a_fresh_order_each_epoch(shared_data, tmp_path, weights):
+    from conftest import build_corpus
+
+    corpus = build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path / "corpus", "--shard-size", "10")
+    cfg = tiny(corpus, weights)
+    loaders = Loaders(cfg, JobSpec("superdiagnostic", "baseline", 1.0, 0))
+    shard_of = loaders.train.dataset.shards_of()
+    epochs = []
+    for epoch in (0, 1):
+        loaders.train_sampler.set_epoch(epoch)
+        epochs.append([batch["index"].numpy() for batch in loaders.train])
+    full = [b for b in epochs[0] if len(b) == cfg.finetune.batch_size]
+    assert full and min(len(np.unique(shard_of[b])) for b in full) >= 3
+    assert not np.array_equal(np.concatenate(epochs[0]), np.concatenate(epochs[1]))

@@ -29,7 +29,11 @@ def check_sweep_outputs(sweep_dir):
     assert all(r["n_jobs"] == "1" and r["fraction"] == "1.0" for r in rows)
     gains = {(r["task"], r["strategy"]): r["auroc_gain_pct"] for r in rows}
     assert gains[("rhythm", "post_training")] != "" and gains[("rhythm", "baseline")] == ""
-    assert (sweep_dir / "results.md").read_text().count("| rhythm |") == 2
+    text = (sweep_dir / "results.md").read_text()
+    assert text.count("| rhythm |") == 3  # two strategies, and their paired gain
+    assert "| rhythm | 1 | 1 | " in text.split("Paired gain")[1] and "[90 % CI]" in text
+    with open(sweep_dir / "paired.csv") as f:
+        assert {r["task"] for r in csv.DictReader(f)} == {"rhythm", "superdiagnostic"}
     assert (sweep_dir / "superdiagnostic_macro_auroc_vs_fraction.png").stat().st_size > 1000
     job = sweep_dir / "jobs" / "rhythm-post_training-f1-s0"
     assert "val/macro_auroc" in read_scalars(job / "tb")

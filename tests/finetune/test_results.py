@@ -1,0 +1,50 @@
+"""The results table: intervals of the seed mean, and the paired gain post_training - baseline."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ecgdist.finetune.metrics import macro_auroc
+from ecgdist.finetune.results import paired_gains, read_results, write_results
+
+
+def fake_job(sweep, strategy, seed, targets, scores):
+    folder = sweep / "jobs" / f"rhythm-{strategy}-f1-s{seed}"
+    folder.mkdir(parents=True)
+    np.save(folder / "test_targets.npy", targets)
+    np.save(folder / "test_scores.npy", scores)
+    (folder / "result.json").write_text(json.dumps({
+        "task": "rhythm", "strategy": strategy, "fraction": 1.0, "seed": seed,
+        "macro_auroc": macro_auroc(targets, scores), "macro_auprc": 0.5}))
+
+
+def sample(seed):
+    rng = np.random.default_rng(seed)
+    targets = (rng.random((120, 4)) < 0.3).astype(float)
+    return targets, np.clip(targets * 0.3 + rng.random(targets.shape) * 0.7, 0, 1)
+
+
+def test_identical_strategies_have_a_zero_paired_gain_with_a_zero_width_interval(tmp_path):
+    targets, _ = sample(0)
+    for seed in (0, 1):
+        scores = np.clip(targets * 0.3 + np.random.default_rng(seed).random(targets.shape) * 0.7, 0, 1)
+        fake_job(tmp_path, "baseline", seed, targets, scores)
+        fake_job(tmp_path, "post_training", seed, targets, scores)
+    (row,) = paired_gains(read_results(tmp_path), resamples=100)
+    assert row["seeds"] == 2
+    assert (row["macro_auroc_diff"], row["macro_auroc_diff_low"], row["macro_auroc_diff_high"]) == (0.0, 0.0, 0.0)
+    rows = write_results(tmp_path, "header line", resamples=100)
+    text = (tmp_path / "results.md").read_text()
+    assert text.startswith("header line") and "| rhythm | 1 | 2 | +0.0000 [+0.0000, +0.0000] |" in text
+    low, high = rows[0]["macro_auroc_low"], rows[0]["macro_auroc_high"]
+    assert low < rows[0]["macro_auroc_mean"] < high  # the seed mean's interval brackets it
+    assert f"[{low:.3f}, {high:.3f}]" in text
+
+
+def test_jobs_tested_on_different_records_are_not_paired(tmp_path):
+    targets, scores = sample(0)
+    fake_job(tmp_path, "baseline", 0, targets, scores)
+    fake_job(tmp_path, "post_training", 0, targets[::-1].copy(), scores)
+    with pytest.raises(ValueError, match="different records"):
+        paired_gains(read_results(tmp_path), resamples=10)
