@@ -57,7 +57,7 @@ def replicated_corpus(out: Path, records: int, shard_size: int = 1000, seed: int
         for i in range(n):
             for name, value in {"record_id": f"bench:{start + i}#0", "patient_id": str(start + i), "labels": "NORM",
                                 "source_path": "", "age": 50.0, "sex": i % 2, "fold": 1 + i % 10, "window": 0,
-                                "flags": 0, "source_fs": 500.0}.items():
+                                "flags": 0, "source_fs": 500.0, "fingerprint": start + i}.items():
                 meta[name].append(value)
         shards.append(write_shard(out / f"shard-{s:06d}.h5", signals.astype(np.float32), meta, recipe))
     manifest = Manifest(recipe, shards, {"NORM": records}, records, records, 0)

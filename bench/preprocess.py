@@ -77,7 +77,7 @@ def index_corpus(out: Path, records: int, shard_size: int = 1000) -> Path:
             columns = {"record_id": [f"bench:{i}#0" for i in ids], "patient_id": [str(i // 3) for i in ids],
                        "labels": ["NORM;SR" if i % 2 else "MI" for i in ids], "source_path": [""] * n,
                        "age": np.full(n, 60.0), "sex": ids % 2, "fold": 1 + ids % 10, "window": np.zeros(n),
-                       "flags": np.zeros(n), "source_fs": np.full(n, 500.0)}
+                       "flags": np.zeros(n), "source_fs": np.full(n, 500.0), "fingerprint": ids}
             for name, dtype in METADATA.items():
                 values = np.asarray(columns[name], dtype=object if dtype is STRING else dtype)
                 f.create_dataset(name, data=values, dtype=dtype)

@@ -17,6 +17,7 @@ from typing import Any, Sequence, TypeVar
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from ecgdist.files import atomic_write_text
 from ecgdist.leads import STANDARD_LEADS
 
 T = TypeVar("T")
@@ -78,10 +79,14 @@ class PretrainDataSection(DataSection):
 
     val_fraction: float = 0.05  # held-out slice of the corpus (by patient) for pre-training validation
     min_label_count: int = 1  # labels with fewer positives leave the target vocabulary
+    exclude_from: str = ""  # a corpus whose evaluation folds must not be pre-trained on (matched by content)
+    exclude_folds: list[int] = field(default_factory=lambda: [9, 10])  # PTB-XL: validation and test
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_range("data.val_fraction", self.val_fraction, 0.0, 0.5)
+        if self.exclude_from and not self.exclude_folds:
+            raise ConfigError("config key 'data.exclude_folds' is empty while data.exclude_from is set")
 
 
 @dataclass
@@ -275,13 +280,12 @@ def resolve_path(path: str | os.PathLike) -> Path:
     return candidate if candidate.exists() or candidate.is_absolute() else REPO / candidate
 
 
-def save_resolved(cfg: Any, run_dir: str | os.PathLike) -> Path:
-    """Write the fully resolved config next to a run's outputs (atomically)."""
-    from ecgdist.files import atomic_write_text
-
+def save_resolved(cfg: Any, run_dir: str | os.PathLike, notes: Sequence[str] = ()) -> Path:
+    """Write the fully resolved config next to a run's outputs (atomically); ``notes`` become
+    comments at its end (what the run derived from it, such as how many records were left out)."""
     path = Path(run_dir) / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, to_yaml(cfg))
+    atomic_write_text(path, to_yaml(cfg) + "".join(f"# {note}\n" for note in notes))
     return path
 
 
@@ -293,6 +297,7 @@ PTBXL_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", 
 class FinetuneSection:
     weights: str = ""  # pre-trained weights (released ECGFounder format or ecgdist export); "" = none
     keep_head: bool = False  # keep a pre-trained head of the task's shape (default: always a fresh head)
+    allow_overlap: bool = False  # run with weights pre-trained on folds 9/10 of this corpus (rows are marked)
     epochs: int = 20
     batch_size: int = 256
     lr: float = 1e-4  # the official ECGFounder recipe: Adam 1e-4, weight decay 1e-5

@@ -5,7 +5,8 @@
    corpus, and every output says so;
 2. preprocess it into shards;
 3. pre-train a small Net1D and a small MTECG autoencoder with DeepSpeed on 2 ranks
-   (``sbatch -N 2 slurm/pretrain.sh`` when the local SLURM sandbox runs, else torchrun);
+   (``sbatch -N 2 slurm/pretrain.sh`` when the local SLURM sandbox runs, else torchrun),
+   leaving out every record of PTB-XL's folds 9 and 10, which the fine-tunes are judged on;
 4. export the Net1D weights and fine-tune them on PTB-XL tasks, baseline against
    post-training, as a submitit sweep (SLURM or local processes);
 5. print the results table, predictions for two records and where TensorBoard looks.
@@ -58,7 +59,7 @@ def get_data(root: Path) -> tuple[Path, bool]:
 
 
 def pretrain(config: str, corpus: Path, run_dir: Path, steps: str, use_slurm: bool) -> None:
-    overrides = [f"data.corpus={corpus}", f"run.dir={run_dir}", f"train.steps={steps}",
+    overrides = [f"data.corpus={corpus}", f"data.exclude_from={corpus}", f"run.dir={run_dir}", f"train.steps={steps}",
                  f"checkpoint.save_every_steps={steps}", "train.log_every_steps=20",
                  f"train.val_every_steps={max(1, int(steps) // 4)}", f"train.image_every_steps={max(1, int(steps) // 4)}"]
     if use_slurm:

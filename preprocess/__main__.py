@@ -4,6 +4,7 @@
                          [--workers N] [--shard-size N] [--slice I/N] [--dtype float16|float32]
     python -m preprocess merge OUTPUT
     python -m preprocess inspect OUTPUT [--json]
+    python -m preprocess fingerprint OUTPUT INPUT   (content fingerprints for a corpus made before them)
     python -m preprocess download ptbxl DIR [--records N] [--rate 500|100|both] [--base-url URL]
     python -m preprocess simulate ptbxl DIR [--records N]     (synthetic ECGs for offline demos)
 """
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", choices=["500", "100", "both"], default="500")
     p.add_argument("--base-url", default=None, help="a mirror of PhysioNet's PTB-XL folder")
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("fingerprint", help="add content fingerprints to a corpus written before they existed")
+    p.add_argument("output", type=Path)
+    p.add_argument("input", type=Path, help="the folder the corpus was made from")
+    p.add_argument("--quiet", action="store_true")
     p = sub.add_parser("simulate", help="write a SIMULATED 12-lead corpus in PTB-XL layout (offline demos)")
     p.add_argument("dataset", choices=["ptbxl"])
     p.add_argument("output", type=Path)
@@ -97,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "inspect":
             summary = corpus_summary(args.output)
             print(json.dumps(summary) if args.json else format_summary(summary))
+            return 0
+        if args.command == "fingerprint":
+            from preprocess.fingerprint import add_fingerprints
+            print(f"{args.output}: fingerprints of {add_fingerprints(args.output, args.input, not args.quiet)} "
+                  "records written to index/fingerprint.npy")
             return 0
         if args.command == "merge":
             pipeline.merge(args.output)

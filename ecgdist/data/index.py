@@ -9,8 +9,11 @@ well under a second:
     index/fold.npy           int8    the source's fold, 0 when none
     index/label_indptr.npy   int64   CSR row pointers over the manifest's label vocabulary
     index/label_indices.npy  int32   CSR column indices (sorted vocabulary order)
+    index/fingerprint.npy    uint64  content fingerprint of the source record (data/fingerprint.py)
 
-A corpus without it (written before it existed) is indexed in memory, with a warning.
+A corpus without it (written before it existed) is indexed in memory, with a warning. A
+corpus written before fingerprints existed has none; ``fingerprints()`` then says how to
+add them (``python -m preprocess fingerprint``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 from scipy import sparse
 
@@ -31,6 +35,11 @@ from ecgdist.data.shards import Manifest, read_manifest, read_metadata
 log = logging.getLogger(__name__)
 INDEX_DIR = "index"
 ARRAYS = ("group", "fold", "label_indptr", "label_indices")
+FINGERPRINT = "fingerprint"
+
+
+class FingerprintsMissing(ValueError):
+    """The corpus predates content fingerprints; the message says how to add them."""
 
 
 @dataclass
@@ -40,6 +49,14 @@ class CorpusIndex:
     label_indptr: np.ndarray
     label_indices: np.ndarray
     vocabulary: list[str]  # the manifest's labels, sorted
+    fingerprint: np.ndarray | None = None  # None: a corpus from before fingerprints
+
+    def fingerprints(self, corpus: str | os.PathLike) -> np.ndarray:
+        if self.fingerprint is None:
+            raise FingerprintsMissing(
+                f"corpus {corpus} has no content fingerprints (it was written before they existed); add them in "
+                f"place with: python -m preprocess fingerprint {corpus} INPUT (INPUT: the folder it was made from)")
+        return self.fingerprint
 
     def targets(self, labels: list[str]) -> sparse.csr_matrix:
         """(records, len(labels)) multi-hot targets for a subset of the vocabulary."""
@@ -54,14 +71,31 @@ def group_key(patient_id: str, record_id: str) -> str:
     return patient_id if patient_id else record_id.split("#")[0]
 
 
+def has_fingerprints(corpus: Path, manifest: Manifest) -> bool:
+    if not manifest.shards:
+        return True
+    with h5py.File(corpus / manifest.shards[0].file, "r") as f:
+        return FINGERPRINT in f
+
+
 def compute_index(corpus: Path, manifest: Manifest) -> CorpusIndex:
     vocabulary = label_vocabulary(manifest)
-    table = read_metadata(corpus, ["record_id", "patient_id", "labels", "fold"], manifest)
+    fingerprinted = has_fingerprints(corpus, manifest)
+    columns = ["record_id", "patient_id", "labels", "fold"] + [FINGERPRINT] * fingerprinted
+    table = read_metadata(corpus, columns, manifest)
     group = np.fromiter((zlib.crc32(group_key(p, r).encode()) for p, r in zip(table["patient_id"], table["record_id"])),
                         dtype=np.uint32, count=len(table["record_id"]))
     labels = multi_hot(table["labels"], vocabulary)
     return CorpusIndex(group, table["fold"].astype(np.int8), labels.indptr.astype(np.int64),
-                       labels.indices.astype(np.int32), vocabulary)
+                       labels.indices.astype(np.int32), vocabulary,
+                       table[FINGERPRINT].astype(np.uint64) if fingerprinted else None)
+
+
+def save_array(folder: Path, name: str, array: np.ndarray) -> None:
+    """One index array, atomically (unique temporary names: two array tasks may merge at once)."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=f"{name}.", suffix=".tmp", delete=False) as f:
+        np.save(f, array)
+    os.replace(f.name, folder / f"{name}.npy")
 
 
 def write_index(corpus: str | os.PathLike, manifest: Manifest) -> CorpusIndex:
@@ -70,10 +104,8 @@ def write_index(corpus: str | os.PathLike, manifest: Manifest) -> CorpusIndex:
     index = compute_index(corpus, manifest)
     folder = corpus / INDEX_DIR
     folder.mkdir(exist_ok=True)
-    for name in ARRAYS:  # unique temporary names: two array tasks may merge at once
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f"{name}.", suffix=".tmp", delete=False) as f:
-            np.save(f, getattr(index, name))
-        os.replace(f.name, folder / f"{name}.npy")
+    for name in ARRAYS + (FINGERPRINT,) * (index.fingerprint is not None):
+        save_array(folder, name, getattr(index, name))
     return index
 
 
@@ -83,7 +115,10 @@ def read_index(corpus: str | os.PathLike, manifest: Manifest | None = None) -> C
     folder = corpus / INDEX_DIR
     if all((folder / f"{name}.npy").exists() for name in ARRAYS):
         arrays = {name: np.load(folder / f"{name}.npy") for name in ARRAYS}
-        if len(arrays["group"]) == manifest.records:
+        fingerprint = folder / f"{FINGERPRINT}.npy"
+        if fingerprint.exists():
+            arrays[FINGERPRINT] = np.load(fingerprint)
+        if all(len(a) == manifest.records for k, a in arrays.items() if k in ("group", FINGERPRINT)):
             return CorpusIndex(**arrays, vocabulary=label_vocabulary(manifest))
     log.warning("%s has no up-to-date index/ (python -m preprocess merge writes it): indexing in memory", corpus)
     return compute_index(corpus, manifest)

@@ -55,6 +55,7 @@ METADATA: dict[str, Any] = {
     "window": np.int16,  # index of this window within its record
     "flags": np.uint8,
     "source_fs": np.float32,
+    "fingerprint": np.uint64,  # of the source record's samples (ecgdist.data.fingerprint)
 }
 
 

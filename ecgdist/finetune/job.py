@@ -37,6 +37,7 @@ from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.transforms import Transform
 from ecgdist.files import atomic_write_text
 from ecgdist.finetune.metrics import evaluate, macro_auroc
+from ecgdist.finetune.provenance import pretraining_data
 from ecgdist.models import CLASSIFIERS, build_model
 from ecgdist.models.pretrained import load_pretrained, read_weights, save_weights
 from ecgdist.pretrain.optim import param_groups
@@ -149,8 +150,10 @@ def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection, stra
 class Loaders:
     def __init__(self, cfg: FinetuneConfig, spec: JobSpec) -> None:
         corpus = ShardCorpus(cfg.data.corpus)
+        self.pretraining = {"status": "none", "detail": "no pre-trained weights"}
         if cfg.finetune.weights and spec.strategy != "scratch":
             check_weights_recipe(cfg.finetune.weights, corpus)
+            self.pretraining = pretraining_data(cfg.finetune.weights, str(corpus.path), cfg.finetune.allow_overlap)
         self.classes, splits = ptbxl_task(corpus.path, spec.task, train_fraction=spec.fraction, seed=spec.seed)
         d, bs = cfg.data, cfg.finetune.batch_size
         train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
@@ -247,6 +250,7 @@ def finish(cfg, spec, job_dir, model, loaders, state, logger) -> dict:
                    {"test/macro_auroc": metrics["macro_auroc"], "test/macro_auprc": metrics["macro_auprc"]})
     logger.close()
     result = {"job": spec.name, "task": spec.task, "strategy": spec.strategy, "fraction": spec.fraction,
+              "pretraining_data": loaders.pretraining,
               "seed": spec.seed, "selected_epoch": state["best_epoch"], "val_macro_auroc": state["best_auroc"],
               "resumes": state["resumes"],
               "records": loaders.sizes, **metrics}

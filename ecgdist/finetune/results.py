@@ -26,7 +26,7 @@ from ecgdist.finetune.metrics import bootstrap, macro_auprc, macro_auroc, paired
 METRICS = {"macro_auroc": macro_auroc, "macro_auprc": macro_auprc}
 COLUMNS = ["task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd", "macro_auroc_low",
            "macro_auroc_high", "macro_auprc_mean", "macro_auprc_sd", "macro_auprc_low", "macro_auprc_high",
-           "auroc_gain_pct", "auprc_gain_pct"]
+           "auroc_gain_pct", "auprc_gain_pct", "pretraining_data"]
 PAIRED_COLUMNS = ["task", "fraction", "seeds", "macro_auroc_diff", "macro_auroc_diff_low", "macro_auroc_diff_high",
                   "macro_auprc_diff", "macro_auprc_diff_low", "macro_auprc_diff_high"]
 
@@ -53,7 +53,9 @@ def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
         groups[(r["task"], r["strategy"], r["fraction"])].append(r)
     rows = []
     for (task, strategy, fraction), jobs in sorted(groups.items()):
-        row = {"task": task, "strategy": strategy, "fraction": fraction, "n_jobs": len(jobs)}
+        statuses = sorted({j.get("pretraining_data", {}).get("status", "unknown") for j in jobs})
+        row = {"task": task, "strategy": strategy, "fraction": fraction, "n_jobs": len(jobs),
+               "pretraining_data": "OVERLAP" if "OVERLAP" in statuses else ", ".join(statuses)}
         for name, metric in METRICS.items():
             values = np.array([j[name] for j in jobs], dtype=float)
             row[f"{name}_mean"] = float(np.nanmean(values))
@@ -98,12 +100,14 @@ def fmt(value, digits=3) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = ["| task | strategy | fraction | macro AUROC mean ± sd [90 % CI] | macro AUPRC mean ± sd [90 % CI] | "
-             "AUROC gain % | AUPRC gain % | jobs |", "|---|---|---|---|---|---|---|---|"]
+             "AUROC gain % | AUPRC gain % | jobs | pre-training data vs folds 9-10 |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{fmt(r[f'{m}_mean'])} ± {fmt(r[f'{m}_sd'])} [{fmt(r[f'{m}_low'])}, {fmt(r[f'{m}_high'])}]"
                  for m in METRICS]
         lines.append(f"| {r['task']} | {r['strategy']} | {r['fraction']:g} | {cells[0]} | {cells[1]} | "
-                     f"{fmt(r['auroc_gain_pct'], 1)} | {fmt(r['auprc_gain_pct'], 1)} | {r['n_jobs']} |")
+                     f"{fmt(r['auroc_gain_pct'], 1)} | {fmt(r['auprc_gain_pct'], 1)} | {r['n_jobs']} | "
+                     + ("**OVERLAP: trained on evaluation records**" if r["pretraining_data"] == "OVERLAP"
+                        else r["pretraining_data"]) + " |")
     return "\n".join(lines) + "\n"
 
 

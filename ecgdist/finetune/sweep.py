@@ -17,6 +17,7 @@ from ecgdist.config import ConfigError, FinetuneConfig, load_config, save_resolv
 from ecgdist.data.shards import read_manifest
 from ecgdist.files import atomic_write_text
 from ecgdist.finetune.job import RESULT, STATE, FinetuneJob, JobSpec, stages
+from ecgdist.finetune.provenance import pretraining_data
 from ecgdist.finetune.results import write_results
 
 SIMULATED_BANNER = "**SIMULATED ECGs: a built-in synthetic corpus, not PTB-XL. These numbers say nothing about real ECGs.**"
@@ -40,6 +41,9 @@ def check_inputs(cfg: FinetuneConfig) -> None:
         raise ConfigError(f"config key 'finetune.weights': {cfg.finetune.weights} does not exist")
     if needs_weights and not cfg.finetune.weights:
         print("note: finetune.weights is empty: baseline and post_training start from random weights")
+    if needs_weights and cfg.finetune.weights:
+        checked = pretraining_data(cfg.finetune.weights, cfg.data.corpus, cfg.finetune.allow_overlap)
+        print(f"pre-training data: {checked['status']}: {checked['detail']}")
 
 
 def banner(cfg: FinetuneConfig) -> str:

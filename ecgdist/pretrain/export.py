@@ -3,7 +3,9 @@
 Reads the newest usable checkpoint of a pre-training run (the same choice a resuming
 job makes), gathers the ZeRO partitions offline with DeepSpeed's own converter, and
 writes the released-checkpoint layout ({"state_dict": ...}) plus the resolved config,
-the label vocabulary and the corpus recipe, so a fine-tune can check what it loads.
+the label vocabulary, the corpus recipe and the provenance of its training data: the
+corpora (manifest checksums), what was left out, and the content fingerprints of every
+record it could train on, so a fine-tune can refuse weights that saw its evaluation records.
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from ecgdist.data.index import FingerprintsMissing
+from ecgdist.data.leakage import TrainingSet, manifest_sha256
 from ecgdist.pretrain.checkpoint import Checkpointer
+
+log = logging.getLogger(__name__)
 
 
 def consolidated_state_dict(checkpoints: Path, tag: str) -> dict[str, torch.Tensor]:
@@ -37,11 +45,35 @@ def export(run_dir: str | Path, out: str | Path) -> dict:
                                                      "zero_pp_rank_0_mp_rank_00_model_states.pt")]
     client = torch.load(next(p for p in states if p.exists()), map_location="cpu", weights_only=False)
     blob = {"state_dict": consolidated_state_dict(checkpoints, tag), "config": client["config"],
-            "labels": client["labels"], "recipe": client["recipe"], "step": client["step"]}
-    tmp = Path(f"{out}.tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, out)
-    return {"tag": tag, "step": client["step"], "tensors": len(blob["state_dict"])}
+            "labels": client["labels"], "recipe": client["recipe"], "step": client["step"],
+            "provenance": training_provenance(client.get("provenance"))}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=out.name + ".", suffix=".tmp", delete=False) as f:
+        torch.save(blob, f)
+    os.replace(f.name, out)
+    return {"tag": tag, "step": client["step"], "tensors": len(blob["state_dict"]),
+            "fingerprints": 0 if blob["provenance"]["fingerprints"] is None else len(blob["provenance"]["fingerprints"])}
+
+
+def training_provenance(recorded: dict | None) -> dict:
+    """What the model was trained on: the run's corpora (with their manifest checksums), what was
+    left out, and the sorted content fingerprints of every record it could train on."""
+    if recorded is None:
+        return {"corpora": [], "excluded": 0, "exclude_from": None, "fingerprints": None,
+                "note": "the run predates provenance records: its training data is unknown"}
+    excluded = recorded["exclude_from"]
+    for corpus in recorded["corpora"] + ([excluded] if excluded else []):
+        if manifest_sha256(corpus["path"]) != corpus["manifest_sha256"]:
+            raise ValueError(f"corpus {corpus['path']} changed since this run trained on it (manifest checksum): "
+                             "its provenance cannot be stated")
+    try:
+        training = TrainingSet.build(recorded["corpora"][0]["path"], excluded["path"] if excluded else "",
+                                     excluded["folds"] if excluded else [])
+    except FingerprintsMissing as error:
+        log.warning("%s: the export cannot list the training records", error)
+        return {**recorded, "fingerprints": None, "note": str(error)}
+    return {**recorded, "fingerprints": torch.from_numpy(training.fingerprints.view(np.int64))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,10 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
     try:
         result = export(args.run_dir, args.out)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"exported {result['tag']} ({result['tensors']} tensors, step {result['step']}) to {args.out}")
+    print(f"exported {result['tag']} ({result['tensors']} tensors, step {result['step']}, "
+          f"{result['fingerprints']} training-record fingerprints) to {args.out}")
     return 0
 
 

@@ -25,6 +25,7 @@ from ecgdist.config import ConfigError, PretrainConfig, load_config, resolve_pat
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.index import read_index
 from ecgdist.data.labels import label_vocabulary
+from ecgdist.data.leakage import TrainingSet, manifest_sha256
 from ecgdist.data.loader import EpochStream
 from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.splits import holdout_mask
@@ -52,6 +53,7 @@ class PretrainData:
     val: ShardDataset
     labels: list[str]
     recipe: dict
+    provenance: dict  # what the export records about the training data
 
 
 def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
@@ -67,6 +69,7 @@ def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
         raise ConfigError(f"config key 'data.leads': corpus {corpus.path} lacks {', '.join(missing)}")
     index = read_index(corpus.path, corpus.manifest)
     held_out = holdout_mask(index.group, cfg.data.val_fraction, cfg.run.seed)
+    keep, provenance = leave_out_evaluation_records(cfg, corpus.path, len(index.group))
     labels = label_vocabulary(corpus.manifest, cfg.data.min_label_count) if cfg.model.name in CLASSIFIERS else []
     if cfg.model.name in CLASSIFIERS and not labels:
         raise ConfigError(f"model.name={cfg.model.name} learns labels, but corpus {corpus.path} has none with at "
@@ -80,14 +83,32 @@ def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
         rows = np.flatnonzero(mask)
         return ShardDataset(corpus, rows, targets[rows] if targets is not None else None, transform, cfg.run.seed)
 
-    train = subset(~held_out, train_transform)
+    train = subset(~held_out & keep, train_transform)
     sampler = BlockBatchSampler(train.shards_of(), cfg.train.micro_batch, env.rank, env.world_size, cfg.run.seed,
                                 drop_last=True)  # equal batch counts keep ranks in lockstep
     if not sampler.batches(0):
         raise ConfigError(f"{len(train)} training records cannot fill one batch of train.micro_batch="
                           f"{cfg.train.micro_batch} on each of {env.world_size} ranks")
-    return PretrainData(EpochStream(train, sampler, d.workers), subset(held_out, val_transform), labels,
-                        recipe.to_dict())
+    return PretrainData(EpochStream(train, sampler, d.workers), subset(held_out & keep, val_transform), labels,
+                        recipe.to_dict(), provenance)
+
+
+def leave_out_evaluation_records(cfg: PretrainConfig, corpus: Path, records: int) -> tuple[np.ndarray, dict]:
+    """Rows pre-training may use (all but those matching ``data.exclude_from``'s folds by content),
+    and the provenance an export carries: the corpus, what was left out and why."""
+    d = cfg.data
+    provenance = {"corpora": [{"path": str(corpus.resolve()), "manifest_sha256": manifest_sha256(corpus)}],
+                  "exclude_from": None, "excluded": 0}
+    if not d.exclude_from:
+        return np.ones(records, dtype=bool), provenance
+    evaluation = resolve_path(d.exclude_from)
+    try:
+        training = TrainingSet.build(corpus, evaluation, d.exclude_folds)
+    except (FileNotFoundError, ValueError) as error:  # no such corpus, or one without fingerprints
+        raise ConfigError(f"config key 'data.exclude_from': {error}") from None
+    provenance.update(excluded=training.excluded, exclude_from={
+        "path": str(evaluation.resolve()), "manifest_sha256": manifest_sha256(evaluation), "folds": list(d.exclude_folds)})
+    return training.keep, provenance
 
 
 def mae_figure(rank: int, patch: int, fluctuated: bool):
@@ -146,7 +167,12 @@ def run(cfg: PretrainConfig) -> dict:
     run_dir = Path(cfg.run.dir)
     p = prepare(cfg, env)
     if env.is_main:
-        save_resolved(cfg, run_dir)
+        excluded = p.data.provenance["excluded"]
+        notes = [f"data.exclude_from left out {excluded} records whose content matches folds "
+                 f"{', '.join(map(str, cfg.data.exclude_folds))} of {cfg.data.exclude_from}"] if cfg.data.exclude_from else []
+        for note in notes:
+            log.info(note)
+        save_resolved(cfg, run_dir, notes)
         if "SLURM_JOB_ID" in os.environ:
             record_job(run_dir, os.environ["SLURM_JOB_ID"], "started")
         log.info("global batch %d = micro %d x accumulation %d x %d ranks", p.layout.global_batch,
@@ -156,7 +182,8 @@ def run(cfg: PretrainConfig) -> dict:
               if cfg.model.name == "mtecg_mae" else None)
     loop = TrainLoop(p.engine, p.data.stream, p.data.val, objective_for(cfg.model.name), cfg.train, p.layout,
                      p.checkpointer, env.rank, logger, PreemptionFlag(),
-                     lambda: {"config": to_dict(cfg), "labels": p.data.labels, "recipe": p.data.recipe}, figure)
+                     lambda: {"config": to_dict(cfg), "labels": p.data.labels, "recipe": p.data.recipe,
+                              "provenance": p.data.provenance}, figure)
     step, outcome = loop.run(p.start_step)
     logger.close()
     return {"step": step, "outcome": outcome, "resumed_from": p.start_step, "rank": env.rank}

@@ -1,0 +1,38 @@
+"""Content fingerprints: the same recording gives the same number, whatever source, id or file format.
+
+A record's fingerprint is a 64-bit BLAKE2b digest of its samples as read from the
+source, in physical units rounded to whole microvolts, in the standard lead order, at the
+source's own rate (before resampling, filtering or windowing). PTB-XL's WFDB files and the
+PhysioNet/CinC 2021 copies of the same ECGs give the same fingerprint; two corpora made
+with different recipes from one recording do too. Every window of a record carries its
+record's fingerprint. Pre-training uses them to leave out evaluation records, exports
+record the set a model was trained on, and fine-tuning refuses weights whose training set
+holds its validation or test records.
+
+Collisions: with 7 million training records and 22,000 fine-tune records, the chance of
+one false match among 64-bit digests is about 1e-8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from ecgdist.data.records import RawRecord, RecordError
+from ecgdist.leads import STANDARD_LEADS, lead_indices
+
+MISSING = np.iinfo(np.int32).min  # a NaN sample
+
+
+def content_fingerprint(raw: RawRecord) -> int:
+    """The record's fingerprint (a uint64 as a Python int)."""
+    columns, missing = lead_indices(raw.leads)
+    if missing:
+        raise RecordError(f"missing standard leads {', '.join(missing)} (has {', '.join(raw.leads)})")
+    microvolts = np.rint(np.asarray(raw.signal, dtype=np.float64)[:, columns] * 1000.0)
+    samples = np.where(np.isnan(microvolts), MISSING, microvolts).astype("<i4")
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(",".join(STANDARD_LEADS).encode())
+    digest.update(np.ascontiguousarray(samples).tobytes())
+    return int.from_bytes(digest.digest(), "little")

@@ -1,0 +1,77 @@
+"""Which records a model saw: evaluation records left out of pre-training, and overlap found by content.
+
+Everything here compares content fingerprints (data/fingerprint.py), never ids, so a
+record that reaches two corpora through different sources is still recognised. Sets are
+sorted uint64 arrays: membership of 22,000 fine-tune records in a 7-million-record
+training set is one binary search per record (``np.searchsorted``; measured in
+docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecgdist.data.index import read_index
+from ecgdist.data.shards import MANIFEST_NAME, read_manifest, read_metadata
+
+
+def members(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Which ``values`` are in ``sorted_set`` (sorted, unique): a binary search each, no sort of ``values``."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    where = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[where] == values
+
+
+def evaluation_fingerprints(corpus: str | os.PathLike, folds: list[int]) -> np.ndarray:
+    """Sorted unique fingerprints of the records in ``folds`` of ``corpus``."""
+    index = read_index(corpus)
+    return np.unique(index.fingerprints(corpus)[np.isin(index.fold, folds)])
+
+
+def manifest_sha256(corpus: str | os.PathLike) -> str:
+    return hashlib.sha256((Path(corpus) / MANIFEST_NAME).read_bytes()).hexdigest()
+
+
+@dataclass
+class TrainingSet:
+    """A pre-training corpus after leaving out the records that match an evaluation corpus."""
+
+    keep: np.ndarray  # (records,) bool: rows of the corpus that pre-training may use
+    all_fingerprints: np.ndarray  # of every row
+
+    @classmethod
+    def build(cls, corpus: str | os.PathLike, exclude_from: str = "", exclude_folds: list[int] = ()) -> "TrainingSet":
+        fingerprints = read_index(corpus).fingerprints(corpus)
+        keep = np.ones(len(fingerprints), dtype=bool)
+        if exclude_from:
+            keep = ~members(fingerprints, evaluation_fingerprints(exclude_from, list(exclude_folds)))
+        return cls(keep, fingerprints)
+
+    @property
+    def excluded(self) -> int:
+        return int((~self.keep).sum())
+
+    @property
+    def fingerprints(self) -> np.ndarray:
+        """Sorted unique fingerprints of the kept rows (what an export records)."""
+        return np.unique(self.all_fingerprints[self.keep])
+
+
+def overlap_by_fold(corpus: str | os.PathLike, seen: np.ndarray, folds: list[int],
+                    examples: int = 3) -> dict[int, tuple[int, list[str]]]:
+    """{fold: (records of that fold whose fingerprint is in ``seen``, a few of their ids)} where any."""
+    if len(seen) > 1 and not (seen[1:] > seen[:-1]).all():  # an export's set is sorted already
+        seen = np.unique(seen)
+    index = read_index(corpus)
+    hit = members(index.fingerprints(corpus), seen) & np.isin(index.fold, folds)
+    if not hit.any():
+        return {}
+    ids = read_metadata(corpus, ["record_id"], read_manifest(corpus))["record_id"]
+    return {int(fold): (int((hit & (index.fold == fold)).sum()), list(ids[hit & (index.fold == fold)][:examples]))
+            for fold in np.unique(index.fold[hit])}

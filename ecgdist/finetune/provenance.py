@@ -1,0 +1,43 @@
+"""Fine-tuning refuses weights whose pre-training data holds its validation or test records.
+
+An ecgdist export carries the content fingerprints of every record its run could train
+on (pretrain/export.py); they are compared with the fingerprints of the fine-tune
+corpus's folds 9 and 10. A match stops the job before training, naming the count per fold
+and a few record ids, unless ``finetune.allow_overlap``; the job's result then says so and
+its rows are marked in the table. Weights without such a record (the released ECGFounder
+files) are "unknown", stated in the result and the table, not refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ecgdist.config import ConfigError
+from ecgdist.data.leakage import overlap_by_fold
+from ecgdist.models.pretrained import read_weights
+
+EVALUATION_FOLDS = [9, 10]  # PTB-XL: validation (model selection) and test
+UNKNOWN, CHECKED, OVERLAP = "unknown", "no overlap", "OVERLAP"
+
+
+def pretraining_data(weights: str, corpus: str, allow_overlap: bool) -> dict:
+    """{"status": no overlap | unknown | OVERLAP, "detail": a sentence}; raises on an overlap not allowed."""
+    provenance = read_weights(weights)[1].get("provenance")
+    if provenance is None:
+        return {"status": UNKNOWN, "detail": f"{weights} carries no record of its training data (as the released "
+                                             "ECGFounder weights): overlap with folds 9 and 10 cannot be checked"}
+    if provenance.get("fingerprints") is None:
+        return {"status": UNKNOWN, "detail": provenance.get("note", "the export lists no training records")}
+    seen = provenance["fingerprints"].numpy().view(np.uint64)
+    try:
+        overlap = overlap_by_fold(corpus, seen, EVALUATION_FOLDS)
+    except ValueError as error:  # the fine-tune corpus has no fingerprints
+        raise ConfigError(f"config key 'data.corpus': {error}") from None
+    if not overlap:
+        return {"status": CHECKED, "detail": f"none of the {len(seen)} pre-training records matches folds 9 or 10"}
+    detail = "; ".join(f"fold {fold}: {count} records (e.g. {', '.join(ids)})" for fold, (count, ids) in overlap.items())
+    if not allow_overlap:
+        raise ConfigError(f"config key 'finetune.weights': {weights} was pre-trained on records of the evaluation folds "
+                          f"of {corpus}: {detail}. Pre-train with data.exclude_from={corpus}, or set "
+                          "finetune.allow_overlap=true to run anyway (its rows are then marked)")
+    return {"status": OVERLAP, "detail": f"allowed by finetune.allow_overlap: {detail}"}

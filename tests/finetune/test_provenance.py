@@ -1,0 +1,78 @@
+"""Weights that saw the evaluation records are refused; exports say what they were trained on."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO, build_corpus
+
+from ecgdist.finetune.provenance import CHECKED, OVERLAP, UNKNOWN, pretraining_data
+from ecgdist.models.net1d import Net1D
+from ecgdist.models.pretrained import save_weights
+
+pytestmark = pytest.mark.deepspeed
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def pretrain_and_export(corpus, folder, *overrides):
+    run = folder / "run"
+    subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
+                    f"data.corpus={corpus}", f"run.dir={run}", "train.steps=2", "checkpoint.save_every_steps=2",
+                    "train.val_every_steps=2", "train.micro_batch=4", *overrides], cwd=REPO, env=ENV, check=True, capture_output=True)
+    out = folder / "weights" / "net1d.pth"  # the folder does not exist yet: export makes it
+    subprocess.run([sys.executable, "-m", "ecgdist.export", str(run), str(out)], cwd=REPO, env=ENV, check=True,
+                   capture_output=True)
+    return run, out
+
+
+@pytest.fixture(scope="module")
+def challenge_corpus(shared_data, tmp_path_factory):
+    return build_corpus("wfdb", shared_data / "physionet2021-mini", tmp_path_factory.mktemp("c") / "challenge")
+
+
+@pytest.fixture(scope="module")
+def leaky_weights(challenge_corpus, tmp_path_factory):
+    """Pre-trained on the Challenge copies of PTB-XL 6000-6009, two of which are in PTB-XL's test fold."""
+    return pretrain_and_export(challenge_corpus, tmp_path_factory.mktemp("leaky"))[1]
+
+
+def sweep(corpus, weights, run_dir, *overrides):
+    return subprocess.run([sys.executable, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny.yaml",
+                           f"data.corpus={corpus}", f"finetune.weights={weights}", f"run.dir={run_dir}",
+                           "sweep.tasks=[superdiagnostic]", "sweep.strategies=[baseline]", "finetune.epochs=1",
+                           "finetune.bootstrap=20", *overrides, "--cluster", "local", "--wait"],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def test_weights_that_saw_test_records_are_refused_before_submission(ptbxl_corpus, leaky_weights, tmp_path):
+    out = sweep(ptbxl_corpus, leaky_weights, tmp_path / "sweep")
+    assert out.returncode == 2
+    assert "fold 10: 2 records (e.g. ptbxl:6000#0, ptbxl:6004#0)" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "sweep" / "jobs").exists()
+
+
+def test_allow_overlap_runs_and_marks_every_row(ptbxl_corpus, leaky_weights, tmp_path):
+    out = sweep(ptbxl_corpus, leaky_weights, tmp_path / "sweep", "finetune.allow_overlap=true")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(next((tmp_path / "sweep" / "jobs").glob("*/result.json")).read_text())
+    assert result["pretraining_data"]["status"] == OVERLAP and "fold 10: 2 records" in result["pretraining_data"]["detail"]
+    assert "**OVERLAP: trained on evaluation records**" in (tmp_path / "sweep" / "results.md").read_text()
+
+
+def test_pretraining_that_leaves_the_evaluation_folds_out_passes_the_check(challenge_corpus, ptbxl_corpus, tmp_path):
+    run, weights = pretrain_and_export(challenge_corpus, tmp_path, f"data.exclude_from={ptbxl_corpus}")
+    assert "data.exclude_from left out 2 records" in (run / "config.yaml").read_text()
+    provenance = torch.load(weights, weights_only=True)["provenance"]
+    assert len(provenance["fingerprints"]) == 8 and provenance["excluded"] == 2
+    assert provenance["exclude_from"]["folds"] == [9, 10]
+    checked = pretraining_data(str(weights), str(ptbxl_corpus), allow_overlap=False)
+    assert checked["status"] == CHECKED and "8 pre-training records" in checked["detail"]
+
+
+def test_weights_without_a_record_of_their_data_are_unknown_not_refused(ptbxl_corpus, tmp_path):
+    save_weights(Net1D(widths=(16, 32), blocks=(1, 1)), tmp_path / "released.pth", epoch=3)
+    checked = pretraining_data(str(tmp_path / "released.pth"), str(ptbxl_corpus), allow_overlap=False)
+    assert checked["status"] == UNKNOWN and "cannot be checked" in checked["detail"]
