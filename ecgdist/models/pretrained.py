@@ -1,18 +1,26 @@
-"""Loading pre-trained weights: the released ECGFounder format and ecgdist's own exports.
+"""Loading pre-trained weights: the released ECGFounder format, the published MTECG layout, ecgdist exports.
 
-Both are a dict whose ``state_dict`` maps names to tensors (ecgdist adds ``config``).
-Files load with ``weights_only=True``: no pickled code runs. Loading is strict: every
-missing key, unexpected key and shape mismatch is listed in one error. Only the head may
-differ (another number of classes): it is then left freshly initialised.
+ECGFounder files and ecgdist exports are a dict whose ``state_dict`` maps names to
+tensors (ecgdist adds ``config``, ``provenance``, ...); MTECG files (fwaiaccount/MTECG-SPEED-TR,
+model ``ti_12_25``, a DeiT-style ViT over a 1 x 12 x 5000 image) hold theirs under
+``model`` and are renamed to ours by a key map in front of the one loader. Files load
+with ``weights_only=True``: no pickled code runs. Loading is strict: every missing key,
+unexpected key and shape mismatch is listed in one error. Only the head may differ
+(another number of classes): it is then left freshly initialised. A ViT position
+embedding made for another crop length is interpolated along time, and the log says so.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -24,9 +32,42 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(blob, dict):
         raise CheckpointMismatchError(f"{path}: expected a dict of tensors, found {type(blob).__name__}")
-    extra = {k: v for k, v in blob.items() if k != "state_dict"}
-    state = blob.get("state_dict", blob)
-    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}, extra
+    key = next((k for k in ("state_dict", "model") if isinstance(blob.get(k), dict)), None)
+    extra = {k: v for k, v in blob.items() if k != key}
+    state = blob[key] if key else blob
+    state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return (from_published_mtecg(state, path) if "patch_embed.proj.weight" in state else state), extra
+
+
+def from_published_mtecg(state: dict[str, torch.Tensor], path) -> dict[str, torch.Tensor]:
+    """The published MTECG ViT's names and shapes as ours: its Conv2d over a (1, 12, L) image
+    is our Conv1d over (12, L) with the lead axis folded into the input channels."""
+    if "fc_norm.weight" in state:
+        raise CheckpointMismatchError(f"{path}: the global-pool variant of the MTECG ViT (fc_norm after the mean) "
+                                      "is not supported; use a class-token checkpoint (norm, then the class token)")
+    renamed = {}
+    for name, tensor in state.items():
+        if name == "patch_embed.proj.weight":  # (D, 1, C, P) -> (D, C, P)
+            renamed["embed.proj.weight"] = tensor.flatten(1, 2) if tensor.shape[1] == 1 else tensor
+        elif name.startswith("patch_embed.proj."):
+            renamed["embed." + name.removeprefix("patch_embed.")] = tensor
+        elif name in ("cls_token", "pos_embed"):
+            renamed[f"embed.{name}"] = tensor
+        else:
+            renamed[name] = tensor
+    return renamed
+
+
+def fit_position_embedding(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], path) -> None:
+    """Interpolate a ViT position embedding trained at another number of segments (in place)."""
+    for name, tensor in list(state.items()):
+        if name.endswith("embed.pos_embed") and name in own and tensor.shape != own[name].shape \
+                and tensor.shape[-1] == own[name].shape[-1]:
+            segments = own[name].shape[1] - 1
+            grid = F.interpolate(tensor[:, 1:].transpose(1, 2), size=segments, mode="linear", align_corners=False)
+            state[name] = torch.cat([tensor[:, :1], grid.transpose(1, 2)], dim=1)
+            log.info("%s: position embedding interpolated from %d to %d segments (another crop length)",
+                     path, tensor.shape[1] - 1, segments)
 
 
 def _encoder_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -43,6 +84,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, reset_head: bool 
     own = model.state_dict()
     if not any(k in own for k in state) and any(k.startswith("encoder.") for k in state):
         state = _encoder_only(state)
+    fit_position_embedding(state, own, path)
     head = model.head_parameter_names() if hasattr(model, "head_parameter_names") else set()
     missing = sorted(set(own) - set(state) - head)
     unexpected = sorted(set(state) - set(own) - head)
