@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import emit
+
 from ecgdist.data.index import INDEX_DIR, save_array, write_index
 from ecgdist.data.leakage import TrainingSet, overlap_by_fold
-from ecgdist.data.shards import METADATA, MANIFEST_NAME, Manifest, Recipe, ShardEntry, write_manifest, write_shard
+from ecgdist.data.shards import MANIFEST_NAME, METADATA, Manifest, Recipe, ShardEntry, write_manifest, write_shard
 
 PLANTED = 2000
 

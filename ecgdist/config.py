@@ -251,7 +251,9 @@ def load_config(schema: type[T], path: str | os.PathLike | None = None,
         for item in overrides:
             if "=" not in item:
                 raise ConfigError(f"override {item!r} is not of the form key.sub=value")
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+            key, _, text = item.partition("=")
+            # update() walks list indices too (sweep.backbones.1.weights=...); the value is parsed as YAML
+            OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"value={text}"])["value"], merge=True)
         return OmegaConf.to_object(cfg)
     except OmegaConfBaseException as error:
         cause = error.__cause__ if isinstance(error.__cause__, ConfigError) else None
@@ -323,7 +325,18 @@ class FinetuneSection:
 
 
 @dataclass
+class BackboneSection:
+    """One pre-trained model a sweep fine-tunes: its label in the table, weights and architecture."""
+
+    name: str = ""
+    weights: str = ""
+    model: ModelSection = field(default_factory=ModelSection)
+
+
+@dataclass
 class SweepSection:
+    # Empty: one backbone, ``model`` with ``finetune.weights``. Else every job runs once per backbone.
+    backbones: list[BackboneSection] = field(default_factory=list)
     tasks: list[str] = field(default_factory=lambda: list(PTBXL_TASKS))
     strategies: list[str] = field(default_factory=lambda: ["baseline", "post_training"])
     fractions: list[float] = field(default_factory=lambda: [1.0])
@@ -336,6 +349,10 @@ class SweepSection:
             check_choice("sweep.strategies", strategy, STRATEGIES)
         for fraction in self.fractions:
             check_range("sweep.fractions", fraction, 0.001, 1.0)
+        names = [b.name for b in self.backbones]
+        if any(not n or not n.replace("_", "").isalnum() for n in names) or len(set(names)) != len(names):
+            raise ConfigError(f"config key 'sweep.backbones': names {names} must be distinct words "
+                              "(letters, digits, _); they label jobs and table rows")
 
 
 @dataclass

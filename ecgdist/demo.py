@@ -7,8 +7,8 @@
 3. pre-train a small Net1D and a small MTECG autoencoder with DeepSpeed on 2 ranks
    (``sbatch -N 2 slurm/pretrain.sh`` when the local SLURM sandbox runs, else torchrun),
    leaving out every record of PTB-XL's folds 9 and 10, which the fine-tunes are judged on;
-4. export the Net1D weights and fine-tune them on PTB-XL tasks, baseline against
-   post-training, as a submitit sweep (SLURM or local processes);
+4. export both and fine-tune each on PTB-XL, baseline against post-training, as one
+   submitit sweep with a backbone column (SLURM or local processes);
 5. print the results table, predictions for two records and where TensorBoard looks.
 
 Settings (environment): DEMO_DIR (demo), DEMO_DATA, DEMO_RECORDS (400), DEMO_STEPS (200).
@@ -89,17 +89,18 @@ def main() -> int:
     runs = root / "runs"
     pretrain("configs/pretrain/ecgfounder_tiny.yaml", corpus, runs / "net1d", steps, use_slurm)
     pretrain("configs/pretrain/mtecg_tiny.yaml", corpus, runs / "mtecg", steps, use_slurm)
-    weights = root / "weights" / "net1d.pth"
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    sh(PYTHON, "-m", "ecgdist.export", runs / "net1d", weights)
+    weights = {name: root / "weights" / f"{name}.pth" for name in ("net1d", "mtecg")}
+    for name, path in weights.items():
+        sh(PYTHON, "-m", "ecgdist.export", runs / name, path)
 
-    say("3/4 fine-tune on PTB-XL tasks: baseline against post-training (submitit)")
+    say("3/4 fine-tune both pre-trained models on PTB-XL: baseline against post-training (submitit)")
     sweep = runs / "finetune"
-    sh(PYTHON, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny.yaml", f"data.corpus={corpus}",
-       f"run.dir={sweep}", f"finetune.weights={weights}", "--cluster", "slurm" if use_slurm else "local", "--wait")
+    sh(PYTHON, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny_two_backbones.yaml",
+       f"data.corpus={corpus}", f"run.dir={sweep}", f"sweep.backbones.0.weights={weights['net1d']}",
+       f"sweep.backbones.1.weights={weights['mtecg']}", "--cluster", "slurm" if use_slurm else "local", "--wait")
 
-    say("4/4 classify two records with the fine-tuned post-training model")
-    model = sweep / "jobs" / "superdiagnostic-post_training-f1-s0" / "model.pth"
+    say("4/4 classify two records with the fine-tuned post-training Net1D")
+    model = sweep / "jobs" / "net1d-superdiagnostic-post_training-f1-s0" / "model.pth"
     records = sorted(data.rglob("*.hea"))[:2]
     sh(PYTHON, "-m", "ecgdist.predict", model, *[str(r) for r in records])
 

@@ -25,12 +25,15 @@ def test_demo_runs_the_whole_pipeline_on_ptbxl_mini(shared_data, tmp_path, launc
                 "local": ("-m torch.distributed.run --nproc_per_node 2", "--cluster local")}[launcher]
     assert all(part in out.stdout for part in launched)
     table = (tmp_path / "runs/finetune/results.md").read_text()
-    for task in ("superdiagnostic", "rhythm"):
+    for backbone in ("net1d", "mtecg"):  # both foundation models, both strategies, and their paired gain
         for strategy in ("baseline", "post_training"):
-            assert f"| {task} | {strategy} | 1 |" in table
+            assert f"| {backbone} | superdiagnostic | {strategy} | 1 |" in table
+        assert f"| {backbone} | superdiagnostic | 1 | 1 |" in table.split("Paired gain")[1]
+    assert "| no overlap |" in table  # pre-trained without folds 9 and 10, and checked
     assert "SIMULATED" not in table
     for run in ("net1d", "mtecg"):
         assert "train/loss" in read_scalars(tmp_path / "runs" / run / "tb")
+        assert "data.exclude_from left out 35 records" in (tmp_path / "runs" / run / "config.yaml").read_text()
     assert "val/reconstruction" in read_image_tags(tmp_path / "runs/mtecg/tb")
     predictions = [line for line in out.stdout.splitlines() if "_lr.hea:" in line or "_hr.hea:" in line]
     assert len(predictions) == 2 and all("NORM" in line for line in predictions)

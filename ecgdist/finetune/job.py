@@ -53,10 +53,11 @@ class JobSpec:
     strategy: str
     fraction: float
     seed: int
+    backbone: str = ""  # a sweep's backbone label; "" when it has one backbone
 
     @property
     def name(self) -> str:
-        return f"{self.task}-{self.strategy}-f{self.fraction:g}-s{self.seed}"
+        return f"{self.backbone}-" * bool(self.backbone) + f"{self.task}-{self.strategy}-f{self.fraction:g}-s{self.seed}"
 
 
 def stages(ft: FinetuneSection, strategy: str) -> list[tuple[str, int]]:
@@ -249,7 +250,8 @@ def finish(cfg, spec, job_dir, model, loaders, state, logger) -> dict:
     logger.hparams({"task": spec.task, "strategy": spec.strategy, "fraction": spec.fraction, "seed": spec.seed},
                    {"test/macro_auroc": metrics["macro_auroc"], "test/macro_auprc": metrics["macro_auprc"]})
     logger.close()
-    result = {"job": spec.name, "task": spec.task, "strategy": spec.strategy, "fraction": spec.fraction,
+    result = {"job": spec.name, "backbone": spec.backbone or cfg.model.name, "task": spec.task,
+              "strategy": spec.strategy, "fraction": spec.fraction,
               "pretraining_data": loaders.pretraining,
               "seed": spec.seed, "selected_epoch": state["best_epoch"], "val_macro_auroc": state["best_auroc"],
               "resumes": state["resumes"],

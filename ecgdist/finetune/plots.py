@@ -29,8 +29,9 @@ def roc_pr_figure(targets: np.ndarray, scores: np.ndarray, classes: list[str], m
     return fig
 
 
-def metric_vs_fraction_figure(rows: list[dict], task: str, metric: str):
-    """Mean (with sd bars) of ``metric`` against label fraction, one line per strategy."""
+def metric_vs_fraction_figure(rows: list[dict], task: str, metric: str, title: str = ""):
+    """Mean (with sd bars) of ``metric`` against label fraction, one line per strategy; ``title``
+    names the data and backbone (a figure made from SIMULATED data says so there)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for strategy in sorted({r["strategy"] for r in rows}):
         points = sorted((r["fraction"], r[f"{metric}_mean"], r[f"{metric}_sd"]) for r in rows
@@ -39,7 +40,7 @@ def metric_vs_fraction_figure(rows: list[dict], task: str, metric: str):
             x, y, sd = zip(*points)
             ax.errorbar(x, y, yerr=sd, marker="o", capsize=3, label=strategy)
     ax.set(xscale="log", xlabel="label fraction of training folds", ylabel=metric.replace("_", " "),
-           title=f"PTB-XL {task}")
+           title=title or f"PTB-XL {task}")
     ax.legend()
     fig.tight_layout()
     return fig

@@ -24,10 +24,10 @@ from ecgdist.finetune.job import RESULT
 from ecgdist.finetune.metrics import bootstrap, macro_auprc, macro_auroc, paired_difference, seed_mean
 
 METRICS = {"macro_auroc": macro_auroc, "macro_auprc": macro_auprc}
-COLUMNS = ["task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd", "macro_auroc_low",
+COLUMNS = ["backbone", "task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd", "macro_auroc_low",
            "macro_auroc_high", "macro_auprc_mean", "macro_auprc_sd", "macro_auprc_low", "macro_auprc_high",
            "auroc_gain_pct", "auprc_gain_pct", "pretraining_data"]
-PAIRED_COLUMNS = ["task", "fraction", "seeds", "macro_auroc_diff", "macro_auroc_diff_low", "macro_auroc_diff_high",
+PAIRED_COLUMNS = ["backbone", "task", "fraction", "seeds", "macro_auroc_diff", "macro_auroc_diff_low", "macro_auroc_diff_high",
                   "macro_auprc_diff", "macro_auprc_diff_low", "macro_auprc_diff_high"]
 
 
@@ -50,11 +50,11 @@ def seed_mean_interval(jobs: list[dict], metric, resamples: int) -> tuple[float,
 def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
-        groups[(r["task"], r["strategy"], r["fraction"])].append(r)
+        groups[(r.get("backbone", ""), r["task"], r["strategy"], r["fraction"])].append(r)
     rows = []
-    for (task, strategy, fraction), jobs in sorted(groups.items()):
+    for (backbone, task, strategy, fraction), jobs in sorted(groups.items()):
         statuses = sorted({j.get("pretraining_data", {}).get("status", "unknown") for j in jobs})
-        row = {"task": task, "strategy": strategy, "fraction": fraction, "n_jobs": len(jobs),
+        row = {"backbone": backbone, "task": task, "strategy": strategy, "fraction": fraction, "n_jobs": len(jobs),
                "pretraining_data": "OVERLAP" if "OVERLAP" in statuses else ", ".join(statuses)}
         for name, metric in METRICS.items():
             values = np.array([j[name] for j in jobs], dtype=float)
@@ -62,9 +62,9 @@ def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
             row[f"{name}_sd"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
             row[f"{name}_low"], row[f"{name}_high"] = seed_mean_interval(jobs, metric, resamples)
         rows.append(row)
-    base = {(r["task"], r["fraction"]): r for r in rows if r["strategy"] == "baseline"}
+    base = {(r["backbone"], r["task"], r["fraction"]): r for r in rows if r["strategy"] == "baseline"}
     for row in rows:
-        ref = base.get((row["task"], row["fraction"]))
+        ref = base.get((row["backbone"], row["task"], row["fraction"]))
         for name, column in zip(METRICS, ("auroc_gain_pct", "auprc_gain_pct")):
             row[column] = (100 * (row[f"{name}_mean"] - ref[f"{name}_mean"]) / ref[f"{name}_mean"]
                            if ref is not None and row["strategy"] == "post_training" else None)
@@ -72,20 +72,21 @@ def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
 
 
 def paired_gains(results: list[dict], resamples: int) -> list[dict]:
-    """post_training - baseline per (task, fraction), over the seeds both strategies finished."""
-    by_key = {(r["task"], r["fraction"], r["strategy"], r["seed"]): r for r in results}
+    """post_training - baseline per (backbone, task, fraction), over the seeds both strategies finished."""
+    by_key = {(r.get("backbone", ""), r["task"], r["fraction"], r["strategy"], r["seed"]): r for r in results}
     rows = []
-    for task, fraction in sorted({(r["task"], r["fraction"]) for r in results}):
-        seeds = sorted(s for (t, f, strategy, s) in by_key if (t, f, strategy) == (task, fraction, "post_training")
-                       and (task, fraction, "baseline", s) in by_key)
+    for group in sorted({key[:3] for key in by_key}):
+        seeds = sorted(key[4] for key in by_key if key[:4] == (*group, "post_training")
+                       and (*group, "baseline", key[4]) in by_key)
         if not seeds:
             continue
-        post = [test_predictions(by_key[(task, fraction, "post_training", s)]) for s in seeds]
-        base = [test_predictions(by_key[(task, fraction, "baseline", s)]) for s in seeds]
+        post = [test_predictions(by_key[(*group, "post_training", s)]) for s in seeds]
+        base = [test_predictions(by_key[(*group, "baseline", s)]) for s in seeds]
         targets = post[0][0]
+        backbone, task, fraction = group
         if any(not np.array_equal(t, targets) for t, _ in post + base):
-            raise ValueError(f"{task} fraction {fraction:g}: the jobs were tested on different records")
-        row = {"task": task, "fraction": fraction, "seeds": len(seeds)}
+            raise ValueError(f"{backbone} {task} fraction {fraction:g}: the jobs were tested on different records")
+        row = {"backbone": backbone, "task": task, "fraction": fraction, "seeds": len(seeds)}
         for name, metric in METRICS.items():
             diff, (low, high) = paired_difference(targets, [s for _, s in post], [s for _, s in base], metric,
                                                   resamples, seed=0)
@@ -99,12 +100,13 @@ def fmt(value, digits=3) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| task | strategy | fraction | macro AUROC mean ± sd [90 % CI] | macro AUPRC mean ± sd [90 % CI] | "
-             "AUROC gain % | AUPRC gain % | jobs | pre-training data vs folds 9-10 |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| backbone | task | strategy | fraction | macro AUROC mean ± sd [90 % CI] | macro AUPRC mean ± sd [90 % CI] "
+             "| AUROC gain % | AUPRC gain % | jobs | pre-training data vs folds 9-10 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{fmt(r[f'{m}_mean'])} ± {fmt(r[f'{m}_sd'])} [{fmt(r[f'{m}_low'])}, {fmt(r[f'{m}_high'])}]"
                  for m in METRICS]
-        lines.append(f"| {r['task']} | {r['strategy']} | {r['fraction']:g} | {cells[0]} | {cells[1]} | "
+        lines.append(f"| {r['backbone']} | {r['task']} | {r['strategy']} | {r['fraction']:g} | {cells[0]} | {cells[1]} | "
                      f"{fmt(r['auroc_gain_pct'], 1)} | {fmt(r['auprc_gain_pct'], 1)} | {r['n_jobs']} | "
                      + ("**OVERLAP: trained on evaluation records**" if r["pretraining_data"] == "OVERLAP"
                         else r["pretraining_data"]) + " |")
@@ -112,10 +114,11 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def paired_table(rows: list[dict]) -> str:
-    lines = ["| task | fraction | seeds | Δ macro AUROC [90 % CI] | Δ macro AUPRC [90 % CI] |", "|---|---|---|---|---|"]
+    lines = ["| backbone | task | fraction | seeds | Δ macro AUROC [90 % CI] | Δ macro AUPRC [90 % CI] |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{r[f'{m}_diff']:+.4f} [{r[f'{m}_diff_low']:+.4f}, {r[f'{m}_diff_high']:+.4f}]" for m in METRICS]
-        lines.append(f"| {r['task']} | {r['fraction']:g} | {r['seeds']} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {r['backbone']} | {r['task']} | {r['fraction']:g} | {r['seeds']} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +130,7 @@ def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     atomic_write_text(path, text.getvalue())
 
 
-def write_results(sweep_dir: Path, header: str = "", resamples: int = 0) -> list[dict]:
+def write_results(sweep_dir: Path, header: str = "", resamples: int = 0, simulated: bool = False) -> list[dict]:
     from ecgdist.finetune.plots import metric_vs_fraction_figure
 
     results = read_results(sweep_dir)
@@ -139,8 +142,10 @@ def write_results(sweep_dir: Path, header: str = "", resamples: int = 0) -> list
         text += ("\n**Paired gain, post_training − baseline** (same test records and seeds; a gain whose "
                  "interval excludes 0 is more than test-set noise):\n\n" + paired_table(paired))
     atomic_write_text(sweep_dir / "results.md", text)
-    for task in sorted({r["task"] for r in rows}):
+    for backbone, task in sorted({(r["backbone"], r["task"]) for r in rows}):
+        prefix = f"{backbone}_" * (len({r["backbone"] for r in rows}) > 1)
         for name in METRICS:
-            figure = metric_vs_fraction_figure(rows, task, name)
-            figure.savefig(sweep_dir / f"{task}_{name}_vs_fraction.png", dpi=100)
+            title = ("SIMULATED ECGs (not PTB-XL): " if simulated else "PTB-XL ") + f"{task}, {backbone}"
+            figure = metric_vs_fraction_figure([r for r in rows if r["backbone"] == backbone], task, name, title)
+            figure.savefig(sweep_dir / f"{prefix}{task}_{name}_vs_fraction.png", dpi=100)
     return rows

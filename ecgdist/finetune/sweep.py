@@ -8,6 +8,7 @@ ones resume.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import sys
@@ -23,13 +24,23 @@ from ecgdist.finetune.results import write_results
 SIMULATED_BANNER = "**SIMULATED ECGs: a built-in synthetic corpus, not PTB-XL. These numbers say nothing about real ECGs.**"
 
 
-def expand(cfg: FinetuneConfig) -> list[JobSpec]:
+def backbones(cfg: FinetuneConfig) -> list[tuple[str, FinetuneConfig]]:
+    """(label, the config its jobs run with) per backbone: ``model`` and ``finetune.weights`` set from it."""
+    if not cfg.sweep.backbones:
+        return [("", cfg)]
+    return [(b.name, dataclasses.replace(cfg, model=b.model, finetune=dataclasses.replace(cfg.finetune,
+                                                                                          weights=b.weights)))
+            for b in cfg.sweep.backbones]
+
+
+def expand(cfg: FinetuneConfig) -> list[tuple[JobSpec, FinetuneConfig]]:
     s = cfg.sweep
-    return [JobSpec(*combo) for combo in itertools.product(s.tasks, s.strategies, s.fractions, s.seeds)]
+    return [(JobSpec(task, strategy, fraction, seed, name), job_cfg) for name, job_cfg in backbones(cfg)
+            for task, strategy, fraction, seed in itertools.product(s.tasks, s.strategies, s.fractions, s.seeds)]
 
 
 def check_inputs(cfg: FinetuneConfig) -> None:
-    """Files named by the config exist: fail here, not inside a queued job."""
+    """Files named by the config exist and every backbone's weights may be used: fail here, not in a job."""
     try:
         read_manifest(cfg.data.corpus)
     except (FileNotFoundError, ValueError) as error:
@@ -37,13 +48,16 @@ def check_inputs(cfg: FinetuneConfig) -> None:
     if not (Path(cfg.data.corpus) / "scp_statements.csv").exists():
         raise ConfigError(f"config key 'data.corpus': {cfg.data.corpus} has no scp_statements.csv (not a PTB-XL corpus)")
     needs_weights = any(s in ("baseline", "post_training") for s in cfg.sweep.strategies)
-    if cfg.finetune.weights and not Path(cfg.finetune.weights).exists():
-        raise ConfigError(f"config key 'finetune.weights': {cfg.finetune.weights} does not exist")
-    if needs_weights and not cfg.finetune.weights:
-        print("note: finetune.weights is empty: baseline and post_training start from random weights")
-    if needs_weights and cfg.finetune.weights:
-        checked = pretraining_data(cfg.finetune.weights, cfg.data.corpus, cfg.finetune.allow_overlap)
-        print(f"pre-training data: {checked['status']}: {checked['detail']}")
+    for name, job_cfg in backbones(cfg):
+        key = f"sweep.backbones ({name}) weights" if name else "finetune.weights"
+        weights = job_cfg.finetune.weights
+        if weights and not Path(weights).exists():
+            raise ConfigError(f"config key '{key}': {weights} does not exist")
+        if needs_weights and not weights:
+            print(f"note: {key} is empty: baseline and post_training start from random weights")
+        if needs_weights and weights:
+            checked = pretraining_data(weights, cfg.data.corpus, cfg.finetune.allow_overlap)
+            print(f"pre-training data{f' of {name}' if name else ''}: {checked['status']}: {checked['detail']}")
 
 
 def banner(cfg: FinetuneConfig) -> str:
@@ -66,7 +80,7 @@ def protocol(cfg: FinetuneConfig) -> str:
 def publish_results(cfg: FinetuneConfig, sweep_dir: Path) -> list[dict]:
     """Write results.csv/.md and the plots, and print results.md (with the SIMULATED banner if any)."""
     header = "\n\n".join(filter(None, [banner(cfg), protocol(cfg)]))
-    rows = write_results(sweep_dir, header, cfg.finetune.bootstrap)
+    rows = write_results(sweep_dir, header, cfg.finetune.bootstrap, simulated=bool(banner(cfg)))
     print((sweep_dir / "results.md").read_text())
     return rows
 
@@ -96,12 +110,14 @@ def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = Fal
     check_inputs(cfg)
     sweep_dir = Path(cfg.run.dir)
     save_resolved(cfg, sweep_dir)
-    specs = [s for s in expand(cfg) if not (sweep_dir / "jobs" / s.name / RESULT).exists()]
+    todo = [(spec, job_cfg) for spec, job_cfg in expand(cfg) if not (sweep_dir / "jobs" / spec.name / RESULT).exists()]
+    specs = [spec for spec, _ in todo]
     jobs = []
-    if specs:
+    if todo:
         executor = make_executor(cfg, sweep_dir / "submitit", cluster)
         with executor.batch():
-            jobs = [executor.submit(FinetuneJob(cfg, spec, str(sweep_dir / "jobs" / spec.name))) for spec in specs]
+            jobs = [executor.submit(FinetuneJob(job_cfg, spec, str(sweep_dir / "jobs" / spec.name)))
+                    for spec, job_cfg in todo]
         index_path = sweep_dir / "sweep.json"
         index = json.loads(index_path.read_text()) if index_path.exists() else {}
         index.update({spec.name: job.job_id for spec, job in zip(specs, jobs)})
@@ -129,7 +145,7 @@ def status(sweep_dir: Path) -> dict[str, str]:
     index_path = sweep_dir / "sweep.json"
     ids = json.loads(index_path.read_text()) if index_path.exists() else {}
     states = {}
-    for spec in expand(cfg):
+    for spec, _ in expand(cfg):
         folder = sweep_dir / "jobs" / spec.name
         states[spec.name] = ("finished" if (folder / RESULT).exists() else
                              "started" if (folder / STATE).exists() else "not started")
