@@ -1,7 +1,7 @@
 """``python -m ecgdist.submit``: the one front end for both stages on a cluster.
 
     python -m ecgdist.submit pretrain CONFIG [key=value ...] [--wait] [--dry-run]
-    python -m ecgdist.submit finetune CONFIG [key=value ...] [--cluster auto|slurm|local|debug] [--wait]
+    python -m ecgdist.submit finetune CONFIG [key=value ...] [--cluster auto|slurm|local|debug] [--wait] [--dry-run]
     python -m ecgdist.submit status RUN_DIR       (a pre-training run or a fine-tune sweep)
     python -m ecgdist.submit collect SWEEP_DIR
 
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*")
     p.add_argument("--cluster", choices=["auto", "slurm", "local", "debug"], default="auto")
     p.add_argument("--wait", action="store_true", help="block until done and print the results table")
+    p.add_argument("--dry-run", action="store_true", help="check everything, list the jobs, submit nothing")
     sub.add_parser("status", help="a pre-training run or a sweep").add_argument("run_dir", type=Path)
     sub.add_parser("collect", help="a sweep's results table").add_argument("run_dir", type=Path)
     args, rest = parser.parse_known_args(argv)  # overrides may also follow --cluster / --wait
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             return submit_pretrain(cfg, args.config, overrides, args.wait, args.dry_run)
         if args.command == "finetune":
             overrides = [*args.overrides, *rest]
-            submit_finetune(load_config(FinetuneConfig, resolve_path(args.config), overrides), args.cluster, args.wait)
+            submit_finetune(load_config(FinetuneConfig, resolve_path(args.config), overrides), args.cluster, args.wait,
+                            args.dry_run)
         elif args.command == "status":
             status(args.run_dir) if is_sweep(args.run_dir) else print_status(args.run_dir)
         else:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import REPO, build_corpus
 from launch import read_image_tags, read_scalars
 
@@ -55,6 +56,15 @@ def test_a_simulated_corpus_is_marked_in_every_output(tmp_path):
                     "sweep.strategies=[baseline]", "finetune.epochs=1", "--cluster", "debug", "--wait"],
                    cwd=REPO, check=True, capture_output=True)
     assert (sweep / "results.md").read_text().startswith("**SIMULATED ECGs")
+    assert json.loads((sweep / "jobs/superdiagnostic-baseline-f1-s0/result.json").read_text())["simulated"] is True
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
+                    f"data.corpus={corpus}", f"run.dir={run}", "train.steps=2", "checkpoint.save_every_steps=2"],
+                   cwd=REPO, env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "ecgdist.export", str(run), str(tmp_path / "w" / "net1d.pth")], cwd=REPO,
+                   env=env, check=True, capture_output=True)
+    assert torch.load(tmp_path / "w" / "net1d.pth", weights_only=True)["simulated"] is True
     model = sweep / "jobs/superdiagnostic-baseline-f1-s0/model.pth"
     record = next(sim.rglob("*.hea"))
     text = subprocess.run([sys.executable, "-m", "ecgdist.predict", str(model), str(record)], capture_output=True,

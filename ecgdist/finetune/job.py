@@ -246,13 +246,14 @@ def finish(cfg, spec, job_dir, model, loaders, state, logger) -> dict:
     np.save(job_dir / "test_targets.npy", targets)
     atomic_write_text(job_dir / "classes.json", json.dumps(loaders.classes))
     metrics = evaluate(targets, scores, loaders.classes, cfg.finetune.bootstrap, spec.seed)
-    logger.figure("test/roc_pr", roc_pr_figure(targets, scores, loaders.classes), state["best_epoch"] or 0)
+    title = ("SIMULATED ECGs (not PTB-XL): " if loaders.simulated else "PTB-XL ") + f"{spec.task} test fold"
+    logger.figure("test/roc_pr", roc_pr_figure(targets, scores, loaders.classes, title=title), state["best_epoch"] or 0)
     logger.hparams({"task": spec.task, "strategy": spec.strategy, "fraction": spec.fraction, "seed": spec.seed},
                    {"test/macro_auroc": metrics["macro_auroc"], "test/macro_auprc": metrics["macro_auprc"]})
     logger.close()
     result = {"job": spec.name, "backbone": spec.backbone or cfg.model.name, "task": spec.task,
               "strategy": spec.strategy, "fraction": spec.fraction,
-              "pretraining_data": loaders.pretraining,
+              "pretraining_data": loaders.pretraining, "simulated": loaders.simulated,
               "seed": spec.seed, "selected_epoch": state["best_epoch"], "val_macro_auroc": state["best_auroc"],
               "resumes": state["resumes"],
               "records": loaders.sizes, **metrics}

@@ -9,8 +9,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def roc_pr_figure(targets: np.ndarray, scores: np.ndarray, classes: list[str], max_classes: int = 12):
-    """ROC and precision-recall curves of the scorable classes (the most frequent first)."""
+def roc_pr_figure(targets: np.ndarray, scores: np.ndarray, classes: list[str], max_classes: int = 12,
+                  title: str = ""):
+    """ROC and precision-recall curves of the scorable classes (the most frequent first); ``title``
+    names the data (a figure of SIMULATED data says so)."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     positives = targets.sum(axis=0)
@@ -25,6 +27,8 @@ def roc_pr_figure(targets: np.ndarray, scores: np.ndarray, classes: list[str], m
     roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test fold)")
     pr_ax.set(xlabel="recall", ylabel="precision", title="precision-recall (test fold)")
     roc_ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

@@ -145,7 +145,7 @@ def write_results(sweep_dir: Path, header: str = "", resamples: int = 0, simulat
     for backbone, task in sorted({(r["backbone"], r["task"]) for r in rows}):
         prefix = f"{backbone}_" * (len({r["backbone"] for r in rows}) > 1)
         for name in METRICS:
-            title = ("SIMULATED ECGs (not PTB-XL): " if simulated else "PTB-XL ") + f"{task}, {backbone}"
+            title = ("SIMULATED ECGs (not PTB-XL): " if simulated else "PTB-XL ") + task + f", {backbone}" * bool(backbone)
             figure = metric_vs_fraction_figure([r for r in rows if r["backbone"] == backbone], task, name, title)
             figure.savefig(sweep_dir / f"{prefix}{task}_{name}_vs_fraction.png", dpi=100)
     return rows

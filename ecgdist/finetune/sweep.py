@@ -85,10 +85,8 @@ def publish_results(cfg: FinetuneConfig, sweep_dir: Path) -> list[dict]:
     return rows
 
 
-def make_executor(cfg: FinetuneConfig, folder: Path, cluster: str):
-    import submitit
-
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=None if cluster == "auto" else cluster)
+def executor_parameters(cfg: FinetuneConfig) -> dict:
+    """What every job of the sweep asks SLURM for (submitit's parameter names)."""
     s = cfg.slurm
     params = dict(name="ecgdist-finetune", timeout_min=s.time_minutes, cpus_per_task=s.cpus_per_task,
                   slurm_array_parallelism=s.array_parallelism, slurm_signal_delay_s=s.signal_seconds)
@@ -102,13 +100,27 @@ def make_executor(cfg: FinetuneConfig, folder: Path, cluster: str):
         params["slurm_account"] = s.account
     if s.extra_flags:
         params["slurm_additional_parameters"] = s.flag_items()
-    executor.update_parameters(**params)
+    return params
+
+
+def make_executor(cfg: FinetuneConfig, folder: Path, cluster: str):
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=None if cluster == "auto" else cluster)
+    executor.update_parameters(**executor_parameters(cfg))
     return executor
 
 
-def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = False) -> tuple[Path, list]:
+def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = False,
+                    dry_run: bool = False) -> tuple[Path, list]:
     check_inputs(cfg)
     sweep_dir = Path(cfg.run.dir)
+    if dry_run:  # everything is checked; say what would be submitted
+        planned = [spec.name for spec, _ in expand(cfg) if not (sweep_dir / "jobs" / spec.name / RESULT).exists()]
+        print(f"sweep {sweep_dir}: {len(expand(cfg))} jobs, {len(planned)} would be submitted, each with")
+        print("".join(f"  {key}: {value}\n" for key, value in executor_parameters(cfg).items()), end="")
+        print("".join(f"  {name}\n" for name in planned), end="")
+        return sweep_dir, []
     save_resolved(cfg, sweep_dir)
     todo = [(spec, job_cfg) for spec, job_cfg in expand(cfg) if not (sweep_dir / "jobs" / spec.name / RESULT).exists()]
     specs = [spec for spec, _ in todo]

@@ -22,6 +22,7 @@ import torch
 
 from ecgdist.data.index import FingerprintsMissing
 from ecgdist.data.leakage import TrainingSet, manifest_sha256
+from ecgdist.data.shards import read_manifest
 from ecgdist.pretrain.checkpoint import Checkpointer
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ def export(run_dir: str | Path, out: str | Path) -> dict:
     blob = {"state_dict": consolidated_state_dict(checkpoints, tag), "config": client["config"],
             "labels": client["labels"], "recipe": client["recipe"], "step": client["step"],
             "provenance": training_provenance(client.get("provenance"))}
+    if blob["provenance"]["corpora"]:  # weights trained on a SIMULATED corpus say so, as every output of it
+        blob["simulated"] = bool(read_manifest(blob["provenance"]["corpora"][0]["path"]).extra.get("simulated"))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=out.parent, prefix=out.name + ".", suffix=".tmp", delete=False) as f:

@@ -48,3 +48,17 @@ def test_jobs_tested_on_different_records_are_not_paired(tmp_path):
     fake_job(tmp_path, "post_training", 0, targets[::-1].copy(), scores)
     with pytest.raises(ValueError, match="different records"):
         paired_gains(read_results(tmp_path), resamples=10)
+
+
+def test_figures_made_from_simulated_data_say_so_in_their_title(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    targets, scores = sample(0)
+    fake_job(tmp_path, "baseline", 0, targets, scores)
+    titles = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: titles.append(fig.axes[0].get_title()))
+    write_results(tmp_path, resamples=0, simulated=True)
+    assert len(titles) == 2 and all(t.startswith("SIMULATED ECGs (not PTB-XL): rhythm") for t in titles)
+    titles.clear()
+    write_results(tmp_path, resamples=0)
+    assert all(t.startswith("PTB-XL rhythm") for t in titles)

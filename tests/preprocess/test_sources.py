@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import wfdb
 from conftest import build_corpus
+from real_records import write_mimic_layout
 from scipy.signal import resample_poly
 
 from ecgdist.data.shards import FLAG_PADDED, FLAG_RESAMPLED, read_manifest, read_metadata, read_rejected, split_labels
@@ -93,19 +94,7 @@ def test_wfdb_folder_windows_ptb_record_and_rejects_two_lead_record(shared_data,
 
 
 def test_mimic_iv_ecg_layout_with_machine_statements(shared_data, tmp_path):
-    root = tmp_path / "mimic"
-    rows, reports = [], []
-    for k in range(3):  # real PTB-XL signals rewritten into MIMIC-IV-ECG's folder layout
-        source = wfdb.rdrecord(str(shared_data / f"ptbxl-mini/records500/06000/0600{k}_hr"))
-        study = 40000000 + k
-        folder = root / f"files/p1000/p1000000{k}/s{study}"
-        folder.mkdir(parents=True)
-        wfdb.wrsamp(str(study), fs=500, units=["mV"] * 12, sig_name=source.sig_name, p_signal=source.p_signal,
-                    fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
-        rows.append(f"1000000{k},{study},{study},2180-07-27 09:29:00,files/p1000/p1000000{k}/s{study}/{study}")
-        reports.append(f"1000000{k},{study},Sinus rhythm,Normal ECG" if k != 1 else f"1000000{k},{study},Atrial fibrillation,")
-    (root / "record_list.csv").write_text("subject_id,study_id,file_name,ecg_time,path\n" + "\n".join(rows) + "\n")
-    (root / "machine_measurements.csv").write_text("subject_id,study_id,report_0,report_1\n" + "\n".join(reports) + "\n")
+    root = write_mimic_layout(shared_data, tmp_path / "mimic")
     corpus = build_corpus("mimic-iv-ecg", root, tmp_path / "c")
     manifest = read_manifest(corpus)
     assert manifest.records == 3 and manifest.labels == {"Atrial fibrillation": 1, "Normal ECG": 2, "Sinus rhythm": 2}

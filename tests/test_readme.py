@@ -1,0 +1,162 @@
+"""The README's commands, read from README.md and run as printed.
+
+The tour runs line by line in a fresh folder, with one substitution: its download step
+is served by the PTB-XL subset in ../shared/data. The cluster section names resources and
+site paths this machine lacks: its site paths map to fixtures made here (SITE below), the
+preprocessing array runs at the sandbox's size, and the lines that ask for GPU nodes run
+in their ``--dry-run`` form, which checks everything the job would and prints the sbatch
+line. A README edit that breaks a command fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from real_records import write_mimic_layout
+
+BIN = str(Path(sys.executable).parent)
+
+
+def readme_commands(heading: str) -> list[str]:
+    """The shell commands of the first bash block under ``heading``, continuations joined."""
+    text = (REPO / "README.md").read_text()
+    section = text.split(f"## {heading}\n", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    joined = re.sub(r"\\\n\s*", "", block)
+    return [line.split("  #")[0].strip() for line in joined.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def run(command: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"$ {command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def check_tensorboard(command: str, cwd: Path, runs: list[str]) -> None:
+    """Start the printed ``tensorboard`` command, ask its HTTP API for the runs it found, stop it."""
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    server = subprocess.Popen(["bash", "-c", f"exec {command} --port 0 --bind_all"], cwd=cwd, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        deadline = time.time() + 120
+        while url is None and time.time() < deadline:
+            match = re.search(r"(http://[^\s/]+:\d+)/", server.stdout.readline())
+            url = match.group(1) if match else None
+        assert url, "tensorboard never said where it serves"
+        for _ in range(60):  # it scans the log folder in the background
+            found = json.loads(urllib.request.urlopen(f"{url}/data/runs", timeout=10).read())
+            if all(any(r.startswith(run) for r in found) for run in runs):
+                break
+            time.sleep(1)
+        assert all(any(r.startswith(run) for r in found) for run in runs), found
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+
+
+def test_the_tour_runs_as_printed(shared_data, tmp_path):
+    commands = readme_commands("A five-minute tour")
+    assert commands[0] == "source .venv/bin/activate"  # stands for this interpreter's PATH, set in run()
+    download = commands[1]
+    assert download.startswith("python -m preprocess download ptbxl data/ptb-xl")
+    shutil.copytree(shared_data / "ptbxl-mini", tmp_path / "data" / "ptb-xl")  # the subset, in PhysioNet's layout
+    outputs = {}
+    for command in commands[2:]:
+        if command.startswith("tensorboard"):
+            check_tensorboard(command, tmp_path, ["ecgfounder_tiny", "mtecg_tiny", "ptbxl_tiny_sweep"])
+            continue
+        outputs[command.split()[2] if command.startswith("python -m") else command.split()[0]] = run(command, tmp_path)
+    # What the tour says each step makes.
+    assert json.loads((tmp_path / "data/ptbxl_500hz/manifest.json").read_text())["records"] == 110
+    assert "records" in outputs["preprocess"].stdout
+    for run_name in ("ecgfounder_tiny", "mtecg_tiny"):
+        config = (tmp_path / "runs" / run_name / "config.yaml").read_text()
+        assert "data.exclude_from left out 35 records" in config
+    assert (tmp_path / "weights/net1d.pth").exists()
+    results = (tmp_path / "runs/ptbxl_tiny_sweep/results.md").read_text()
+    assert "| no overlap |" in results and "Paired gain" in results
+    assert "4/4 finished" in outputs["ecgdist.submit"].stdout  # the last submit command: status
+    assert re.search(r"00001_lr\.hea: \w+ \d\.\d\d", outputs["ecgdist.predict"].stdout)
+
+
+SITE = {  # the cluster section's site paths -> fixtures made by the test
+    "/data/mimic-iv-ecg": "mimic-iv-ecg", "/data/shards/mimic": "shards/mimic", "/data/shards/ptbxl": "shards/ptbxl",
+    "/weights/12_lead_ECGFounder.pth": "weights/ecgfounder.pth", "/runs": "runs"}
+SANDBOX_SIZE = {"--array=0-63": "--array=0-1", "--cpus-per-task=16": "--cpus-per-task=1"}
+
+
+@pytest.mark.slurm
+@pytest.mark.deepspeed
+def test_the_cluster_section_runs_on_the_sandbox_and_in_dry_run_form(slurm_cluster, shared_data, ptbxl_corpus,
+                                                                     tmp_path):
+    sys.path.insert(0, str(REPO / "bench"))
+    from common import replicated_corpus
+
+    from ecgdist.models.net1d import Net1D
+    from ecgdist.models.pretrained import save_weights
+
+    site = {path: str(tmp_path / local) for path, local in SITE.items()}
+    (tmp_path / "slurm").symlink_to(REPO / "slurm")  # run where a user runs them: a checkout's root
+    write_mimic_layout(shared_data, tmp_path / "mimic-iv-ecg")
+    shutil.copytree(ptbxl_corpus, tmp_path / "shards/ptbxl")
+    (tmp_path / "weights").mkdir()
+    save_weights(Net1D(), tmp_path / "weights/ecgfounder.pth")
+    commands = readme_commands("On a cluster")
+    assert commands[0].startswith("sbatch --array=0-63")
+    out = run(substitute(commands[0], site, SANDBOX_SIZE).replace("sbatch ", "sbatch --wait ", 1), tmp_path)
+    assert "Submitted batch job" in out.stdout
+    assert json.loads((tmp_path / "shards/mimic/manifest.json").read_text())["records"] == 3
+    # Pre-training asks for 16 GPU ranks of 256 records: its dry run checks a corpus that fills them.
+    shutil.rmtree(tmp_path / "shards/mimic")
+    replicated_corpus(tmp_path / "shards/mimic", 4400, shard_size=1100)
+    for command in commands[1:]:
+        command = substitute(command, site, {})
+        if command.startswith("python -m ecgdist.submit pretrain"):
+            if "--dry-run" not in command:  # the GPU job itself: its dry-run twin ran just before
+                assert previous == command + " --dry-run"
+                continue
+            printed = run(command, tmp_path).stdout
+            assert "--nodes=2 --ntasks-per-node=8 --cpus-per-task=12 --time=2880" in printed
+            assert "--gpus-per-node=8 --partition=gpu --account=myproject" in printed
+        elif command.startswith("python -m ecgdist.submit status"):
+            run_dir = command.split()[-1]
+            tiny_run(tmp_path, "ecgfounder_tiny", run_dir)
+            assert "newest complete checkpoint: step-" in run(command, tmp_path).stdout
+        elif command.startswith("python -m ecgdist.export"):
+            tiny_run(tmp_path, "mtecg_tiny", command.split()[-2])
+            run(command, tmp_path)
+        elif command.startswith("python -m ecgdist.submit finetune"):
+            printed = run(command + " --dry-run", tmp_path).stdout  # GPU jobs: what would be submitted
+            assert "144 jobs" in printed and "slurm_partition: gpu" in printed
+        elif command.startswith("tensorboard"):
+            check_tensorboard(command, tmp_path, ["ecgfounder", "mtecg_t"])
+        else:
+            raise AssertionError(f"the test does not know how to run: {command}")
+        previous = command
+
+
+def substitute(command: str, *tables: dict) -> str:
+    for table in tables:
+        for old, new in sorted(table.items(), key=lambda kv: -len(kv[0])):
+            command = command.replace(old, new)
+    return command
+
+
+def tiny_run(cwd: Path, config: str, run_dir: str) -> None:
+    """Stands for a pre-training run the cluster made: the tiny config, 4 steps, without folds 9-10."""
+    corpus = cwd / "shards/ptbxl"
+    run(f"python -m ecgdist.pretrain configs/pretrain/{config}.yaml data.corpus={corpus} data.exclude_from={corpus} "
+        f"run.dir={run_dir} train.steps=4 checkpoint.save_every_steps=4 train.val_every_steps=4", cwd)
