@@ -122,6 +122,7 @@ def test_the_cluster_section_runs_on_the_sandbox_and_in_dry_run_form(slurm_clust
     # Pre-training asks for 16 GPU ranks of 256 records: its dry run checks a corpus that fills them.
     shutil.rmtree(tmp_path / "shards/mimic")
     replicated_corpus(tmp_path / "shards/mimic", 4400, shard_size=1100)
+    previous = ""
     for command in commands[1:]:
         command = substitute(command, site, {})
         if command.startswith("python -m ecgdist.submit pretrain"):
