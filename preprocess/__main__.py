@@ -34,6 +34,19 @@ def parse_slice(text: str) -> tuple[int, int]:
     return index, count
 
 
+def positive(kind):
+    """An argparse type: a number above zero, checked before anything is written."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m preprocess", description="Raw ECG corpora to HDF5 shards.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,12 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"shard a {name} corpus")
         p.add_argument("input", type=Path)
         p.add_argument("output", type=Path)
-        p.add_argument("--rate", type=int, default=500, help="target sampling rate in Hz")
-        p.add_argument("--seconds", type=float, default=10.0, help="window length")
+        p.add_argument("--rate", type=positive(int), default=500, help="target sampling rate in Hz")
+        p.add_argument("--seconds", type=positive(float), default=10.0, help="window length")
         p.add_argument("--filter", choices=["none", "ecgfounder"], default="none")
         p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
-        p.add_argument("--workers", type=int, default=1)
-        p.add_argument("--shard-size", type=int, default=1000, help="input records per shard")
+        p.add_argument("--workers", type=positive(int), default=1)
+        p.add_argument("--shard-size", type=positive(int), default=1000, help="input records per shard")
         p.add_argument("--slice", type=parse_slice, default=(0, 1), help="I/N: this task's share of a job array")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("merge", help="join the slices of a job array into one manifest")

@@ -10,6 +10,7 @@ complete shard that the rerun finds. ``merge`` turns the part files into the man
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 PARTS = "parts"
 LISTING_PART = "listing.json"
 RECIPE_FILE = "recipe.json"
+LAYOUT_FILE = "layout.json"  # input folder, its listing's digest, shard size, slice count
 
 
 def chunk_part_name(chunk: int) -> str:
@@ -115,17 +117,40 @@ def check_recipe(output: Path, recipe: Recipe) -> None:
         atomic_write_text(path, json.dumps(recipe.to_dict()))
 
 
+def check_layout(output: Path, layout: dict) -> None:
+    """A rerun must cut the same input listing into the same chunks and slices as the run it
+    continues: another shard size would keep some records twice and drop others, another input
+    would return the old corpus as if it were the new one."""
+    path = output / LAYOUT_FILE
+    if not path.exists():
+        atomic_write_text(path, json.dumps(layout))
+        return
+    previous = json.loads(path.read_text())
+    changed = [k for k in layout if previous.get(k) != layout[k]]
+    if changed:
+        what = "; ".join(f"{k}: {previous.get(k)} then, {layout[k]} now" for k in changed)
+        raise SourceError(f"{output} was started from other inputs or settings ({what}); nothing was changed. "
+                          "Rerun with the same command, or use a new output folder")
+
+
+def listing_digest(items: list[SourceItem]) -> str:
+    return hashlib.sha256("\n".join(f"{i.key}\t{i.path}" for i in items).encode()).hexdigest()
+
+
 def run(input_dir: Path, output: Path, recipe: Recipe, workers: int = 1, shard_size: int = 1000,
         slice_index: int = 0, slice_count: int = 1, progress: bool = True) -> Manifest | None:
     """Process this slice's chunks (skipping finished ones); merge when it is the only slice."""
     reader = SOURCES[recipe.source]
+    items, listing_rejects = reader.list_items(Path(input_dir), recipe.rate_hz)  # before anything is written
     output.mkdir(parents=True, exist_ok=True)
     (output / PARTS).mkdir(exist_ok=True)
     check_recipe(output, recipe)
+    check_layout(output, {"input": str(Path(input_dir).resolve()), "records": len(items),
+                          "listing_sha256": listing_digest(items), "shard_size": shard_size,
+                          "slice_count": slice_count})
     for name in getattr(reader, "CORPUS_FILES", ()):  # label definitions travel with the corpus
         if (Path(input_dir) / name).exists() and not (output / name).exists():
             shutil.copyfile(Path(input_dir) / name, output / name)
-    items, listing_rejects = reader.list_items(Path(input_dir), recipe.rate_hz)
     total_chunks = max(1, -(-len(items) // shard_size))
     if slice_index == 0:
         extra = {"simulated": True} if (Path(input_dir) / SIMULATED_MARKER).exists() else {}

@@ -17,6 +17,7 @@ import wfdb
 
 from ecgdist.data.records import Meta, RawRecord, RecordError
 
+FS_BOUNDS_HZ = (50.0, 20000.0)  # plausible ECG sampling rates: 50 Hz Holter leads to 20 kHz research systems
 BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
 UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
 
@@ -34,6 +35,29 @@ def parse_comments(comments: list[str]) -> Meta:
         elif key == "dx" and value.lower() != "unknown":
             meta.labels = [code.strip() for code in value.split(",") if code.strip()]
     return meta
+
+
+def header_rate(record_path: Path) -> float | None:
+    """The sampling rate the header's record line states (None when absent: WFDB's 250 Hz then).
+
+    wfdb reads a rate it cannot parse (``abc``, ``-500``) as its default 250 Hz and turns
+    ``0`` into a division by zero, so a wrong header would give a time-stretched signal;
+    the text is read here instead, and a rate that is not a plausible ECG rate is refused.
+    """
+    with open(f"{record_path}.hea", encoding="utf-8", errors="replace") as f:
+        line = next((ln for ln in f if ln.strip() and not ln.lstrip().startswith("#")), "")
+    fields = line.split()
+    if len(fields) < 3:
+        return None
+    text = fields[2].split("/")[0]
+    try:
+        fs = float(text)
+    except ValueError:
+        raise RecordError(f"sampling rate {fields[2]!r} in the header is not a number") from None
+    if not FS_BOUNDS_HZ[0] <= fs <= FS_BOUNDS_HZ[1]:
+        raise RecordError(f"sampling rate {text} Hz in the header is outside {FS_BOUNDS_HZ[0]:g}-{FS_BOUNDS_HZ[1]:g} Hz, "
+                          "the range of ECG recordings")
+    return fs
 
 
 def _check_signal_files(record_path: Path, header: wfdb.Record) -> None:
@@ -75,6 +99,7 @@ def read_wfdb(record_path: str | Path) -> RawRecord:
     record_path = Path(record_path)
     if not Path(f"{record_path}.hea").exists():
         raise RecordError("missing header file")
+    header_rate(record_path)  # before wfdb, which would read a bad rate as 250 Hz
     try:
         record = wfdb.rdrecord(str(record_path), physical=False)
     except Exception as error:

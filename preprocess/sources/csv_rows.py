@@ -21,8 +21,9 @@ def read_index(path: Path, required: list[str], source: str, id_column: str,
             raise SourceError(f"{path} lacks columns {', '.join(missing)}")
         for line, row in enumerate(reader, start=2):
             try:
-                if None in row or any(row.get(c) is None for c in required):
-                    raise ValueError(f"{len(row) - (None in row)} fields where the header has {len(reader.fieldnames)}")
+                if None in row or any(value is None for value in row.values()):  # too many or too few fields
+                    given = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
+                    raise ValueError(f"{given} fields where the header has {len(reader.fieldnames)}")
                 items.append(make_item(row))
             except (ValueError, SyntaxError, KeyError, TypeError) as error:
                 key = (row.get(id_column) or f"line{line}").strip()

@@ -1,5 +1,6 @@
 """Corrupt, truncated, mislabelled and odd records are rejected with reasons; every good record lands."""
 
+import csv
 import json
 import shutil
 import subprocess
@@ -67,7 +68,11 @@ def test_damaged_records_are_rejected_with_reasons_and_good_ones_land(damaged_pt
     assert reasons["ptbxl:6005"] == "missing signal file 06005_hr.dat"
     assert "bad CSV row (line 8)" in reasons["ptbxl:7"]
     assert "SCP codes not in scp_statements.csv: NOTACODE" in reasons["ptbxl:8"]
-    assert "bad CSV row (line 10)" in reasons["ptbxl:9"]
+    # ecg_id 9 was cut to its first 40 characters: its real field count, not the header's.
+    cut = (damaged_ptbxl / "ptbxl_database.csv").read_text().splitlines()[9]
+    header = (damaged_ptbxl / "ptbxl_database.csv").read_text().splitlines()[0]
+    assert f"bad CSV row (line 10): {len(next(csv.reader([cut])))} fields where the header has " \
+           f"{len(next(csv.reader([header])))}" in reasons["ptbxl:9"]
     assert len(reasons) == 7
     manifest = read_manifest(corpus)
     assert manifest.inputs == 110 == manifest.written_inputs + manifest.rejected
@@ -98,3 +103,24 @@ def test_inspect_json_reports_counts_and_recipe(ptbxl_corpus):
     assert (summary["records"], summary["rejected"], summary["shards"]) == (110, 0, 1)
     assert summary["recipe"]["rate_hz"] == 500 and summary["recipe"]["leads"][3] == "aVR"
     assert summary["label_histogram"]["NORM"] == 85
+
+
+@pytest.mark.parametrize("rate", ["abc", "-500", "1e9", "0"])
+def test_a_header_rate_that_is_no_plausible_ecg_rate_is_rejected_with_the_reason(shared_data, tmp_path, rate):
+    folder = tmp_path / "records"
+    shutil.copytree(shared_data / "ptbxl-mini" / HR, folder)
+    header = folder / "06002_hr.hea"
+    first, *rest = header.read_text().splitlines(keepends=True)
+    fields = first.split()
+    fields[2] = rate  # wfdb reads abc and -500 as 250 Hz, 1e9 as 1 Hz, 0 as a division by zero
+    header.write_text(" ".join(fields) + "\n" + "".join(rest))
+    corpus = build_corpus("wfdb", folder, tmp_path / "c")
+    (rejected,) = read_rejected(corpus)
+    assert rejected["record_id"] == "wfdb:06002_hr" and "sampling rate" in rejected["reason"]
+    assert read_manifest(corpus).records == 9  # every other record lands, one window each
+    # python -m ecgdist.predict applies the same rule.
+    from ecgdist.data.records import RecordError
+    from ecgdist.data.wfdb_io import read_wfdb
+
+    with pytest.raises(RecordError, match="sampling rate"):
+        read_wfdb(folder / "06002_hr")

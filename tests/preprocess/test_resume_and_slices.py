@@ -71,3 +71,39 @@ def test_slurm_job_array_produces_the_same_corpus(slurm_cluster, shared_data, tm
     while not (out / "manifest.json").exists() and time.time() < deadline:
         time.sleep(0.5)
     assert read_manifest(out).to_dict() == reference
+
+
+def preprocess(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "preprocess", *map(str, args), "--quiet"], capture_output=True,
+                          text=True)
+
+
+@pytest.mark.parametrize("first, second", [("20", "50"), ("50", "20")])
+def test_a_rerun_with_another_shard_size_is_refused_naming_it_and_changes_nothing(shared_data, tmp_path, first,
+                                                                                 second):
+    out = tmp_path / "c"
+    assert preprocess("ptbxl", shared_data / "ptbxl-mini", out, "--shard-size", first).returncode == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = preprocess("ptbxl", shared_data / "ptbxl-mini", out, "--shard-size", second)
+    assert again.returncode == 2 and f"shard_size: {first} then, {second} now" in again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    assert read_manifest(out).records == 110
+
+
+def test_a_rerun_from_another_input_folder_is_refused(shared_data, tmp_path):
+    out = tmp_path / "c"
+    assert preprocess("wfdb", shared_data / "physionet2021-mini", out).returncode == 0
+    again = preprocess("wfdb", shared_data / "wfdb-samples", out)
+    assert again.returncode == 2 and "input:" in again.stderr and "listing_sha256" in again.stderr
+    assert read_manifest(out).records == 10
+
+
+@pytest.mark.parametrize("flag, value", [("--shard-size", "-5"), ("--shard-size", "0"), ("--rate", "0"),
+                                         ("--rate", "-250"), ("--seconds", "0"), ("--seconds", "nan"),
+                                         ("--workers", "0")])
+def test_out_of_range_settings_are_refused_before_anything_is_written(shared_data, tmp_path, flag, value):
+    out = tmp_path / "c"
+    done = preprocess("ptbxl", shared_data / "ptbxl-mini", out, flag, value)
+    assert done.returncode == 2 and flag in done.stderr and "positive" in done.stderr
+    assert not out.exists()
+    assert preprocess("ptbxl", shared_data / "ptbxl-mini", out).returncode == 0  # nothing blocks a later run
