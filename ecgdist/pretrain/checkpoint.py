@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 
 from ecgdist.files import atomic_write_text, file_sha256
-from ecgdist.pretrain.universal_checkpoint import PREFIX, convert, partitioned, universal_tag
+from ecgdist.pretrain.universal_checkpoint import PREFIX, convert, partitioned, universal_tag, wait_for_conversion
 
 log = logging.getLogger(__name__)
 MARKER = "complete.json"
@@ -83,6 +83,7 @@ class Checkpointer:
         self.save_every_steps, self.save_every_minutes = save_every_steps, save_every_minutes
         self.keep_last, self.rank = keep_last, rank
         self.last_save_time = time.monotonic()
+        self.corrupt: set[str] = set()  # tags found corrupt at start: never kept in place of good ones
 
     def due(self, step: int, last_step: bool) -> bool:
         """Whether a save is due after ``step``; the minutes clock is rank 0's, shared by the caller."""
@@ -91,9 +92,14 @@ class Checkpointer:
         return last_step or by_steps or by_time
 
     def save(self, engine, step: int, client_state: dict) -> Path:
-        """Collective: every rank must call it."""
+        """Collective: every rank must call it. A folder of the same step left by a crashed
+        attempt is cleared first; DeepSpeed's ``latest`` pointer is written last, after the marker."""
         tag = step_tag(step)
-        engine.save_checkpoint(str(self.folder), tag=tag, client_state=client_state)
+        if self.rank == 0 and (self.folder / tag).exists():
+            log.warning("clearing %s, left by an earlier attempt, before saving into it", tag)
+            shutil.rmtree(self.folder / tag)
+        barrier()
+        engine.save_checkpoint(str(self.folder), tag=tag, client_state=client_state, save_latest=False)
         torch.save(rng_state(), self.folder / tag / f"rank-{self.rank:05d}.pt")
         barrier()
         if self.rank == 0:
@@ -101,6 +107,7 @@ class Checkpointer:
                      for p in sorted((self.folder / tag).rglob("*")) if p.is_file() and p.name != MARKER}
             atomic_write_text(self.folder / tag / MARKER,
                               json.dumps({"step": step, "world_size": world_size(), "files": files}))
+            atomic_write_text(self.folder / "latest", tag)
             self.prune()
         barrier()
         self.last_save_time = time.monotonic()
@@ -129,11 +136,16 @@ class Checkpointer:
         return None
 
     def newest_usable(self) -> str | None:
-        for tag in self.complete_tags():
+        tags = self.complete_tags()
+        for tag in tags:
             reason = self.problem(tag)
             if reason is None:
                 return tag
+            self.corrupt.add(tag)
             log.warning("checkpoint %s is corrupt (%s); falling back to the one before", tag, reason)
+        if tags:
+            log.warning("no usable checkpoint under %s (%d found, every one corrupt): starting from step 0",
+                        self.folder, len(tags))
         return None
 
     def saved_world_size(self, tag: str) -> int:
@@ -154,6 +166,8 @@ class Checkpointer:
                     tag, saved, now)
         if self.rank == 0:
             convert(self.folder / tag)
+        else:  # polls the filesystem: the conversion may outlast any collective's timeout
+            wait_for_conversion(self.folder / tag)
         barrier()
         return Resume(tag, universal_tag(tag), saved)
 
@@ -173,7 +187,11 @@ class Checkpointer:
         return step, client_state
 
     def prune(self) -> None:
-        for tag in self.complete_tags()[self.keep_last:]:
+        """Keep the newest ``keep_last`` checkpoints known good; corrupt ones never count towards
+        them (a run restarted from step 0 below corrupt ones must not prune its own new saves)."""
+        complete = self.complete_tags()
+        good = [t for t in complete if t not in self.corrupt]
+        for tag in good[self.keep_last:] + [t for t in complete if t in self.corrupt]:
             shutil.rmtree(self.folder / tag, ignore_errors=True)
         for copy in self.folder.glob(f"{PREFIX}*"):
             if not (self.folder / copy.name.removeprefix(PREFIX)).is_dir():

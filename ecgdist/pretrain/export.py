@@ -24,15 +24,21 @@ from ecgdist.data.index import FingerprintsMissing
 from ecgdist.data.leakage import TrainingSet, manifest_sha256
 from ecgdist.data.shards import read_manifest
 from ecgdist.pretrain.checkpoint import Checkpointer
+from ecgdist.pretrain.universal_checkpoint import partitioned
 
 log = logging.getLogger(__name__)
 
 
-def consolidated_state_dict(checkpoints: Path, tag: str) -> dict[str, torch.Tensor]:
+def consolidated_state_dict(checkpoints: Path, tag: str, client: dict) -> dict[str, torch.Tensor]:
+    """fp32 weights: gathered from the ZeRO partitions, or, under ZeRO stage 0 (nothing
+    partitioned), the module's own state dict that DeepSpeed saved whole."""
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoints), tag=tag)
+    if partitioned(checkpoints / tag):
+        state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoints), tag=tag)
+    else:
+        state = client["module"]
     return {k: v.float().contiguous() if v.is_floating_point() else v for k, v in state.items()}
 
 
@@ -45,7 +51,7 @@ def export(run_dir: str | Path, out: str | Path) -> dict:
     states = [checkpoints / tag / name for name in ("mp_rank_00_model_states.pt",
                                                      "zero_pp_rank_0_mp_rank_00_model_states.pt")]
     client = torch.load(next(p for p in states if p.exists()), map_location="cpu", weights_only=False)
-    blob = {"state_dict": consolidated_state_dict(checkpoints, tag), "config": client["config"],
+    blob = {"state_dict": consolidated_state_dict(checkpoints, tag, client), "config": client["config"],
             "labels": client["labels"], "recipe": client["recipe"], "step": client["step"],
             "provenance": training_provenance(client.get("provenance"))}
     if blob["provenance"]["corpora"]:  # weights trained on a SIMULATED corpus say so, as every output of it

@@ -1,0 +1,94 @@
+"""Checkpoints that cannot lie: corrupt ones never displace good ones, crashed folders are cleared."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import torch
+from conftest import REPO
+
+from ecgdist.pretrain.checkpoint import MARKER, Checkpointer
+from ecgdist.pretrain.universal_checkpoint import failure_marker, universal_tag, wait_for_conversion
+
+pytestmark = pytest.mark.deepspeed
+
+
+def pretrain(corpus, run_dir, *overrides):
+    return subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
+                           f"data.corpus={corpus}", f"run.dir={run_dir}", "checkpoint.keep_last=2",
+                           "train.val_every_steps=100", *overrides], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def corrupt(tag_dir):
+    states = tag_dir / "mp_rank_00_model_states.pt"
+    data = bytearray(states.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    states.write_bytes(bytes(data))
+
+
+def test_when_every_checkpoint_is_corrupt_the_run_says_so_and_keeps_its_new_good_ones(ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    assert pretrain(ptbxl_corpus, run, "train.steps=6", "checkpoint.save_every_steps=2").returncode == 0
+    checkpoints = run / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("step-*")) == ["step-00000004", "step-00000006"]
+    for tag in ("step-00000004", "step-00000006"):
+        corrupt(checkpoints / tag)
+    again = pretrain(ptbxl_corpus, run, "train.steps=2", "checkpoint.save_every_steps=2")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "every one corrupt): starting from step 0" in again.stderr
+    # The fresh, verified step-2 survives pruning; the corrupt later ones do not crowd it out.
+    assert sorted(p.name for p in checkpoints.glob("step-*")) == ["step-00000002"]
+    assert Checkpointer(checkpoints).newest_usable() == "step-00000002"
+    assert (checkpoints / "latest").read_text() == "step-00000002"
+
+
+def test_a_folder_left_by_a_crashed_save_is_cleared_before_saving_into_it(ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    crashed = run / "checkpoints" / "step-00000002"
+    crashed.mkdir(parents=True)
+    (crashed / "mp_rank_00_model_states.pt").write_bytes(b"half a save")
+    (crashed / "stray-from-another-layout.pt").write_bytes(b"x")
+    assert pretrain(ptbxl_corpus, run, "train.steps=2", "checkpoint.save_every_steps=2").returncode == 0
+    assert not (crashed / "stray-from-another-layout.pt").exists()
+    assert (crashed / MARKER).exists() and Checkpointer(run / "checkpoints").problem("step-00000002") is None
+
+
+def test_export_works_for_zero_stage_0_as_for_stage_2(ptbxl_corpus, tmp_path):
+    exported = {}
+    for stage in (0, 2):
+        run = tmp_path / f"zero{stage}"
+        done = pretrain(ptbxl_corpus, run, "train.steps=2", "checkpoint.save_every_steps=2",
+                        f"deepspeed=configs/deepspeed/zero{stage}.json")
+        assert done.returncode == 0, done.stderr[-2000:]
+        out = tmp_path / f"zero{stage}.pth"
+        export = subprocess.run([sys.executable, "-m", "ecgdist.export", str(run), str(out)], cwd=REPO,
+                                capture_output=True, text=True)
+        assert export.returncode == 0, export.stderr[-2000:]
+        exported[stage] = torch.load(out, weights_only=True)["state_dict"]
+    assert exported[0].keys() == exported[2].keys()
+    assert all(v.dtype == torch.float32 for k, v in exported[0].items() if v.is_floating_point())
+
+
+def test_ranks_wait_for_the_universal_conversion_without_a_collective_timeout(tmp_path):
+    tag_dir = tmp_path / "step-00000010"
+    tag_dir.mkdir()
+    out = tmp_path / universal_tag(tag_dir.name)
+    threading.Timer(1.5, out.mkdir).start()  # rank 0 finishes later than a short poll
+    assert wait_for_conversion(tag_dir, timeout_s=30, poll_s=0.1) == out
+
+
+def test_a_failed_conversion_stops_the_waiting_ranks_with_its_reason_but_an_old_failure_does_not(tmp_path):
+    tag_dir = tmp_path / "step-00000010"
+    tag_dir.mkdir()
+    failure_marker(tag_dir).write_text("converting failed: disk full")
+    old = time.time() - 3600
+    os.utime(failure_marker(tag_dir), (old, old))  # left by an earlier job
+    with pytest.raises(TimeoutError):
+        wait_for_conversion(tag_dir, timeout_s=0.5, poll_s=0.1)
+    threading.Timer(0.5, lambda: failure_marker(tag_dir).write_text("converting failed: disk full")).start()
+    with pytest.raises(RuntimeError, match="disk full"):
+        wait_for_conversion(tag_dir, timeout_s=30, poll_s=0.1)
