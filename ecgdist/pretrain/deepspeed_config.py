@@ -4,11 +4,20 @@ The JSON under configs/deepspeed/ states the ZeRO stage and precision; the batch
 and clipping come from ``train.*`` so there is one source for each number. A JSON that
 sets them differently is an error naming the key. bf16 is switched off when there is no
 GPU (fp32 on CPU).
+
+DeepSpeed ignores top-level keys it does not know, so a misspelled ``zero_optimisation``
+would silently train without ZeRO: the JSON is read once by DeepSpeed's own config parser
+before any rank starts, every key it never asks for is an error naming the file (with the
+nearest known key), and so is anything its parser refuses (an invalid stage, a misspelled
+nested key). ``optimizer`` and ``scheduler`` sections are refused too: ecgdist builds both
+from ``train.*`` and DeepSpeed would silently replace them.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +39,63 @@ class BatchLayout:
         return self.micro_batch * self.grad_accum * self.world_size
 
 
+class RecordingDict(dict):
+    """A dict that remembers which keys were asked for (DeepSpeed's parser reads with get/in/[])."""
+
+    def __init__(self, *args, asked: set | None = None) -> None:
+        super().__init__(*args)
+        self.asked = set() if asked is None else asked
+
+    def __copy__(self):
+        return RecordingDict(self, asked=self.asked)
+
+    def get(self, key, default=None):
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self.asked.add(key)
+        return super().__contains__(key)
+
+
+def check_with_deepspeed(ds: dict, path: Path) -> None:
+    """Parse ``ds`` with DeepSpeed's config reader (as one rank); unknown or refused keys name the file."""
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    for section in ("optimizer", "scheduler"):
+        if section in ds:
+            raise ConfigError(f"{path}: remove the '{section}' section: ecgdist builds the optimizer and the "
+                              "learning-rate schedule from train.* (DeepSpeed would replace them)")
+    single = {**ds, "train_batch_size": ds["train_micro_batch_size_per_gpu"] * ds["gradient_accumulation_steps"]}
+    recorded = RecordingDict(single)
+    try:
+        DeepSpeedConfig(recorded)
+    except Exception as error:  # pydantic and assertion errors alike: a config DeepSpeed refuses
+        first = str(error).strip().splitlines()
+        raise ConfigError(f"{path}: DeepSpeed refuses it: {' '.join(first[:3])}") from None
+    unknown = sorted(set(ds) - recorded.asked)
+    if unknown:
+        hints = [f"'{key}'" + (f" (did you mean '{close[0]}'?)" if (close := difflib.get_close_matches(
+            key, sorted(recorded.asked), n=1)) else "") for key in unknown]
+        raise ConfigError(f"{path}: DeepSpeed does not know the key {', '.join(hints)} and would ignore it")
+
+
 def build_ds_config(path: str | Path, train: TrainSection, world_size: int) -> tuple[dict, BatchLayout]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config key 'deepspeed': {path} does not exist")
-    ds = json.loads(path.read_text())
+    try:
+        ds = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"config key 'deepspeed': {path} is not valid JSON (line {error.lineno}, column "
+                          f"{error.colno}: {error.msg})") from None
+    if not isinstance(ds, dict):
+        raise ConfigError(f"config key 'deepspeed': {path} must hold a JSON object")
     layout = BatchLayout(train.micro_batch, train.grad_accum, world_size)
     ours = {"train_micro_batch_size_per_gpu": layout.micro_batch,
             "gradient_accumulation_steps": layout.grad_accum,
@@ -45,6 +106,7 @@ def build_ds_config(path: str | Path, train: TrainSection, world_size: int) -> t
             raise ConfigError(f"{path} sets '{key}' to {ds[key]}, but the run config gives {value} "
                               "(batch sizes and clipping come from train.*)")
         ds[key] = value
+    check_with_deepspeed(ds, path)
     if not torch.cuda.is_available():
         ds.setdefault("bf16", {})["enabled"] = False
         ds.setdefault("fp16", {})["enabled"] = False
