@@ -24,6 +24,9 @@ from preprocess.sources import SOURCES
 from preprocess.summary import corpus_summary, format_summary
 
 
+EXIT_DEFERRED = 3  # merge: other slices are still running (slurm/preprocess.sh tells this from a failure)
+
+
 def parse_slice(text: str) -> tuple[int, int]:
     try:
         index, count = (int(v) for v in text.split("/"))
@@ -132,9 +135,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"slice {index}/{count} done; run `python -m preprocess merge {args.output}` after all slices")
                 return 0
         print(format_summary(corpus_summary(args.output)))
+    except pipeline.ChunksUnfinished as error:
+        print(f"merge deferred: {error}", file=sys.stderr)
+        return EXIT_DEFERRED
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # disk full, permissions, a file where a folder should be: one line, not a traceback
+        print(f"error: {error.strerror or error} ({error.filename or args.output})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -40,6 +40,10 @@ RECIPE_FILE = "recipe.json"
 LAYOUT_FILE = "layout.json"  # input folder, its listing's digest, shard size, slice count
 
 
+class ChunksUnfinished(SourceError):
+    """Merge was asked for while other slices still run: not a failure of the run."""
+
+
 def chunk_part_name(chunk: int) -> str:
     return f"chunk-{chunk:06d}.json"
 
@@ -195,7 +199,7 @@ def merge(output: Path) -> Manifest:
         path = output / PARTS / chunk_part_name(chunk)
         (parts.append(json.loads(path.read_text())) if path.exists() else missing.append(chunk))
     if missing:
-        raise SourceError(f"{len(missing)} of {total} chunks are unfinished (first: {missing[:5]}); "
+        raise ChunksUnfinished(f"{len(missing)} of {total} chunks are unfinished (first: {missing[:5]}); "
                           "rerun the slices that own them")
     recipe = Recipe.from_dict(json.loads((output / RECIPE_FILE).read_text()))
     labels: Counter = Counter()

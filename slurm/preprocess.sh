@@ -15,9 +15,12 @@ python=${ECGDIST_PYTHON:-python3}
 output=$3
 "$python" -m preprocess "$@" --workers "${SLURM_CPUS_PER_TASK:-1}" \
     --slice "${SLURM_ARRAY_TASK_ID:-0}/${SLURM_ARRAY_TASK_COUNT:-1}" --quiet
-# Each task writes all its parts before trying, so the last finisher always merges.
-if "$python" -m preprocess merge "$output" >/dev/null 2>&1; then
-    echo "merged $output"
-else
-    echo "merge deferred: other slices still running"
-fi
+# Each task writes all its parts before trying, so the last finisher always merges. Exit 3
+# means other slices are still running; any other failure fails this task with its message.
+status=0
+"$python" -m preprocess merge "$output" >/dev/null || status=$?
+case $status in
+    0) echo "merged $output" ;;
+    3) echo "merge deferred: other slices still running" ;;
+    *) echo "merge of $output failed (exit $status): see the error above" >&2; exit "$status" ;;
+esac

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from conftest import REPO, build_corpus
-from slurm_jobs import sbatch, wait_for_job
+from slurm_jobs import FINAL_STATES, sbatch, wait_for_job
 
 from ecgdist.data.shards import read_manifest, verify_shards
 
@@ -51,7 +51,8 @@ def test_merge_with_a_missing_slice_names_the_gap(shared_data, tmp_path):
     out = tmp_path / "c"
     build_corpus("ptbxl", shared_data / "ptbxl-mini", out, *OPTIONS, "--slice", "0/2")
     result = subprocess.run([sys.executable, "-m", "preprocess", "merge", str(out)], capture_output=True, text=True)
-    assert result.returncode == 2 and "chunks are unfinished" in result.stderr
+    # Exit 3, not a failure: slurm/preprocess.sh tells "other slices still running" from a broken merge.
+    assert result.returncode == 3 and "merge deferred" in result.stderr and "chunks are unfinished" in result.stderr
 
 
 def test_parallel_workers_give_the_same_corpus(shared_data, tmp_path, reference):
@@ -107,3 +108,24 @@ def test_out_of_range_settings_are_refused_before_anything_is_written(shared_dat
     assert done.returncode == 2 and flag in done.stderr and "positive" in done.stderr
     assert not out.exists()
     assert preprocess("ptbxl", shared_data / "ptbxl-mini", out).returncode == 0  # nothing blocks a later run
+
+
+@pytest.mark.slurm
+def test_a_real_merge_failure_fails_the_array_task_with_its_message(slurm_cluster, shared_data, tmp_path):
+    out = tmp_path / "c"
+    (out / "rejected.jsonl").mkdir(parents=True)  # the merge cannot write its rejection list
+    env = {**os.environ, "ECGDIST_PYTHON": sys.executable}
+    job = sbatch("--array=0-1", "--cpus-per-task=1", "-o", str(tmp_path / "%A_%a.out"),
+                 str(REPO / "slurm/preprocess.sh"), "ptbxl", str(shared_data / "ptbxl-mini"), str(out), *OPTIONS,
+                 cwd=tmp_path, env=env)
+    deadline = time.time() + 600
+    while time.time() < deadline:  # every task of the array in a final state
+        states = subprocess.run(["sacct", "-j", job, "-X", "-n", "-P", "-o", "State"], capture_output=True,
+                                text=True).stdout.split()
+        if len(states) == 2 and all(state in FINAL_STATES for state in states):
+            break
+        time.sleep(1)
+    assert "FAILED" in states, states  # the task that merged last fails; the other deferred to it
+    logs = "".join(p.read_text() for p in tmp_path.glob("*.out"))
+    assert "error: Is a directory" in logs and "failed (exit 1)" in logs and "Traceback" not in logs
+    assert not (out / "manifest.json").exists()
