@@ -23,7 +23,6 @@ from preprocess.record import SourceError
 from preprocess.sources import SOURCES
 from preprocess.summary import corpus_summary, format_summary
 
-
 EXIT_DEFERRED = 3  # merge: other slices are still running (slurm/preprocess.sh tells this from a failure)
 
 

@@ -71,7 +71,8 @@ class TrainLoop:
     figure: Callable[[torch.nn.Module, dict], object] | None = None  # e.g. the MAE reconstruction
 
     def run(self, start_step: int) -> tuple[int, str]:
-        """Train from ``start_step`` to ``train.steps``; returns (last step, "done" | "preempted")."""
+        """Train from ``start_step`` to ``train.steps``; returns (last step, "done" | "requeue" | "stopped"),
+        the last two after a save on a signal (see preemption.py)."""
         batches = iter(self.stream)
         step, started, samples = start_step, time.perf_counter(), 0
         while step < self.train.steps:
@@ -90,13 +91,15 @@ class TrainLoop:
                 started, samples = time.perf_counter(), 0
             if step % self.train.val_every_steps == 0 or step == self.train.steps:
                 self.validate(step)
-            preempted, save_due = any_rank(self.preemption is not None and self.preemption.requested,
-                                           self.checkpointer.due(step, step == self.train.steps))
+            flag = self.preemption
+            preempted, requeue, save_due = any_rank(flag is not None and flag.requested,
+                                                    flag is not None and flag.requeue,
+                                                    self.checkpointer.due(step, step == self.train.steps))
             if save_due or preempted:
                 self.checkpointer.save(self.engine, step, {"step": step, "stream": self.stream.state_dict(),
                                                            **self.client_state()})
             if preempted:
-                return step, "preempted"
+                return step, "requeue" if requeue else "stopped"
         return step, "done"
 
     def log_train(self, step: int, loss: float, samples_per_s: float) -> None:

@@ -201,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if result["outcome"] == "preempted":
+    if result["outcome"] in ("requeue", "stopped"):
         in_slurm = "SLURM_JOB_ID" in os.environ
-        if in_slurm and result["rank"] == 0:
+        if in_slurm and result["rank"] == 0 and result["outcome"] == "requeue":
             requeue_slurm_job()
         return 0 if in_slurm else EXIT_PREEMPTED
     return 0

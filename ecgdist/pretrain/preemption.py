@@ -1,9 +1,13 @@
-"""Stopping cleanly when SLURM warns of preemption or the time limit, and requeueing.
+"""Stopping cleanly when SLURM warns of the time limit, is told to stop, or preempts.
 
-``slurm/pretrain.sh`` asks for SIGUSR1 some minutes before the end (``--signal``);
-SLURM's SIGTERM counts too. The handler only sets a flag; at the next step boundary the
-ranks agree (``dist.any_rank``: any rank signalled means all save), save, and rank 0 requeues the job,
-which then resumes by itself from that checkpoint.
+The handlers only set flags; at the next step boundary the ranks agree (``dist.any_rank``:
+any rank signalled means all save) and save. What follows depends on the signal:
+
+- SIGUSR1, which ``slurm/pretrain.sh`` asks for before the time limit (``--signal``): rank 0
+  requeues the job, which resumes by itself from that checkpoint;
+- SIGTERM (``scancel``, or SLURM preempting the job, which then requeues it itself if the
+  partition says so): the run stops after the save and does not requeue, so a cancelled
+  job stays cancelled and SLURM's own requeue is never doubled.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ log = logging.getLogger(__name__)
 
 class PreemptionFlag:
     def __init__(self, signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTERM)) -> None:
-        self.requested = False
+        self.requested = False  # save at the next step boundary and stop
+        self.requeue = False  # ... and put the job back in the queue (SIGUSR1 only)
         for sig in signals:
             signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame) -> None:
-        log.warning("received %s: saving at the next step boundary", signal.Signals(signum).name)
         self.requested = True
+        self.requeue = self.requeue or signum == signal.SIGUSR1
+        log.warning("received %s: saving at the next step boundary, then %s", signal.Signals(signum).name,
+                    "requeueing" if self.requeue else "stopping without a requeue")
 
 
 def requeue_slurm_job() -> bool:

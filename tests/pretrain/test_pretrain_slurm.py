@@ -84,3 +84,18 @@ def test_a_crashed_rank_ends_the_job_quickly(slurm_cluster, ptbxl_corpus, tmp_pa
     assert wait_for_job(job, 180) == "FAILED"
     assert time.time() - killed < 120
     assert sacct_state(job) == "FAILED"
+
+
+def test_scancel_saves_and_stops_without_a_requeue(slurm_cluster, ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    job = submit(tmp_path, CONFIGS["net1d"], run, f"data.corpus={ptbxl_corpus}", "train.steps=100000",
+                 "checkpoint.save_every_steps=0", "train.log_every_steps=1")
+    wait_until(lambda: list((run / "tb").glob("events*")), 300, "training never started")
+    time.sleep(2)
+    subprocess.run(["scancel", job], check=True)  # SIGTERM to every rank
+    assert wait_for_job(job, 300) == "CANCELLED"
+    out = (tmp_path / f"job-{job}.out").read_text()
+    assert "received SIGTERM" in out and "stopping without a requeue" in out, out[-3000:]
+    assert "requeueing SLURM job" not in out and "restart 1" not in out
+    saved = [p.name for p in (run / "checkpoints").glob("step-*") if (p / "complete.json").exists()]
+    assert len(saved) == 1  # the save made on the way out
