@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from ecgdist.files import atomic_write_text
 from ecgdist.finetune.metrics import evaluate, macro_auroc
 from ecgdist.finetune.provenance import pretraining_data
 from ecgdist.models import CLASSIFIERS, build_model
-from ecgdist.models.pretrained import load_pretrained, read_weights, save_weights
+from ecgdist.models.pretrained import CheckpointMismatchError, load_pretrained, read_weights, save_weights
 from ecgdist.pretrain.optim import param_groups
 from ecgdist.tensorboard_log import TensorBoardLogger
 
@@ -86,13 +87,35 @@ def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int) -
     return model
 
 
-def check_weights_recipe(weights: str, corpus: ShardCorpus) -> None:
-    """Weights exported by ecgdist know the corpus recipe they were trained on."""
-    _, extra = read_weights(weights)
-    trained = extra.get("recipe")
-    if trained and trained["rate_hz"] != corpus.manifest.recipe.rate_hz:
-        raise ConfigError(f"config key 'finetune.weights': trained at {trained['rate_hz']} Hz, "
-                          f"corpus {corpus.path} is {corpus.manifest.recipe.rate_hz} Hz")
+RECIPE_FIELDS = ("rate_hz", "seconds", "filter")  # what a model's input depends on
+
+
+def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus) -> None:
+    """Before anything trains or is submitted: the weights file loads without running pickled code,
+    fits the model, and (an ecgdist export) was trained on data made with this corpus's recipe."""
+    weights = cfg.finetune.weights
+    try:
+        _, extra = read_weights(weights)
+    except FileNotFoundError:
+        raise ConfigError(f"config key 'finetune.weights': {weights} does not exist") from None
+    except Exception as error:  # a pickled object weights_only refuses, or not a torch file at all
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        what = f"a pickled object of type {found.group(1)}" if found else "no readable tensors"
+        raise ConfigError(f"config key 'finetune.weights': {weights} holds {what}; only tensors and plain values are "
+                          "loaded, so no code in the file can run") from None
+    trained, ours = extra.get("recipe") or {}, corpus.manifest.recipe.to_dict()
+    differ = [f"{k} {trained[k]} (weights) vs {ours[k]} (corpus)" for k in RECIPE_FIELDS if k in trained
+              and trained[k] != ours[k]]
+    trained_leads = (extra.get("config") or {}).get("data", {}).get("leads")
+    if trained_leads and list(trained_leads) != list(cfg.data.leads):
+        differ.append(f"leads {','.join(trained_leads)} (weights) vs {','.join(cfg.data.leads)} (data.leads)")
+    if differ:
+        raise ConfigError(f"config key 'finetune.weights': {weights} was trained on other inputs than corpus "
+                          f"{corpus.path} gives: {'; '.join(differ)}")
+    try:
+        build_finetune_model(cfg, "baseline", num_classes=1)
+    except CheckpointMismatchError as error:
+        raise ConfigError(f"config key 'finetune.weights': {error}") from None
 
 
 def backbone_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -153,7 +176,7 @@ class Loaders:
         corpus = ShardCorpus(cfg.data.corpus)
         self.pretraining = {"status": "none", "detail": "no pre-trained weights"}
         if cfg.finetune.weights and spec.strategy != "scratch":
-            check_weights_recipe(cfg.finetune.weights, corpus)
+            check_weights(cfg, corpus)
             self.pretraining = pretraining_data(cfg.finetune.weights, str(corpus.path), cfg.finetune.allow_overlap)
         self.classes, splits = ptbxl_task(corpus.path, spec.task, train_fraction=spec.fraction, seed=spec.seed)
         d, bs = cfg.data, cfg.finetune.batch_size

@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 from ecgdist.config import ConfigError, FinetuneConfig, load_config, save_resolved
+from ecgdist.data.dataset import ShardCorpus
 from ecgdist.data.shards import read_manifest
 from ecgdist.files import atomic_write_text
-from ecgdist.finetune.job import RESULT, STATE, FinetuneJob, JobSpec, stages
+from ecgdist.finetune.job import RESULT, STATE, FinetuneJob, JobSpec, check_weights, stages
 from ecgdist.finetune.provenance import pretraining_data
 from ecgdist.finetune.results import write_results
 
@@ -48,11 +49,17 @@ def check_inputs(cfg: FinetuneConfig) -> None:
     if not (Path(cfg.data.corpus) / "scp_statements.csv").exists():
         raise ConfigError(f"config key 'data.corpus': {cfg.data.corpus} has no scp_statements.csv (not a PTB-XL corpus)")
     needs_weights = any(s in ("baseline", "post_training") for s in cfg.sweep.strategies)
+    corpus = ShardCorpus(cfg.data.corpus)
     for name, job_cfg in backbones(cfg):
         key = f"sweep.backbones ({name}) weights" if name else "finetune.weights"
         weights = job_cfg.finetune.weights
         if weights and not Path(weights).exists():
             raise ConfigError(f"config key '{key}': {weights} does not exist")
+        if weights and needs_weights:
+            try:
+                check_weights(job_cfg, corpus)
+            except ConfigError as error:
+                raise ConfigError(str(error).replace("config key 'finetune.weights'", f"config key '{key}'")) from None
         if needs_weights and not weights:
             print(f"note: {key} is empty: baseline and post_training start from random weights")
         if needs_weights and weights:
