@@ -3,7 +3,8 @@
     python -m preprocess SOURCE INPUT OUTPUT [--rate 500] [--seconds 10] [--filter none|ecgfounder]
                          [--workers N] [--shard-size N] [--slice I/N] [--dtype float16|float32]
     python -m preprocess merge OUTPUT
-    python -m preprocess inspect OUTPUT [--json]
+    python -m preprocess inspect OUTPUT [--json] [--no-verify]
+    python -m preprocess verify OUTPUT               (every shard against the manifest's sizes and sha256)
     python -m preprocess fingerprint OUTPUT INPUT   (content fingerprints for a corpus made before them)
     python -m preprocess download ptbxl DIR [--records N] [--rate 500|100|both] [--base-url URL]
     python -m preprocess simulate ptbxl DIR [--records N]     (synthetic ECGs for offline demos)
@@ -66,9 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("merge", help="join the slices of a job array into one manifest")
     p.add_argument("output", type=Path)
-    p = sub.add_parser("inspect", help="records, shards, rejections, labels and recipe of a corpus")
+    p = sub.add_parser("inspect", help="records, shards, rejections, labels and recipe; every shard verified")
     p.add_argument("output", type=Path)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--no-verify", action="store_true", help="skip the shard checksums (they read every byte)")
+    p = sub.add_parser("verify", help="check every shard against the manifest: missing, truncated, modified")
+    p.add_argument("output", type=Path)
     p = sub.add_parser("download", help="fetch a corpus (PTB-XL) from PhysioNet, resumable and verified")
     p.add_argument("dataset", choices=["ptbxl"])
     p.add_argument("output", type=Path)
@@ -114,10 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.records} SIMULATED records to {simulate_ptbxl(args.output, args.records)}")
         return 0
     try:
-        if args.command == "inspect":
-            summary = corpus_summary(args.output)
-            print(json.dumps(summary) if args.json else format_summary(summary))
-            return 0
+        if args.command in ("inspect", "verify"):
+            summary = corpus_summary(args.output, verify=args.command == "verify" or not args.no_verify)
+            if args.command == "verify":
+                print("\n".join(f"CORRUPT {p}" for p in summary["shard_problems"])
+                      or f"{args.output}: all {summary['shards']} shards match the manifest (size and sha256)")
+            else:
+                print(json.dumps(summary) if args.json else format_summary(summary))
+            return 1 if summary["shard_problems"] else 0
         if args.command == "fingerprint":
             from preprocess.fingerprint import add_fingerprints
             print(f"{args.output}: fingerprints of {add_fingerprints(args.output, args.input, not args.quiet)} "

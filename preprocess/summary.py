@@ -6,10 +6,11 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from ecgdist.data.shards import read_manifest, read_rejected
+from ecgdist.data.shards import read_manifest, read_rejected, verify_shards
 
 
-def corpus_summary(corpus: Path, top_labels: int = 20) -> dict:
+def corpus_summary(corpus: Path, top_labels: int = 20, verify: bool = False) -> dict:
+    """``verify``: also check every shard against the manifest (sizes, then sha256: reads every byte)."""
     manifest = read_manifest(corpus)
     rejected = read_rejected(corpus)
     # Group by the kind of reason: "bad CSV row (line 7): ..." and "... (line 9): ..." are one kind.
@@ -19,7 +20,8 @@ def corpus_summary(corpus: Path, top_labels: int = 20) -> dict:
             "shards": len(manifest.shards), "bytes": sum(s.bytes for s in manifest.shards),
             "recipe": manifest.recipe.to_dict(), "labels": len(manifest.labels),
             "label_histogram": dict(Counter(manifest.labels).most_common(top_labels)),
-            "rejection_reasons": dict(reasons.most_common()), "simulated": bool(manifest.extra.get("simulated"))}
+            "rejection_reasons": dict(reasons.most_common()), "simulated": bool(manifest.extra.get("simulated")),
+            "shard_problems": verify_shards(corpus, manifest) if verify else None}
 
 
 def format_summary(s: dict) -> str:
@@ -33,4 +35,8 @@ def format_summary(s: dict) -> str:
              + ", ".join(f"{k} {v}" for k, v in list(s["label_histogram"].items())[:10])]
     for reason, count in s["rejection_reasons"].items():
         lines.append(f"  rejected {count:6d} x {reason}")
+    if s["shard_problems"] is not None:
+        lines.append(f"  shards   all {s['shards']} match the manifest (size and sha256)" if not s["shard_problems"]
+                     else f"  shards   {len(s['shard_problems'])} of {s['shards']} do NOT match the manifest:")
+        lines += [f"  CORRUPT  {problem}" for problem in s["shard_problems"]]
     return "\n".join(lines)

@@ -7,11 +7,15 @@ by shard and reads each shard's span once. Shards are memory-mapped at the signa
 file offset (the format stores them contiguous and uncompressed), falling back to h5py
 otherwise. Open handles live per process (re-opened after fork, never pickled) in a
 bounded LRU cache, so memory stays bounded per worker under ``fork`` and ``spawn``.
+Every shard's size is checked against the manifest when the corpus opens (one stat each),
+and its sha256 before its first read on a machine (remembered per node, see
+``shards.verified_once``): a truncated or modified shard stops the run naming its path.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -21,8 +25,11 @@ import torch
 from scipy import sparse
 from torch.utils.data import Dataset
 
-from ecgdist.data.shards import SIGNALS, Manifest, read_manifest
+from ecgdist.data.shards import SIGNALS, CorruptShard, Manifest, read_manifest, verified_once, verify_shards
 from ecgdist.data.transforms import Transform
+
+# Where each machine remembers which shards it has checked in full (ECGDIST_VERIFIED_CACHE to move it).
+VERIFIED_CACHE = Path(os.environ.get("ECGDIST_VERIFIED_CACHE", Path(tempfile.gettempdir()) / "ecgdist-verified"))
 
 
 class ShardCorpus:
@@ -31,6 +38,10 @@ class ShardCorpus:
     def __init__(self, path: str | os.PathLike, max_open_shards: int = 32) -> None:
         self.path = Path(path)
         self.manifest: Manifest = read_manifest(self.path)
+        wrong = verify_shards(self.path, self.manifest, content=False)  # sizes: one stat per shard
+        if wrong:
+            raise CorruptShard(f"corpus {self.path}: {len(wrong)} shards do not match the manifest ({'; '.join(wrong[:3])})"
+                               f"; check it with: python -m preprocess verify {self.path}")
         counts = np.array([s.records for s in self.manifest.shards], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(counts)])
         self.max_open_shards = max_open_shards
@@ -53,6 +64,7 @@ class ShardCorpus:
             self._open.move_to_end(shard)
             return self._open[shard]
         path = self.path / self.manifest.shards[shard].file
+        verified_once(path, self.manifest.shards[shard], VERIFIED_CACHE)  # before its first read here
         f = h5py.File(path, "r")
         dset = f[SIGNALS]
         offset = dset.id.get_offset()

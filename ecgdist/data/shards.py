@@ -17,6 +17,7 @@ shard or half a manifest.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -156,10 +157,46 @@ def read_rejected(corpus: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
 
 
-def verify_shards(corpus: str | os.PathLike, manifest: Manifest | None = None) -> list[str]:
-    """Names of shards whose bytes no longer match the manifest's checksum."""
+class CorruptShard(ValueError):
+    """A shard is missing, truncated or modified since the manifest was written; names its path."""
+
+
+def shard_problem(path: Path, entry: ShardEntry, content: bool = True) -> str | None:
+    """Why the shard at ``path`` does not match its manifest entry (size, then sha256), or None."""
+    if not path.exists():
+        return "missing"
+    size = path.stat().st_size
+    if size != entry.bytes:
+        return f"{'truncated' if size < entry.bytes else 'grown'}: {size} bytes, the manifest says {entry.bytes}"
+    if content and file_sha256(path) != entry.sha256:
+        return "modified: its sha256 differs from the manifest's"
+    return None
+
+
+def verify_shards(corpus: str | os.PathLike, manifest: Manifest | None = None, content: bool = True) -> list[str]:
+    """'NAME: reason' for every shard that does not match the manifest (sizes only unless ``content``)."""
     manifest = manifest or read_manifest(corpus)
-    return [s.file for s in manifest.shards if file_sha256(Path(corpus) / s.file) != s.sha256]
+    problems = ((s.file, shard_problem(Path(corpus) / s.file, s, content)) for s in manifest.shards)
+    return [f"{name}: {problem}" for name, problem in problems if problem]
+
+
+def verified_once(path: Path, entry: ShardEntry, cache: Path) -> None:
+    """Raise ``CorruptShard`` unless ``path`` matches ``entry``; a full check is remembered per node
+    (a marker keyed by path, size, mtime and sha256 under ``cache``), so each shard is hashed once
+    per machine rather than once per loader process."""
+    problem = shard_problem(path, entry, content=False)
+    if problem is None:
+        stat = path.stat()
+        key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{entry.sha256}".encode())
+        marker = cache / key.hexdigest()
+        if marker.exists():
+            return
+        problem = shard_problem(path, entry)
+        if problem is None:
+            cache.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            return
+    raise CorruptShard(f"shard {path} is {problem}; check the corpus with: python -m preprocess verify {path.parent}")
 
 
 def read_metadata(corpus: str | os.PathLike, columns: Iterable[str] = tuple(METADATA),

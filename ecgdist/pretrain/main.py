@@ -28,6 +28,7 @@ from ecgdist.data.labels import label_vocabulary
 from ecgdist.data.leakage import TrainingSet, manifest_sha256
 from ecgdist.data.loader import EpochStream
 from ecgdist.data.sampler import BlockBatchSampler
+from ecgdist.data.shards import CorruptShard
 from ecgdist.data.splits import holdout_mask
 from ecgdist.data.transforms import Transform
 from ecgdist.dist import DistEnv, init_distributed
@@ -201,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except CorruptShard as error:  # raised in a loader worker, it arrives wrapped in that worker's traceback
+        print(f"error: {str(error).strip().splitlines()[-1].split('CorruptShard: ')[-1]}", file=sys.stderr)
+        return 1
     if result["outcome"] in ("requeue", "stopped"):
         in_slurm = "SLURM_JOB_ID" in os.environ
         if in_slurm and result["rank"] == 0 and result["outcome"] == "requeue":

@@ -11,7 +11,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ecgdist.config import FinetuneConfig, load_config
-from ecgdist.data.shards import read_metadata
+from ecgdist.data.shards import ShardEntry, read_manifest, read_metadata, write_manifest
+from ecgdist.files import file_sha256
 from ecgdist.finetune.job import (
     FinetuneJob,
     JobSpec,
@@ -77,6 +78,10 @@ def test_fold_10_labels_never_change_the_selected_model(ptbxl_corpus, weights, t
         labels[test_rows] = np.roll(labels[test_rows], 3)
         assert not np.array_equal(labels[test_rows], f["labels"].asstr()[test_rows])
         f["labels"][...] = labels
+    manifest = read_manifest(permuted)  # a deliberate edit: the manifest records the shard's new bytes
+    shard = permuted / "shard-000000.h5"
+    manifest.shards[0] = ShardEntry(shard.name, manifest.shards[0].records, file_sha256(shard), shard.stat().st_size)
+    write_manifest(permuted, manifest)
     spec = JobSpec("all", "post_training", 1.0, 0)
     a = run_job(tiny(ptbxl_corpus, weights), spec, tmp_path / "a")
     b = run_job(tiny(permuted, weights), spec, tmp_path / "b")

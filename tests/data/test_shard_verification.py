@@ -1,0 +1,71 @@
+"""A shard that no longer matches its manifest is reported by name and never trained on silently."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, build_corpus
+
+from ecgdist.data.dataset import ShardCorpus, ShardDataset
+from ecgdist.data.shards import CorruptShard
+
+
+@pytest.fixture()
+def corpus(shared_data, tmp_path):
+    return build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path / "c", "--shard-size", "30")
+
+
+def flip_a_byte(path, offset=-5000):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def preprocess(*args):
+    return subprocess.run([sys.executable, "-m", "preprocess", *map(str, args)], capture_output=True, text=True)
+
+
+def test_verify_and_inspect_name_every_missing_truncated_or_modified_shard(corpus):
+    flip_a_byte(corpus / "shard-000000.h5")
+    truncated = corpus / "shard-000001.h5"
+    truncated.write_bytes(truncated.read_bytes()[:100_000])
+    (corpus / "shard-000002.h5").unlink()
+    for command in ("verify", "inspect"):
+        out = preprocess(command, corpus)
+        assert out.returncode == 1
+        assert "shard-000000.h5: modified" in out.stdout
+        assert "shard-000001.h5: truncated: 100000 bytes" in out.stdout
+        assert "shard-000002.h5: missing" in out.stdout
+        assert "shard-000003.h5" not in out.stdout  # the good one
+    assert preprocess("inspect", corpus, "--no-verify").returncode == 0
+
+
+def test_a_corpus_whose_shard_sizes_differ_from_the_manifest_is_refused_at_start(corpus, tmp_path):
+    truncated = corpus / "shard-000001.h5"
+    truncated.write_bytes(truncated.read_bytes()[:100_000])
+    with pytest.raises(CorruptShard, match="shard-000001.h5: truncated"):
+        ShardCorpus(corpus)
+    run = subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
+                          f"data.corpus={corpus}", f"run.dir={tmp_path / 'run'}"], cwd=REPO, capture_output=True,
+                         text=True)
+    assert run.returncode == 2 and "shard-000001.h5: truncated" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_flipped_byte_stops_the_first_read_of_that_shard_naming_it(corpus, tmp_path, monkeypatch):
+    import ecgdist.data.dataset as dataset
+
+    monkeypatch.setattr(dataset, "VERIFIED_CACHE", tmp_path / "verified")
+    flip_a_byte(corpus / "shard-000002.h5")  # same size: only its checksum can tell
+    data = ShardDataset(ShardCorpus(corpus))  # sizes match: opens
+    data.__getitems__([0, 1])  # shard 0 reads, and is remembered as checked
+    assert len(list((tmp_path / "verified").iterdir())) == 1
+    with pytest.raises(CorruptShard, match=r"shard-000002.h5 is modified"):
+        data.__getitems__([65])
+    shutil.rmtree(tmp_path / "verified")
+    run = subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
+                          f"data.corpus={corpus}", f"run.dir={tmp_path / 'run'}", "train.steps=50"], cwd=REPO,
+                         capture_output=True, text=True, env={**__import__("os").environ,
+                                                             "ECGDIST_VERIFIED_CACHE": str(tmp_path / "v2")})
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "shard-000002.h5 is modified" in run.stderr and "Traceback" not in run.stderr
