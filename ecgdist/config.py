@@ -34,7 +34,7 @@ def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
 
 
 def check_range(key: str, value: float, low: float | None = None, high: float | None = None) -> None:
-    if (low is not None and value < low) or (high is not None and value > high):
+    if value != value or (low is not None and value < low) or (high is not None and value > high):  # NaN too
         raise ConfigError(f"config key '{key}' is {value}; it must lie in [{low}, {high}]")
 
 
@@ -322,6 +322,9 @@ class FinetuneSection:
         check_range("finetune.drop_path", self.drop_path, 0.0, 0.9)
         check_range("finetune.ema_decay", self.ema_decay, 0.0, 0.99999)
         check_range("finetune.layer_decay", self.layer_decay, 0.0, 1.0)
+        for key in ("lr", "probe_lr", "weight_decay", "plateau_factor"):
+            check_range(f"finetune.{key}", getattr(self, key), 0.0)
+        check_range("finetune.batch_size", self.batch_size, 1)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ecgdist.config import ConfigError, FinetuneConfig, PretrainConfig, load_config, resolve_path
-from ecgdist.finetune.sweep import publish_results, status, submit_finetune
+from ecgdist.finetune.sweep import JobsFailed, publish_results, status, submit_finetune
 from ecgdist.pretrain.submission import print_status, submit_pretrain
 
 
@@ -61,11 +61,16 @@ def main(argv: list[str] | None = None) -> int:
                             args.dry_run)
         elif args.command == "status":
             status(args.run_dir) if is_sweep(args.run_dir) else print_status(args.run_dir)
-        else:
+        elif is_sweep(args.run_dir):
             publish_results(load_config(FinetuneConfig, args.run_dir / "config.yaml"), args.run_dir)
+        else:
+            raise ConfigError(f"{args.run_dir} is a pre-training run, not a sweep: it has no results table")
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except JobsFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from conftest import REPO
 
-SHARED = {"ecgdist", "ecgdist.config", "ecgdist.dist", "ecgdist.leads", "ecgdist.tensorboard_log", "ecgdist.files"}
+SHARED = {"ecgdist", "ecgdist.config", "ecgdist.dist", "ecgdist.leads", "ecgdist.tensorboard_log", "ecgdist.files",
+          "ecgdist.slurm"}
 # What each part of the package may import from ecgdist, besides the shared modules.
 ALLOWED = {
     "ecgdist.data": ("ecgdist.data",),

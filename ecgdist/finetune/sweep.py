@@ -11,16 +11,19 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import sys
+from collections import Counter
 from pathlib import Path
 
-from ecgdist.config import ConfigError, FinetuneConfig, load_config, save_resolved
+from ecgdist.config import ConfigError, FinetuneConfig, load_config, save_resolved, to_dict
 from ecgdist.data.dataset import ShardCorpus
 from ecgdist.data.shards import read_manifest
 from ecgdist.files import atomic_write_text
-from ecgdist.finetune.job import RESULT, STATE, FinetuneJob, JobSpec, check_weights, stages
+from ecgdist.finetune.job import RESULT, FinetuneJob, JobSpec, check_weights, stages
 from ecgdist.finetune.provenance import pretraining_data
 from ecgdist.finetune.results import write_results
+from ecgdist.slurm import STATES, sacct_state
 
 SIMULATED_BANNER = "**SIMULATED ECGs: a built-in synthetic corpus, not PTB-XL. These numbers say nothing about real ECGs.**"
 
@@ -118,57 +121,129 @@ def make_executor(cfg: FinetuneConfig, folder: Path, cluster: str):
     return executor
 
 
+def check_same_sweep(cfg: FinetuneConfig, sweep_dir: Path) -> None:
+    """A sweep folder's results belong to the config that made them: re-submitting with other
+    settings would label old numbers with new ones. Adding tasks, strategies, fractions, seeds
+    or backbones extends the sweep; changing anything else needs a new run.dir."""
+    saved_path = sweep_dir / "config.yaml"
+    if not saved_path.exists():
+        return
+    saved, now = to_dict(load_config(FinetuneConfig, saved_path)), to_dict(cfg)
+    for d in (saved, now):
+        d.pop("slurm"), d["data"].pop("workers")
+        d["sweep"] = {b["name"]: b for b in d["sweep"]["backbones"]}
+    changed = [f"{section}.{key}" for section in now if section != "sweep" for key in now[section]
+               if saved[section].get(key) != now[section][key]]
+    changed += [f"sweep.backbones ({name})" for name in now["sweep"] if name in saved["sweep"]
+                and saved["sweep"][name] != now["sweep"][name]]
+    if changed:
+        raise ConfigError(f"sweep folder {sweep_dir} holds results of another config ({', '.join(changed)} differ); "
+                          "use a new run.dir for these settings")
+
+
+def read_index(sweep_dir: Path) -> dict[str, dict]:
+    """{job name: {"job_id", "cluster"}} of every submission (older folders stored the id alone)."""
+    path = sweep_dir / "sweep.json"
+    index = json.loads(path.read_text()) if path.exists() else {}
+    return {name: entry if isinstance(entry, dict) else {"job_id": entry, "cluster": "slurm"}
+            for name, entry in index.items()}
+
+
+def job_state(sweep_dir: Path, name: str, record: dict | None) -> tuple[str, str]:
+    """(pending | running | completed | failed | cancelled | timed out | not submitted, last error line)."""
+    if (sweep_dir / "jobs" / name / RESULT).exists():
+        return "completed", ""
+    if record is None:
+        return "not submitted", ""
+    if record["cluster"] == "slurm":
+        word = sacct_state(record["job_id"]).split()[0]
+        state = STATES.get(word, word.lower())
+    else:  # submitit's local executor: the job id is the process id
+        try:
+            os.kill(int(record["job_id"]), 0)
+            state = "running"
+        except (ProcessLookupError, ValueError):
+            state = "failed"
+        except PermissionError:
+            state = "running"
+    if state == "completed":  # SLURM says so, but the job wrote no result
+        state = "failed"
+    return state, last_error(sweep_dir, record["job_id"]) if state in ("failed", "cancelled", "timed out") else ""
+
+
+def last_error(sweep_dir: Path, job_id: str) -> str:
+    log = sweep_dir / "submitit" / f"{job_id}_0_log.err"
+    # A Python traceback ends with its one unindented "Type: message" line; submitit logs around it.
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip() and not ln[0].isspace()
+             and not ln.startswith(("submitit ", "INFO:", "WARNING:", "ERROR:", "Traceback"))] if log.exists() else []
+    return lines[-1].strip() if lines else f"(nothing in {log.name})"
+
+
 def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = False,
                     dry_run: bool = False) -> tuple[Path, list]:
+    """Submit every job of the sweep that has no result and is not queued or running already."""
     check_inputs(cfg)
     sweep_dir = Path(cfg.run.dir)
+    check_same_sweep(cfg, sweep_dir)
+    index = read_index(sweep_dir)
+    todo, alive = [], []
+    for spec, job_cfg in expand(cfg):
+        state, _ = job_state(sweep_dir, spec.name, index.get(spec.name))
+        if state in ("pending", "running"):
+            alive.append(f"{spec.name} ({state}, job {index[spec.name]['job_id']})")
+        elif state != "completed":
+            todo.append((spec, job_cfg))
     if dry_run:  # everything is checked; say what would be submitted
-        planned = [spec.name for spec, _ in expand(cfg) if not (sweep_dir / "jobs" / spec.name / RESULT).exists()]
-        print(f"sweep {sweep_dir}: {len(expand(cfg))} jobs, {len(planned)} would be submitted, each with")
+        print(f"sweep {sweep_dir}: {len(expand(cfg))} jobs, {len(todo)} would be submitted, each with")
         print("".join(f"  {key}: {value}\n" for key, value in executor_parameters(cfg).items()), end="")
-        print("".join(f"  {name}\n" for name in planned), end="")
+        print("".join(f"  {spec.name}\n" for spec, _ in todo), end="")
         return sweep_dir, []
     save_resolved(cfg, sweep_dir)
-    todo = [(spec, job_cfg) for spec, job_cfg in expand(cfg) if not (sweep_dir / "jobs" / spec.name / RESULT).exists()]
-    specs = [spec for spec, _ in todo]
-    jobs = []
+    specs, jobs = [spec for spec, _ in todo], []
     if todo:
         executor = make_executor(cfg, sweep_dir / "submitit", cluster)
         with executor.batch():
             jobs = [executor.submit(FinetuneJob(job_cfg, spec, str(sweep_dir / "jobs" / spec.name)))
                     for spec, job_cfg in todo]
-        index_path = sweep_dir / "sweep.json"
-        index = json.loads(index_path.read_text()) if index_path.exists() else {}
-        index.update({spec.name: job.job_id for spec, job in zip(specs, jobs)})
-        atomic_write_text(index_path, json.dumps(index, indent=1))
+        index.update({spec.name: {"job_id": job.job_id, "cluster": executor.cluster} for spec, job in zip(specs, jobs)})
+        atomic_write_text(sweep_dir / "sweep.json", json.dumps(index, indent=1))
     print(f"sweep {sweep_dir}: {len(expand(cfg))} jobs, {len(specs)} submitted"
-          + (f" ({jobs[0].job_id.split('_')[0]} ...)" if jobs else " (all finished)"))
+          + (f" ({jobs[0].job_id.split('_')[0]} ...)" if jobs else "")
+          + (f", {len(alive)} still queued or running (not submitted again)" if alive else ""))
     for spec, job in zip(specs, jobs):
         print(f"  {job.job_id:>12}  {spec.name}")
+    for line in alive:
+        print(f"  {'':>12}  {line}")
     if wait:
         failures = []
         for spec, job in zip(specs, jobs):
             try:
                 job.result()
-            except Exception as error:  # a failed job is reported; the others still count
-                failures.append(f"{spec.name}: {str(error).splitlines()[-1] if str(error) else error!r}")
+            except Exception:  # a failed job is reported by its log's last error line; the others still count
+                failures.append(f"{spec.name}: {last_error(sweep_dir, job.job_id)}")
         publish_results(cfg, sweep_dir)
         print(f"results: {sweep_dir / 'results.md'}  TensorBoard: tensorboard --logdir {sweep_dir / 'jobs'}")
         if failures:
             print("failed jobs:\n  " + "\n  ".join(failures), file=sys.stderr)
+            raise JobsFailed(f"{len(failures)} of {len(specs)} jobs failed")
     return sweep_dir, jobs
 
 
+class JobsFailed(RuntimeError):
+    """``--wait`` saw jobs fail; their last error lines were printed."""
+
+
 def status(sweep_dir: Path) -> dict[str, str]:
+    """Every job's state (from sacct or the local process), with the last error line of failed ones."""
     cfg = load_config(FinetuneConfig, sweep_dir / "config.yaml")
-    index_path = sweep_dir / "sweep.json"
-    ids = json.loads(index_path.read_text()) if index_path.exists() else {}
+    index = read_index(sweep_dir)
     states = {}
     for spec, _ in expand(cfg):
-        folder = sweep_dir / "jobs" / spec.name
-        states[spec.name] = ("finished" if (folder / RESULT).exists() else
-                             "started" if (folder / STATE).exists() else "not started")
-        print(f"  {ids.get(spec.name, '-'):>12}  {states[spec.name]:12s} {spec.name}")
-    done = sum(s == "finished" for s in states.values())
-    print(f"{done}/{len(states)} finished")
+        state, error = job_state(sweep_dir, spec.name, index.get(spec.name))
+        states[spec.name] = state
+        job_id = index.get(spec.name, {}).get("job_id", "-")
+        print(f"  {job_id:>12}  {state:13s} {spec.name}" + (f"\n{'':16}{error}" if error else ""))
+    counts = Counter(states.values())
+    print(f"{counts['completed']}/{len(states)} completed" + "".join(
+        f", {n} {state}" for state, n in sorted(counts.items()) if state != "completed"))
     return states

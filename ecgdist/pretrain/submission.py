@@ -21,6 +21,7 @@ from pathlib import Path
 from ecgdist.config import REPO, PretrainConfig, PretrainSlurmSection, resolve_path, save_resolved
 from ecgdist.dist import DistEnv
 from ecgdist.files import atomic_write_text
+from ecgdist.slurm import sacct_state
 
 SCRIPT = REPO / "slurm" / "pretrain.sh"
 JOBS_FILE = "slurm_jobs.json"
@@ -90,17 +91,6 @@ def submit_pretrain(cfg: PretrainConfig, config: str, overrides: list[str], wait
     if wait:
         print_status(run_dir)
     return code
-
-
-def sacct_state(job_id: str) -> str:
-    """SLURM's accounting state of a job (PENDING, RUNNING, COMPLETED, FAILED, ...)."""
-    try:
-        out = subprocess.run(["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "State"], capture_output=True,
-                             text=True, timeout=30)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return "unknown (no sacct)"
-    lines = out.stdout.split()
-    return lines[0] if out.returncode == 0 and lines else "unknown (not in sacct)"
 
 
 def last_logged(tb_dir: Path) -> tuple[int, float] | None:

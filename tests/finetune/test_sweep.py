@@ -1,8 +1,11 @@
 """``python -m ecgdist.submit finetune``: a 2 tasks x 2 strategies sweep, local and on real SLURM."""
 
 import csv
+import json
 import subprocess
 import sys
+import tempfile
+import time
 
 import pytest
 from conftest import REPO
@@ -45,7 +48,7 @@ def test_local_sweep_builds_the_results_table_and_resubmission_skips_finished_jo
     assert len(jobs) == 4
     check_sweep_outputs(sweep_dir)
     _, again = submit_finetune(sweep_config(ptbxl_corpus, tmp_path / "sweep"), "local")
-    assert again == [] and "0 submitted (all finished)" in capsys.readouterr().out
+    assert again == [] and "4 jobs, 0 submitted" in capsys.readouterr().out
 
 
 @pytest.mark.slurm
@@ -56,7 +59,7 @@ def test_sweep_on_the_local_slurm_cluster(slurm_cluster, ptbxl_corpus, tmp_path)
     check_sweep_outputs(sweep_dir)
     status = subprocess.run([sys.executable, "-m", "ecgdist.submit", "status", str(sweep_dir)],
                             capture_output=True, text=True, check=True).stdout
-    assert "4/4 finished" in status
+    assert "4/4 completed" in status
 
 
 def test_bad_config_fails_before_anything_is_submitted(ptbxl_corpus, tmp_path):
@@ -70,3 +73,60 @@ def test_bad_config_fails_before_anything_is_submitted(ptbxl_corpus, tmp_path):
     out = subprocess.run([sys.executable, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny.yaml",
                           "finetune.epoch=3"], capture_output=True, text=True)
     assert out.returncode == 2 and "unknown config key 'finetune.epoch' (did you mean 'epochs'?)" in out.stderr
+
+
+def test_local_submit_returns_while_jobs_run_and_resubmitting_never_starts_a_second_copy(ptbxl_corpus, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["finetune", "configs/finetune/ptbxl_tiny.yaml", f"data.corpus={ptbxl_corpus}", f"run.dir={sweep}",
+            "sweep.tasks=[superdiagnostic]", "sweep.strategies=[baseline]", "finetune.epochs=40", "--cluster", "local"]
+    first = submit_cli(*args)
+    assert first.returncode == 0 and "1 submitted" in first.stdout
+    assert not list(sweep.glob("jobs/*/result.json"))  # returned at once; the job runs on
+    assert "running" in submit_cli("status", str(sweep)).stdout
+    again = submit_cli(*args)
+    assert "0 submitted, 1 still queued or running (not submitted again)" in again.stdout
+    assert len(json.loads((sweep / "sweep.json").read_text())) == 1
+    deadline = time.time() + 600
+    while not list(sweep.glob("jobs/*/result.json")) and time.time() < deadline:
+        time.sleep(1)
+    assert "1/1 completed" in submit_cli("status", str(sweep)).stdout
+
+
+def test_resubmitting_a_sweep_with_another_config_is_refused(ptbxl_corpus, tmp_path):
+    sweep = tmp_path / "sweep"
+    submit_finetune(sweep_config(ptbxl_corpus, sweep, "sweep.tasks=[rhythm]", "sweep.strategies=[baseline]",
+                                 "finetune.epochs=1"), "local", wait=True)
+    with pytest.raises(ConfigError, match=r"another config \(finetune.epochs differ\)"):
+        submit_finetune(sweep_config(ptbxl_corpus, sweep, "sweep.tasks=[rhythm]", "sweep.strategies=[baseline]",
+                                     "finetune.epochs=2"), "local")
+    # More tasks or seeds extend the sweep.
+    _, jobs = submit_finetune(sweep_config(ptbxl_corpus, sweep, "sweep.tasks=[rhythm,superdiagnostic]",
+                                           "sweep.strategies=[baseline]", "finetune.epochs=1"), "local", wait=True)
+    assert len(jobs) == 1
+
+
+def test_a_failed_job_is_reported_by_status_and_wait_exits_non_zero(ptbxl_corpus, tmp_path):
+    import shutil
+
+    corpus, sweep = tmp_path / "corpus", tmp_path / "sweep"
+    shutil.copytree(ptbxl_corpus, corpus)
+    shard = corpus / "shard-000000.h5"
+    data = bytearray(shard.read_bytes())
+    data[-5000] ^= 0xFF  # same size: the submission's checks pass, the job's first read fails
+    shard.write_bytes(bytes(data))
+    out = submit_cli("finetune", "configs/finetune/ptbxl_tiny.yaml", f"data.corpus={corpus}", f"run.dir={sweep}",
+                     "sweep.tasks=[superdiagnostic]", "sweep.strategies=[baseline]", "finetune.epochs=1",
+                     "--cluster", "local", "--wait")
+    assert out.returncode == 1 and "1 of 1 jobs failed" in out.stderr and "shard-000000.h5 is modified" in out.stderr
+    status = submit_cli("status", str(sweep)).stdout
+    assert "failed" in status and "shard-000000.h5 is modified" in status and "0/1 completed, 1 failed" in status
+
+
+def submit_cli(*args):
+    """The command line, its output through files: a local job inherits them, and a pipe would stay open
+    (and the caller waiting) until the job ends."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        done = subprocess.run([sys.executable, "-m", "ecgdist.submit", *map(str, args)], cwd=REPO, stdout=out,
+                              stderr=err, text=True, timeout=900)
+        out.seek(0), err.seek(0)
+        return subprocess.CompletedProcess(done.args, done.returncode, out.read(), err.read())
