@@ -23,6 +23,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(f.name, path)
 
 
+def temp_path_for(path: Path) -> Path:
+    """A temporary file beside ``path``, unique to this writer: two writers of the same file (job-array
+    tasks, a requeued job and its stale twin) never rename each other's half-written bytes."""
+    path = Path(path)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(handle)
+    return Path(name)
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from ecgdist.data.shards import Recipe
@@ -145,9 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     except pipeline.ChunksUnfinished as error:
         print(f"merge deferred: {error}", file=sys.stderr)
         return EXIT_DEFERRED
-    except SourceError as error:
+    except (SourceError, ValueError) as error:  # bad input, an invalid manifest
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenProcessPool:
+        print("error: a worker process died (killed, or out of memory?); rerun: finished shards are kept",
+              file=sys.stderr)
+        return 1
     except OSError as error:  # disk full, permissions, a file where a folder should be: one line, not a traceback
         print(f"error: {error.strerror or error} ({error.filename or args.output})", file=sys.stderr)
         return 1

@@ -164,9 +164,9 @@ def run(input_dir: Path, output: Path, recipe: Recipe, workers: int = 1, shard_s
     mine = slice_chunks(total_chunks, slice_index, slice_count)
     pending = []
     for chunk in mine:
-        (output / (shard_name(chunk) + ".tmp")).unlink(missing_ok=True)  # left by a killed run
-        for stale in (output / PARTS).glob(chunk_part_name(chunk) + ".*.tmp"):
-            stale.unlink(missing_ok=True)
+        stale = [*output.glob(shard_name(chunk) + ".*.tmp"), *(output / PARTS).glob(chunk_part_name(chunk) + ".*.tmp")]
+        for path in stale:  # left by a killed run
+            path.unlink(missing_ok=True)
         if not (output / PARTS / chunk_part_name(chunk)).exists():
             pending.append(ChunkTask(chunk, total_chunks, items[chunk * shard_size:(chunk + 1) * shard_size],
                                      recipe, str(output)))

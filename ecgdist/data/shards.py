@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 
 from ecgdist import __version__
-from ecgdist.files import atomic_write_text, file_sha256
+from ecgdist.files import atomic_write_text, file_sha256, temp_path_for
 from ecgdist.leads import STANDARD_LEADS
 
 FORMAT_VERSION = 1
@@ -127,7 +127,7 @@ def write_shard(path: Path, signals: np.ndarray, metadata: dict[str, list], reci
     """Write one shard atomically; ``metadata`` has one list per ``METADATA`` column."""
     if set(metadata) != set(METADATA):
         raise ValueError(f"metadata columns {sorted(metadata)} differ from {sorted(METADATA)}")
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_path_for(path)
     with h5py.File(tmp, "w", libver="v110") as f:
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["recipe"] = json.dumps(recipe.to_dict())
@@ -149,7 +149,11 @@ def read_manifest(corpus: str | os.PathLike) -> Manifest:
     path = Path(corpus) / MANIFEST_NAME
     if not path.exists():
         raise FileNotFoundError(f"{corpus} is not a shard corpus (no {MANIFEST_NAME}); run python -m preprocess")
-    return Manifest.from_dict(json.loads(path.read_text()))
+    try:
+        return Manifest.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a valid manifest ({type(error).__name__}: {error}); re-run "
+                         "python -m preprocess merge on the corpus") from None
 
 
 def read_rejected(corpus: str | os.PathLike) -> list[dict]:

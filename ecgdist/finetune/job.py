@@ -20,7 +20,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +35,17 @@ from ecgdist.data.loader import make_loader
 from ecgdist.data.ptbxl import ptbxl_task
 from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.transforms import Transform
-from ecgdist.files import atomic_write_text
+from ecgdist.files import atomic_write_text, temp_path_for
 from ecgdist.finetune.metrics import evaluate, macro_auroc
 from ecgdist.finetune.provenance import pretraining_data
 from ecgdist.models import CLASSIFIERS, build_model
-from ecgdist.models.pretrained import CheckpointMismatchError, load_pretrained, read_weights, save_weights
+from ecgdist.models.pretrained import (
+    CheckpointMismatchError,
+    UnreadableWeights,
+    load_pretrained,
+    read_weights,
+    save_weights,
+)
 from ecgdist.pretrain.optim import param_groups
 from ecgdist.tensorboard_log import TensorBoardLogger
 
@@ -98,11 +103,8 @@ def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus) -> None:
         _, extra = read_weights(weights)
     except FileNotFoundError:
         raise ConfigError(f"config key 'finetune.weights': {weights} does not exist") from None
-    except Exception as error:  # a pickled object weights_only refuses, or not a torch file at all
-        found = re.search(r"GLOBAL ([\w.]+)", str(error))
-        what = f"a pickled object of type {found.group(1)}" if found else "no readable tensors"
-        raise ConfigError(f"config key 'finetune.weights': {weights} holds {what}; only tensors and plain values are "
-                          "loaded, so no code in the file can run") from None
+    except UnreadableWeights as error:
+        raise ConfigError(f"config key 'finetune.weights': {error}") from None
     trained, ours = extra.get("recipe") or {}, corpus.manifest.recipe.to_dict()
     differ = [f"{k} {trained[k]} (weights) vs {ours[k]} (corpus)" for k in RECIPE_FIELDS if k in trained
               and trained[k] != ours[k]]
@@ -194,7 +196,7 @@ class Loaders:
 
 
 def save_state(job_dir: Path, state: dict) -> None:
-    tmp = job_dir / (STATE + ".tmp")
+    tmp = temp_path_for(job_dir / STATE)
     torch.save(state, tmp)
     os.replace(tmp, job_dir / STATE)
 

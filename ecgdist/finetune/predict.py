@@ -25,7 +25,7 @@ from ecgdist.data.transforms import Transform
 from ecgdist.data.wfdb_io import read_wfdb
 from ecgdist.data.windows import make_windows
 from ecgdist.models import build_model
-from ecgdist.models.pretrained import read_weights
+from ecgdist.models.pretrained import CheckpointMismatchError, UnreadableWeights, read_weights
 
 SIMULATED_NOTE = "SIMULATED: this model was trained on the built-in synthetic corpus, not on real ECGs"
 
@@ -74,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=5, help="labels shown per record (all with --json)")
     parser.add_argument("--json", action="store_true", help="one JSON object per record")
     args = parser.parse_args(argv)
-    classifier = Classifier(args.model)
+    try:
+        classifier = Classifier(args.model)
+    except (FileNotFoundError, UnreadableWeights, CheckpointMismatchError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if classifier.simulated:
         print(f"# {SIMULATED_NOTE}", file=sys.stderr if args.json else sys.stdout)
     failed = 0

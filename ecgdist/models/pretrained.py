@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ecgdist.files import temp_path_for
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +31,21 @@ class CheckpointMismatchError(RuntimeError):
     """The file's weights do not fit the model; the message lists every difference."""
 
 
+class UnreadableWeights(ValueError):
+    """The file holds more than tensors and plain values (a pickled class), or no torch data at all."""
+
+
 def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state dict of a weights file (``module.`` prefixes removed) and its other entries."""
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch's message would suggest unpickling the file: say what is in it instead
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        what = f"a pickled object of type {found.group(1)}" if found else "no readable tensors"
+        raise UnreadableWeights(f"{path} holds {what}; only tensors and plain values are loaded, so no code in "
+                                "the file can run") from None
     if not isinstance(blob, dict):
         raise CheckpointMismatchError(f"{path}: expected a dict of tensors, found {type(blob).__name__}")
     key = next((k for k in ("state_dict", "model") if isinstance(blob.get(k), dict)), None)
@@ -103,7 +119,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, reset_head: bool 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, **extra: Any) -> None:
     """Write consolidated fp32 weights in the released format (plus ``extra``), atomically."""
-    tmp = f"{path}.tmp"
+    tmp = temp_path_for(Path(path))
     state = {k: v.detach().float().cpu().clone() if v.is_floating_point() else v.cpu().clone()
              for k, v in model.state_dict().items()}
     torch.save({"state_dict": state, **extra}, tmp)

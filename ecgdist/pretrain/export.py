@@ -14,7 +14,6 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 from ecgdist.data.index import FingerprintsMissing
 from ecgdist.data.leakage import TrainingSet, manifest_sha256
 from ecgdist.data.shards import read_manifest
+from ecgdist.files import temp_path_for
 from ecgdist.pretrain.checkpoint import Checkpointer
 from ecgdist.pretrain.universal_checkpoint import partitioned
 
@@ -58,9 +58,9 @@ def export(run_dir: str | Path, out: str | Path) -> dict:
         blob["simulated"] = bool(read_manifest(blob["provenance"]["corpora"][0]["path"]).extra.get("simulated"))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=out.name + ".", suffix=".tmp", delete=False) as f:
-        torch.save(blob, f)
-    os.replace(f.name, out)
+    tmp = temp_path_for(out)
+    torch.save(blob, tmp)
+    os.replace(tmp, out)
     return {"tag": tag, "step": client["step"], "tensors": len(blob["state_dict"]),
             "fingerprints": 0 if blob["provenance"]["fingerprints"] is None else len(blob["provenance"]["fingerprints"])}
 

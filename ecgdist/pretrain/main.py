@@ -202,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # disk full or unwritable run folder: one line naming the file
+        print(f"error: {error.strerror or error} ({error.filename or args.config})", file=sys.stderr)
+        return 1
     except CorruptShard as error:  # raised in a loader worker, it arrives wrapped in that worker's traceback
         print(f"error: {str(error).strip().splitlines()[-1].split('CorruptShard: ')[-1]}", file=sys.stderr)
         return 1
