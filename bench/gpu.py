@@ -97,7 +97,7 @@ def finetune(weights: Path, work: Path, logs: Path) -> dict:
         logs / "preprocess.log", timeout=120)
     epochs = 3 if GPU else 1
     wall, _ = run([sys.executable, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl.yaml",
-                   f"data.corpus={corpus}", f"run.dir={sweep}", f"finetune.weights={weights}",
+                   f"data.corpus={corpus}", f"run.dir={sweep}", "sweep.backbones=[]", f"finetune.weights={weights}",
                    "sweep.tasks=[superdiagnostic]", "sweep.strategies=[post_training]", "sweep.fractions=[1.0]",
                    "sweep.seeds=[0]", f"finetune.epochs={epochs}", "finetune.probe_epochs=1", "finetune.bootstrap=200",
                    "--cluster", "local", "--wait"], logs / "finetune.log", timeout=240)

@@ -128,15 +128,19 @@ def write_shard(path: Path, signals: np.ndarray, metadata: dict[str, list], reci
     if set(metadata) != set(METADATA):
         raise ValueError(f"metadata columns {sorted(metadata)} differ from {sorted(METADATA)}")
     tmp = temp_path_for(path)
-    with h5py.File(tmp, "w", libver="v110") as f:
-        f.attrs["format_version"] = FORMAT_VERSION
-        f.attrs["recipe"] = json.dumps(recipe.to_dict())
-        f.create_dataset(SIGNALS, data=signals.astype(recipe.dtype, copy=False))  # contiguous: mmap-able
-        for name, dtype in METADATA.items():
-            f.create_dataset(name, data=np.asarray(metadata[name], dtype=object if dtype is STRING else dtype),
-                             dtype=dtype)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
+    try:
+        with h5py.File(tmp, "w", libver="v110") as f:
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["recipe"] = json.dumps(recipe.to_dict())
+            f.create_dataset(SIGNALS, data=signals.astype(recipe.dtype, copy=False))  # contiguous: mmap-able
+            for name, dtype in METADATA.items():
+                f.create_dataset(name, data=np.asarray(metadata[name], dtype=object if dtype is STRING else dtype),
+                                 dtype=dtype)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+    except (OSError, RuntimeError) as error:  # a full disk reaches us from HDF5 as either
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"cannot write shard {path}: {str(error).splitlines()[0]}") from None
     os.replace(tmp, path)
     return ShardEntry(path.name, len(signals), file_sha256(path), path.stat().st_size)
 

@@ -46,13 +46,12 @@ def expand(cfg: FinetuneConfig) -> list[tuple[JobSpec, FinetuneConfig]]:
 def check_inputs(cfg: FinetuneConfig) -> None:
     """Files named by the config exist and every backbone's weights may be used: fail here, not in a job."""
     try:
-        read_manifest(cfg.data.corpus)
+        corpus = ShardCorpus(cfg.data.corpus)  # the manifest, and every shard's size against it
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(f"config key 'data.corpus': {error}") from None
     if not (Path(cfg.data.corpus) / "scp_statements.csv").exists():
         raise ConfigError(f"config key 'data.corpus': {cfg.data.corpus} has no scp_statements.csv (not a PTB-XL corpus)")
     needs_weights = any(s in ("baseline", "post_training") for s in cfg.sweep.strategies)
-    corpus = ShardCorpus(cfg.data.corpus)
     for name, job_cfg in backbones(cfg):
         key = f"sweep.backbones ({name}) weights" if name else "finetune.weights"
         weights = job_cfg.finetune.weights

@@ -99,3 +99,17 @@ def test_scancel_saves_and_stops_without_a_requeue(slurm_cluster, ptbxl_corpus, 
     assert "requeueing SLURM job" not in out and "restart 1" not in out
     saved = [p.name for p in (run / "checkpoints").glob("step-*") if (p / "complete.json").exists()]
     assert len(saved) == 1  # the save made on the way out
+
+
+def test_a_requeue_by_slurm_itself_is_never_doubled(slurm_cluster, ptbxl_corpus, tmp_path):
+    run = tmp_path / "run"
+    job = submit(tmp_path, CONFIGS["net1d"], run, f"data.corpus={ptbxl_corpus}", "train.steps=300",
+                 "checkpoint.save_every_steps=0", "train.log_every_steps=1")
+    wait_until(lambda: list((run / "tb").glob("events*")), 300, "training never started")
+    time.sleep(2)
+    subprocess.run(["scontrol", "requeue", job], check=True)  # SLURM requeues: the job gets SIGTERM
+    assert wait_for_job(job, 900) == "COMPLETED"
+    out = (tmp_path / f"job-{job}.out").read_text()
+    assert "received SIGTERM" in out and "stopping without a requeue" in out, out[-3000:]
+    assert "requeueing SLURM job" not in out  # the job did not requeue itself on top of SLURM's requeue
+    assert "restart 1" in out and "restart 2" not in out and "resumed from step-" in out
