@@ -38,6 +38,7 @@ from ecgdist.data.dataset import ShardDataset
 from ecgdist.data.loader import make_loader
 from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.transforms import Transform
+from ecgdist.tensorboard_log import read_scalars
 
 GPU = torch.cuda.is_available()
 # (GPU, CPU smoke) sizes of each step.
@@ -61,18 +62,6 @@ def run(args: list, log: Path, timeout: float) -> tuple[float, str]:
     return time.perf_counter() - started, done.stdout
 
 
-def scalars(tb_dir: Path) -> dict[str, list[float]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    values: dict[str, list[float]] = {}
-    for events in sorted({p.parent for p in tb_dir.rglob("events.out.tfevents.*")}):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            values.setdefault(tag, []).extend(e.value for e in sorted(acc.Scalars(tag), key=lambda e: e.step))
-    return values
-
-
 def pretrain(name: str, config: str, corpus: Path, work: Path, logs: Path) -> dict:
     run_dir = work / name
     steps = size("pretrain_steps")
@@ -82,7 +71,7 @@ def pretrain(name: str, config: str, corpus: Path, work: Path, logs: Path) -> di
                    f"train.val_every_steps={steps}", "train.val_batches=4", f"data.workers={size('workers')}",
                    "data.min_label_count=1", "checkpoint.save_every_minutes=0", "deepspeed=configs/deepspeed/zero2.json"],
                   logs / f"pretrain_{name}.log", timeout=240)
-    tb = scalars(run_dir / "tb")
+    tb = {tag: [value for _, value in points] for tag, points in read_scalars(run_dir / "tb").items()}
     rates = tb["train/samples_per_s"][1:] or tb["train/samples_per_s"]  # the first interval holds the warm-up
     return {f"pretrain_{name}_samples_per_s": round(statistics.median(rates), 1),
             f"pretrain_{name}_peak_memory_mib": round(max(tb["train/peak_memory_mb"])),

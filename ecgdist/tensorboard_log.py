@@ -1,7 +1,8 @@
-"""Scalars and figures to TensorBoard from rank 0; other ranks get a logger that does nothing."""
+"""Scalars and figures to TensorBoard from rank 0 (other ranks get a logger that does nothing), and read back."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 
@@ -48,3 +49,16 @@ class TensorBoardLogger(NullLogger):
 
 def make_logger(log_dir: str | Path, enabled: bool) -> NullLogger:
     return TensorBoardLogger(log_dir) if enabled else NullLogger()
+
+
+def read_scalars(log_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the event files under ``log_dir``, as sorted (step, value), read with TensorBoard's reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list] = defaultdict(list)
+    for events in sorted({p.parent for p in Path(log_dir).rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            scalars[tag].extend((e.step, e.value) for e in acc.Scalars(tag))
+    return {tag: sorted(values) for tag, values in scalars.items()}

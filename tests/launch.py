@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 from ecgdist.dist import free_port
+from ecgdist.tensorboard_log import read_scalars  # noqa: F401  (the tests' reader)
 
 
 def start_ranks(world_size: int, args: list[str], cwd: Path, log_dir: Path) -> list[subprocess.Popen]:
@@ -25,19 +25,6 @@ def start_ranks(world_size: int, args: list[str], cwd: Path, log_dir: Path) -> l
 def run_ranks(world_size: int, args: list[str], cwd: Path, log_dir: Path, timeout: float = 600) -> list[int]:
     procs = start_ranks(world_size, args, cwd, log_dir)
     return [p.wait(timeout=timeout) for p in procs]
-
-
-def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar in the event files under ``log_dir``, read with TensorBoard's own reader."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    scalars: dict[str, list] = defaultdict(list)
-    for events in sorted({p.parent for p in Path(log_dir).rglob("events.out.tfevents.*")}):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            scalars[tag].extend((e.step, e.value) for e in acc.Scalars(tag))
-    return {tag: sorted(values) for tag, values in scalars.items()}
 
 
 def read_image_tags(log_dir: Path) -> set[str]:

@@ -22,6 +22,7 @@ from ecgdist.config import REPO, PretrainConfig, PretrainSlurmSection, resolve_p
 from ecgdist.dist import DistEnv
 from ecgdist.files import atomic_write_text
 from ecgdist.slurm import sacct_state
+from ecgdist.tensorboard_log import read_scalars
 
 SCRIPT = REPO / "slurm" / "pretrain.sh"
 JOBS_FILE = "slurm_jobs.json"
@@ -95,17 +96,8 @@ def submit_pretrain(cfg: PretrainConfig, config: str, overrides: list[str], wait
 
 def last_logged(tb_dir: Path) -> tuple[int, float] | None:
     """The last (step, train/loss) in a run's TensorBoard events."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    last = None
-    for events in sorted({p.parent for p in tb_dir.rglob("events.out.tfevents.*")}):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        if "train/loss" in acc.Tags()["scalars"]:
-            event = max(acc.Scalars("train/loss"), key=lambda e: e.step)
-            if last is None or event.step > last[0]:
-                last = (event.step, event.value)
-    return last
+    losses = read_scalars(tb_dir).get("train/loss")
+    return losses[-1] if losses else None
 
 
 def pretrain_status(run_dir: Path) -> dict:
