@@ -51,11 +51,12 @@ def time_wfdb(folder: Path) -> tuple[float, int]:
 
 def time_preprocess(folder: Path, out: Path, workers: int) -> float:
     from ecgdist.data.shards import Recipe
+    from preprocess.listing import walk
     from preprocess.pipeline import run
 
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    manifest = run(folder, out, Recipe("wfdb"), workers=workers, shard_size=100, progress=False)
+    manifest = run(walk("wfdb", folder, 500), out, Recipe("wfdb"), workers=workers, shard_size=100, progress=False)
     elapsed = time.perf_counter() - start
     assert manifest.rejected == 0
     return elapsed

@@ -2,6 +2,8 @@
 
     python -m preprocess SOURCE INPUT OUTPUT [--rate 500] [--seconds 10] [--filter none|ecgfounder]
                          [--workers N] [--shard-size N] [--slice I/N] [--dtype float16|float32]
+                         [--seed N] [--listing LISTING]
+    python -m preprocess list SOURCE INPUT LISTING [--rate 500]   (walk the input once for every array task)
     python -m preprocess merge OUTPUT
     python -m preprocess inspect OUTPUT [--json] [--no-verify]
     python -m preprocess verify OUTPUT               (every shard against the manifest's sizes and sha256)
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from ecgdist.data.shards import Recipe
 from preprocess import pipeline
+from preprocess.listing import shared_listing, walk, write_listing
 from preprocess.record import SourceError
 from preprocess.sources import SOURCES
 from preprocess.summary import corpus_summary, format_summary
@@ -65,7 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=positive(int), default=1)
         p.add_argument("--shard-size", type=positive(int), default=1000, help="input records per shard")
         p.add_argument("--slice", type=parse_slice, default=(0, 1), help="I/N: this task's share of a job array")
+        p.add_argument("--seed", type=int, default=0, help="seed of the random placement of records into shards")
+        p.add_argument("--listing", type=Path, default=None,
+                       help="read the records to shard from this listing (python -m preprocess list); "
+                            "made here first if missing")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("list", help="list a source's records once, for every task of a job array")
+    p.add_argument("source", choices=sorted(SOURCES))
+    p.add_argument("input", type=Path)
+    p.add_argument("listing", type=Path)
+    p.add_argument("--rate", type=positive(int), default=500, help="the --rate the shards will be made at")
     p = sub.add_parser("merge", help="join the slices of a job array into one manifest")
     p.add_argument("output", type=Path)
     p = sub.add_parser("inspect", help="records, shards, rejections, labels and recipe; every shard verified")
@@ -132,13 +144,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.output}: fingerprints of {add_fingerprints(args.output, args.input, not args.quiet)} "
                   "records written to index/fingerprint.npy")
             return 0
+        if args.command == "list":
+            listing = walk(args.source, args.input, args.rate)
+            write_listing(args.listing, listing)
+            print(f"{args.listing}: {len(listing)} {args.source} records listed, {len(listing.rejections)} rejected")
+            return 0
         if args.command == "merge":
             pipeline.merge(args.output)
         else:
             recipe = Recipe(args.command, args.rate, args.seconds, args.filter, args.dtype)
+            if args.listing:
+                listing = shared_listing(args.listing, args.command, args.input, args.rate)
+            else:
+                listing = walk(args.command, args.input, args.rate)  # before anything is written
             index, count = args.slice
-            manifest = pipeline.run(args.input, args.output, recipe, args.workers, args.shard_size, index, count,
-                                    progress=not args.quiet)
+            manifest = pipeline.run(listing, args.output, recipe, args.workers, args.shard_size, index, count,
+                                    args.seed, progress=not args.quiet)
             if manifest is None:
                 print(f"slice {index}/{count} done; run `python -m preprocess merge {args.output}` after all slices")
                 return 0

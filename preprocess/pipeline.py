@@ -1,7 +1,10 @@
 """The sharding pipeline: list a source, cut it into chunks, one shard per chunk, in parallel.
 
-A chunk is ``shard_size`` consecutive input records of the source's listing, so chunk i
-always holds the same records and yields the same shard: that is what makes reruns
+A chunk is ``shard_size`` input records drawn from a seeded permutation of the source's
+whole listing (kept in listing order within the chunk, so a source file is read front to
+back), so every shard is a random sample of the corpus and one patient's records, which
+sources list next to each other, land in different shards. Chunk i always holds the same
+records for the same listing and seed and yields the same shard: that is what makes reruns
 resume, ``--slice I/N`` runs of a job array disjoint, and their merge equal to a single
 run. A chunk is finished when its part file (parts/chunk-NNNNNN.json) exists; it is
 written after the shard's rename, so a crash at any point leaves either nothing or a
@@ -10,7 +13,6 @@ complete shard that the rerun finds. ``merge`` turns the part files into the man
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -29,6 +31,7 @@ from ecgdist.data.index import write_index
 from ecgdist.data.shards import METADATA, REJECTED_NAME, Manifest, Recipe, ShardEntry, write_manifest, write_shard
 from ecgdist.data.windows import make_windows
 from ecgdist.files import atomic_write_text
+from preprocess.listing import Listing
 from preprocess.record import RecordError, Rejection, SourceError, SourceItem
 from preprocess.simulate import MARKER as SIMULATED_MARKER
 from preprocess.sources import SOURCES
@@ -102,6 +105,13 @@ def process_chunk(task: ChunkTask) -> dict:
     return part
 
 
+def chunk_members(records: int, shard_size: int, seed: int) -> list[np.ndarray]:
+    """Listing positions of each chunk: consecutive ``shard_size`` runs of a permutation of
+    every position drawn from ``seed``, each sorted."""
+    order = np.random.default_rng(seed).permutation(records)
+    return [np.sort(order[start:start + shard_size]) for start in range(0, max(records, 1), shard_size)]
+
+
 def slice_chunks(total_chunks: int, slice_index: int, slice_count: int) -> range:
     """Contiguous, disjoint ranges of chunks; together they cover every chunk once."""
     bounds = np.linspace(0, total_chunks, slice_count + 1).round().astype(int)
@@ -137,42 +147,36 @@ def check_layout(output: Path, layout: dict) -> None:
                           "Rerun with the same command, or use a new output folder")
 
 
-def listing_digest(items: list[SourceItem]) -> str:
-    return hashlib.sha256("\n".join(f"{i.key}\t{i.path}" for i in items).encode()).hexdigest()
-
-
-def run(input_dir: Path, output: Path, recipe: Recipe, workers: int = 1, shard_size: int = 1000,
-        slice_index: int = 0, slice_count: int = 1, progress: bool = True) -> Manifest | None:
+def run(listing: Listing, output: Path, recipe: Recipe, workers: int = 1, shard_size: int = 1000,
+        slice_index: int = 0, slice_count: int = 1, seed: int = 0, progress: bool = True) -> Manifest | None:
     """Process this slice's chunks (skipping finished ones); merge when it is the only slice."""
-    reader = SOURCES[recipe.source]
-    items, listing_rejects = reader.list_items(Path(input_dir), recipe.rate_hz)  # before anything is written
+    input_dir = Path(listing.header["input"])
     output.mkdir(parents=True, exist_ok=True)
     (output / PARTS).mkdir(exist_ok=True)
     check_recipe(output, recipe)
-    check_layout(output, {"input": str(Path(input_dir).resolve()), "records": len(items),
-                          "listing_sha256": listing_digest(items), "shard_size": shard_size,
-                          "slice_count": slice_count})
-    for name in getattr(reader, "CORPUS_FILES", ()):  # label definitions travel with the corpus
-        if (Path(input_dir) / name).exists() and not (output / name).exists():
-            shutil.copyfile(Path(input_dir) / name, output / name)
-    total_chunks = max(1, -(-len(items) // shard_size))
+    check_layout(output, {"input": listing.header["input"], "records": len(listing),
+                          "listing_sha256": listing.header["sha256"], "shard_size": shard_size,
+                          "slice_count": slice_count, "placement_seed": seed})
+    for name in getattr(SOURCES[recipe.source], "CORPUS_FILES", ()):  # label definitions travel with the corpus
+        if (input_dir / name).exists() and not (output / name).exists():
+            shutil.copyfile(input_dir / name, output / name)
+    members = chunk_members(len(listing), shard_size, seed)
     if slice_index == 0:
-        extra = {"simulated": True} if (Path(input_dir) / SIMULATED_MARKER).exists() else {}
+        extra = {"simulated": True} if (input_dir / SIMULATED_MARKER).exists() else {}
         atomic_write_text(output / PARTS / LISTING_PART, json.dumps(
-            {"total_chunks": total_chunks, "inputs": len(listing_rejects),
-             "rejected": [r.to_dict() for r in listing_rejects], "extra": extra}))
-    mine = slice_chunks(total_chunks, slice_index, slice_count)
+            {"total_chunks": len(members), "inputs": len(listing.rejections), "placement_seed": seed,
+             "rejected": [r.to_dict() for r in listing.rejections], "extra": extra}))
+    mine = slice_chunks(len(members), slice_index, slice_count)
     pending = []
     for chunk in mine:
         stale = [*output.glob(shard_name(chunk) + ".*.tmp"), *(output / PARTS).glob(chunk_part_name(chunk) + ".*.tmp")]
         for path in stale:  # left by a killed run
             path.unlink(missing_ok=True)
         if not (output / PARTS / chunk_part_name(chunk)).exists():
-            pending.append(ChunkTask(chunk, total_chunks, items[chunk * shard_size:(chunk + 1) * shard_size],
-                                     recipe, str(output)))
-    done_inputs = sum(len(items[c * shard_size:(c + 1) * shard_size]) for c in mine) - sum(len(t.items) for t in pending)
-    log.info("%s: %d records in %d chunks; slice %d/%d has %d chunks, %d to do", recipe.source, len(items),
-             total_chunks, slice_index, slice_count, len(mine), len(pending))
+            pending.append(ChunkTask(chunk, len(members), listing.take(members[chunk]), recipe, str(output)))
+    done_inputs = sum(len(members[c]) for c in mine) - sum(len(t.items) for t in pending)
+    log.info("%s: %d records in %d chunks; slice %d/%d has %d chunks, %d to do", recipe.source, len(listing),
+             len(members), slice_index, slice_count, len(mine), len(pending))
     bar = tqdm(total=done_inputs + sum(len(t.items) for t in pending), initial=done_inputs, unit="rec",
                desc=f"{recipe.source} slice {slice_index}/{slice_count}", disable=not progress, smoothing=0.1)
     if workers <= 1 or len(pending) <= 1:
@@ -211,7 +215,7 @@ def merge(output: Path) -> Manifest:
     manifest = Manifest(recipe, [ShardEntry(**p["shard"]) for p in parts if p["shard"]], dict(sorted(labels.items())),
                         inputs=listing["inputs"] + sum(p["inputs"] for p in parts),
                         written_inputs=sum(p["written_inputs"] for p in parts), rejected=len(rejected),
-                        extra=listing.get("extra", {}))
+                        extra=listing.get("extra", {}), placement_seed=listing.get("placement_seed"))
     assert manifest.inputs == manifest.written_inputs + manifest.rejected, "every input is written or rejected"
     write_index(output, manifest)  # before the manifest: a corpus with a manifest is complete
     write_manifest(output, manifest)

@@ -105,6 +105,7 @@ class Manifest:
     rejected: int
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    placement_seed: int | None = None  # records were placed in shards by this seed; None: in input order
 
     @property
     def records(self) -> int:
@@ -113,14 +114,16 @@ class Manifest:
     def to_dict(self) -> dict:
         return {"format_version": self.format_version, "recipe": self.recipe.to_dict(), "records": self.records,
                 "inputs": self.inputs, "written_inputs": self.written_inputs, "rejected": self.rejected,
-                "labels": self.labels, "shards": [asdict(s) for s in self.shards], "extra": self.extra}
+                "labels": self.labels, "shards": [asdict(s) for s in self.shards], "extra": self.extra,
+                "placement_seed": self.placement_seed}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Manifest":
         if d.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"corpus format {d.get('format_version')} is not {FORMAT_VERSION}; re-run preprocess")
         return cls(Recipe.from_dict(d["recipe"]), [ShardEntry(**s) for s in d["shards"]], d["labels"],
-                   d["inputs"], d["written_inputs"], d["rejected"], d["format_version"], d.get("extra", {}))
+                   d["inputs"], d["written_inputs"], d["rejected"], d["format_version"], d.get("extra", {}),
+                   d.get("placement_seed"))
 
 
 def write_shard(path: Path, signals: np.ndarray, metadata: dict[str, list], recipe: Recipe) -> ShardEntry:

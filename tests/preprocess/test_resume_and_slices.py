@@ -72,6 +72,9 @@ def test_slurm_job_array_produces_the_same_corpus(slurm_cluster, shared_data, tm
     while not (out / "manifest.json").exists() and time.time() < deadline:
         time.sleep(0.5)
     assert read_manifest(out).to_dict() == reference
+    logs = [p.read_text() for p in tmp_path.glob("*.out")]
+    assert len(logs) == 3 and sum(log.count(f"into {out}/listing.jsonl") for log in logs) == 1, \
+        "one task walks the input; the others read its listing"
 
 
 def preprocess(*args: str) -> subprocess.CompletedProcess:
