@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -63,6 +64,21 @@ def replicated_corpus(out: Path, records: int, shard_size: int = 1000, seed: int
     manifest = Manifest(recipe, shards, {"NORM": records}, records, records, 0)
     write_index(out, manifest)
     write_manifest(out, manifest)
+    return out
+
+
+def wfdb_folder(out: Path, records: int, link: bool = False) -> Path:
+    """``records`` copies of the ten real 500 Hz records, each under its own name (``link``: the
+    signal files as symbolic links, so a 100,000-record folder takes megabytes, not 12 GB)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(records):
+        source = f"0600{i % 10}_hr"
+        name = f"r{i:06d}"
+        (out / f"{name}.hea").write_text((PTBXL_500 / f"{source}.hea").read_text().replace(source, name))
+        if link:
+            (out / f"{name}.dat").symlink_to(PTBXL_500.resolve() / f"{source}.dat")
+        else:
+            shutil.copyfile(PTBXL_500 / f"{source}.dat", out / f"{name}.dat")
     return out
 
 

@@ -27,18 +27,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import wfdb
-from common import PTBXL_500, emit, replicated_corpus
-
-
-def wfdb_folder(out: Path, records: int) -> Path:
-    """``records`` copies of the ten real 500 Hz records, each under its own name."""
-    out.mkdir(parents=True, exist_ok=True)
-    for i in range(records):
-        source = f"0600{i % 10}_hr"
-        name = f"r{i:06d}"
-        (out / f"{name}.hea").write_text((PTBXL_500 / f"{source}.hea").read_text().replace(source, name))
-        shutil.copyfile(PTBXL_500 / f"{source}.dat", out / f"{name}.dat")
-    return out
+from common import emit, replicated_corpus, wfdb_folder
 
 
 def time_wfdb(folder: Path) -> tuple[float, int]:

@@ -35,7 +35,7 @@ VERIFIED_CACHE = Path(os.environ.get("ECGDIST_VERIFIED_CACHE", Path(tempfile.get
 class ShardCorpus:
     """Where each record of a corpus lives; opens shards lazily, per process."""
 
-    def __init__(self, path: str | os.PathLike, max_open_shards: int = 32) -> None:
+    def __init__(self, path: str | os.PathLike, max_open_shards: int = 128) -> None:
         self.path = Path(path)
         self.manifest: Manifest = read_manifest(self.path)
         wrong = verify_shards(self.path, self.manifest, content=False)  # sizes: one stat per shard
@@ -46,6 +46,7 @@ class ShardCorpus:
         self.starts = np.concatenate([[0], np.cumsum(counts)])
         self.max_open_shards = max_open_shards
         self._open: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._layout: dict[int, tuple | None] = {}  # shard -> (offset, shape, dtype) of its signals, once checked
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -64,16 +65,20 @@ class ShardCorpus:
             self._open.move_to_end(shard)
             return self._open[shard]
         path = self.path / self.manifest.shards[shard].file
-        verified_once(path, self.manifest.shards[shard], VERIFIED_CACHE)  # before its first read here
-        f = h5py.File(path, "r")
-        dset = f[SIGNALS]
-        offset = dset.id.get_offset()
-        if dset.chunks is None and dset.compression is None and offset is not None:
+        if shard not in self._layout:  # first visit in this process: check it, find where its samples lie
+            verified_once(path, self.manifest.shards[shard], VERIFIED_CACHE)
+            with h5py.File(path, "r") as f:
+                dset = f[SIGNALS]
+                offset = dset.id.get_offset()
+                plain = dset.chunks is None and dset.compression is None and offset is not None
+                self._layout[shard] = (offset, dset.shape, dset.dtype) if plain else None
+        layout = self._layout[shard]
+        if layout is not None:  # reopening a visited shard is one mmap, no HDF5 parsing
+            offset, shape, dtype = layout
             # A plain ndarray view: np.memmap's subclass hooks cost time on every index.
-            array = np.asarray(np.memmap(path, dtype=dset.dtype, mode="r", offset=offset, shape=dset.shape))
-            f.close()
+            array = np.asarray(np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape))
         else:
-            array = dset
+            array = h5py.File(path, "r")[SIGNALS]
         self._open[shard] = array
         if len(self._open) > self.max_open_shards:
             self._open.popitem(last=False)

@@ -30,6 +30,54 @@ def test_batches_are_a_few_contiguous_spans():
     assert np.mean(runs) < 5.5
 
 
+def test_a_batch_draws_from_as_many_shards_as_it_has_blocks():
+    shards = np.repeat(np.arange(40), 256)  # 40 shards of 256: each block of 16 from another shard
+    for epoch in (0, 1):
+        batches = BlockBatchSampler(shards, batch_size=64, block_size=16, seed=3).batches(epoch)
+        distinct = [len(np.unique(shards[b])) for b in batches]
+        spans = [1 + np.count_nonzero((np.diff(b) != 1) | (np.diff(shards[b]) != 0)) for b in batches]
+        assert distinct == spans, "no two spans of a batch come from one shard"
+        assert min(distinct) >= 4 and np.mean(distinct) > 4.5  # 4 blocks, a shifted start adds a partial one
+    # consecutive batches move on to other shards instead of draining one
+    first = [set(shards[b].tolist()) for b in batches[:10]]
+    assert len(set().union(*first)) >= 35
+
+
+def test_with_fewer_shards_than_blocks_a_batch_spans_every_shard():
+    shards = np.repeat(np.arange(2), 512)
+    batches = BlockBatchSampler(shards, batch_size=64, block_size=16, seed=0).batches(0)
+    assert np.mean([len(np.unique(shards[b])) for b in batches]) > 1.9
+
+
+@pytest.mark.parametrize("weights", [None, [1, 1], [3, 1]])
+def test_corpus_weights_set_each_corpus_share_of_every_batch(weights):
+    corpus_of = np.repeat([0, 1], [3000, 1000])
+    shards = np.repeat(np.arange(40), 100)  # corpus 0: shards 0-29, corpus 1: 30-39
+    sampler = BlockBatchSampler(shards, 64, seed=1, corpus_of=corpus_of, corpus_weights=weights, drop_last=True)
+    batches = sampler.batches(0)
+    share = (weights[1] / sum(weights)) if weights else 0.25
+    assert abs(np.concatenate(batches).size - 4000) < 64
+    per_batch = np.array([np.mean(corpus_of[b] == 1) for b in batches])
+    assert abs(per_batch.mean() - share) < 0.02  # the epoch holds the corpus's share
+    assert np.percentile(np.abs(per_batch - share), 90) <= 0.25  # and so does nearly every batch (blocks of 16)
+    drawn = np.concatenate(batches)
+    if weights == [1, 1]:  # corpus 1 is drawn twice over, corpus 0 in part
+        assert np.bincount(drawn[corpus_of[drawn] == 1]).max() == 2 and len(np.unique(drawn[corpus_of[drawn] == 0])) < 2100
+    else:
+        assert len(np.unique(drawn)) == len(drawn)
+
+
+def test_weighted_order_resumes_exactly():
+    corpus_of = np.repeat([0, 1], [300, 100])
+    make = lambda: BlockBatchSampler(np.repeat(np.arange(8), 50), 16, seed=4, corpus_of=corpus_of,
+                                     corpus_weights=[1, 1])
+    full = [b.tolist() for b in make().batches(2)]
+    restored = make()
+    restored.set_epoch(2)
+    restored.load_state_dict(restored.state_dict(consumed=5))
+    assert list(restored) == full[5:]
+
+
 def test_batch_composition_changes_between_epochs():
     sampler = BlockBatchSampler(np.zeros(256, int), batch_size=32, seed=0)
     first = {frozenset(b.tolist()) for b in sampler.batches(0)}
