@@ -73,10 +73,18 @@ class DataSection:
         check_range("data.workers", self.workers, 0)
 
 
+def corpus_list(corpus: Any) -> list:
+    """``data.corpus`` as a list: one directory, or the list given."""
+    return list(corpus) if isinstance(corpus, (list, tuple)) else [corpus] if corpus else []
+
+
 @dataclass
 class PretrainDataSection(DataSection):
-    """Pre-training also holds out a validation slice and picks its label vocabulary."""
+    """Pre-training also holds out a validation slice and picks its label vocabulary, and may join
+    several corpora (sources) in one run."""
 
+    corpus: Any = ""  # a shard corpus directory, or a list of them trained on together
+    corpus_weights: list[float] = field(default_factory=list)  # each corpus's share of an epoch; empty: its size
     val_fraction: float = 0.05  # held-out slice of the corpus (by patient) for pre-training validation
     min_label_count: int = 1  # labels with fewer positives leave the target vocabulary
     exclude_from: str = ""  # a corpus whose evaluation folds must not be pre-trained on (matched by content)
@@ -84,6 +92,16 @@ class PretrainDataSection(DataSection):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        corpora = corpus_list(self.corpus)
+        if not all(isinstance(path, str) for path in corpora):
+            raise ConfigError(f"config key 'data.corpus' is {self.corpus!r}; give a corpus directory or a list of them")
+        if self.corpus_weights and len(self.corpus_weights) != len(corpora):
+            raise ConfigError(f"config key 'data.corpus_weights' has {len(self.corpus_weights)} weights for "
+                              f"{len(corpora)} corpora in data.corpus")
+        for weight in self.corpus_weights:
+            check_range("data.corpus_weights", weight, 0.0)
+        if self.corpus_weights and sum(self.corpus_weights) <= 0:
+            raise ConfigError("config key 'data.corpus_weights' gives every corpus weight 0")
         check_range("data.val_fraction", self.val_fraction, 0.0, 0.5)
         if self.exclude_from and not self.exclude_folds:
             raise ConfigError("config key 'data.exclude_folds' is empty while data.exclude_from is set")

@@ -18,6 +18,7 @@ import os
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
+from typing import Sequence
 
 import h5py
 import numpy as np
@@ -32,22 +33,52 @@ from ecgdist.data.transforms import Transform
 VERIFIED_CACHE = Path(os.environ.get("ECGDIST_VERIFIED_CACHE", Path(tempfile.gettempdir()) / "ecgdist-verified"))
 
 
-class ShardCorpus:
-    """Where each record of a corpus lives; opens shards lazily, per process."""
+# Recipe fields every corpus of one run must share: the model sees one kind of input.
+SHARED_RECIPE = ("rate_hz", "seconds", "leads", "dtype", "filter")
 
-    def __init__(self, path: str | os.PathLike, max_open_shards: int = 128) -> None:
-        self.path = Path(path)
-        self.manifest: Manifest = read_manifest(self.path)
-        wrong = verify_shards(self.path, self.manifest, content=False)  # sizes: one stat per shard
-        if wrong:
-            raise CorruptShard(f"corpus {self.path}: {len(wrong)} shards do not match the manifest ({'; '.join(wrong[:3])})"
-                               f"; check it with: python -m preprocess verify {self.path}")
-        counts = np.array([s.records for s in self.manifest.shards], dtype=np.int64)
+
+class ShardCorpus:
+    """Where each record of one corpus, or of several joined end to end, lives; opens shards
+    lazily, per process. Records and shards are numbered across the corpora in the order given."""
+
+    def __init__(self, paths: str | os.PathLike | Sequence[str | os.PathLike], max_open_shards: int = 128) -> None:
+        self.paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+        self.manifests: list[Manifest] = [read_manifest(p) for p in self.paths]
+        for path, manifest in zip(self.paths, self.manifests):
+            wrong = verify_shards(path, manifest, content=False)  # sizes: one stat per shard
+            if wrong:
+                raise CorruptShard(f"corpus {path}: {len(wrong)} shards do not match the manifest "
+                                   f"({'; '.join(wrong[:3])}); check it with: python -m preprocess verify {path}")
+        check_recipes_agree(self.paths, self.manifests)
+        self.shard_files = [path / entry.file for path, m in zip(self.paths, self.manifests) for entry in m.shards]
+        self.shard_entries = [entry for m in self.manifests for entry in m.shards]
+        self.corpus_of_shard = np.repeat(np.arange(len(self.paths)), [len(m.shards) for m in self.manifests])
+        counts = np.array([s.records for s in self.shard_entries], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(counts)])
         self.max_open_shards = max_open_shards
         self._open: OrderedDict[int, np.ndarray] = OrderedDict()
         self._layout: dict[int, tuple | None] = {}  # shard -> (offset, shape, dtype) of its signals, once checked
         self._pid = os.getpid()
+
+    @property
+    def path(self) -> Path:
+        """The corpus's folder (one corpus only)."""
+        return self._single(self.paths)
+
+    @property
+    def manifest(self) -> Manifest:
+        """The corpus's manifest (one corpus only)."""
+        return self._single(self.manifests)
+
+    @staticmethod
+    def _single(items: list):
+        if len(items) != 1:
+            raise ValueError(f"{len(items)} corpora joined here; ask for .paths / .manifests")
+        return items[0]
+
+    def corpus_of(self, index: np.ndarray) -> np.ndarray:
+        """Which of the joined corpora each global record index belongs to."""
+        return self.corpus_of_shard[self.locate(index)[0]]
 
     def __len__(self) -> int:
         return int(self.starts[-1])
@@ -64,9 +95,9 @@ class ShardCorpus:
         if shard in self._open:
             self._open.move_to_end(shard)
             return self._open[shard]
-        path = self.path / self.manifest.shards[shard].file
+        path = self.shard_files[shard]
         if shard not in self._layout:  # first visit in this process: check it, find where its samples lie
-            verified_once(path, self.manifest.shards[shard], VERIFIED_CACHE)
+            verified_once(path, self.shard_entries[shard], VERIFIED_CACHE)
             with h5py.File(path, "r") as f:
                 dset = f[SIGNALS]
                 offset = dset.id.get_offset()
@@ -105,6 +136,17 @@ class ShardCorpus:
         return state
 
 
+def check_recipes_agree(paths: list[Path], manifests: list[Manifest]) -> None:
+    """Joined corpora must share rate, window, leads, dtype and filter; name the first pair that does not."""
+    first = manifests[0].recipe.to_dict()
+    for path, manifest in zip(paths[1:], manifests[1:]):
+        other = manifest.recipe.to_dict()
+        for key in SHARED_RECIPE:
+            if other[key] != first[key]:
+                raise ValueError(f"corpora {paths[0]} and {path} were made with different recipes: {key} is "
+                                 f"{first[key]} and {other[key]}; preprocess them alike to train on both")
+
+
 class ShardDataset(Dataset):
     """Records ``indices`` of a corpus with their targets, transformed per batch.
 
@@ -112,6 +154,8 @@ class ShardDataset(Dataset):
         corpus: the ``ShardCorpus`` (or its path).
         indices: global record indices this dataset serves (all records when None).
         targets: (len(indices), K) multi-hot targets as a sparse matrix, or None.
+        target_mask: (corpora, K) 1 where a corpus annotates a label: a batch then carries each
+            record's row as ``target_mask``, for a loss over only the labels its corpus looked for.
         transform: the batch ``Transform``.
         seed: seed of the random crops and augmentations, mixed with the batch's positions so
             that a batch is transformed the same way wherever and whenever it is read.
@@ -119,13 +163,14 @@ class ShardDataset(Dataset):
 
     def __init__(self, corpus: ShardCorpus | str | os.PathLike, indices: np.ndarray | None = None,
                  targets: sparse.csr_matrix | None = None, transform: Transform | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, target_mask: np.ndarray | None = None) -> None:
         self.corpus = corpus if isinstance(corpus, ShardCorpus) else ShardCorpus(corpus)
         self.indices = np.arange(len(self.corpus)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.targets = None if targets is None else sparse.csr_matrix(targets, dtype=np.float32)
         if self.targets is not None and self.targets.shape[0] != len(self.indices):
             raise ValueError(f"{self.targets.shape[0]} target rows for {len(self.indices)} records")
         self.transform, self.seed = transform or Transform(), seed
+        self.target_mask = None if target_mask is None else np.asarray(target_mask, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -134,6 +179,10 @@ class ShardDataset(Dataset):
         """Shard of each position, for locality-aware sampling."""
         return self.corpus.locate(self.indices)[0]
 
+    def corpora_of(self) -> np.ndarray:
+        """Which joined corpus each position comes from, for per-corpus sampling weights."""
+        return self.corpus.corpus_of(self.indices)
+
     def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:
         positions = np.asarray(positions, dtype=np.int64)
         rng = np.random.default_rng([self.seed, *positions.tolist()])
@@ -141,6 +190,8 @@ class ShardDataset(Dataset):
         batch = {"signal": torch.from_numpy(np.ascontiguousarray(signal)), "index": torch.from_numpy(positions)}
         if self.targets is not None:
             batch["target"] = torch.from_numpy(self.targets[positions].toarray())
+        if self.target_mask is not None:
+            batch["target_mask"] = torch.from_numpy(self.target_mask[self.corpus.corpus_of(self.indices[positions])])
         return batch
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:

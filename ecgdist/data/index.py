@@ -122,3 +122,22 @@ def read_index(corpus: str | os.PathLike, manifest: Manifest | None = None) -> C
             return CorpusIndex(**arrays, vocabulary=label_vocabulary(manifest))
     log.warning("%s has no up-to-date index/ (python -m preprocess merge writes it): indexing in memory", corpus)
     return compute_index(corpus, manifest)
+
+
+def joined_groups(indexes: list[CorpusIndex]) -> np.ndarray:
+    """Patient groups of several corpora end to end (uint64), kept apart per corpus: patient "17"
+    of one hospital is not patient "17" of another. One corpus keeps its own group values."""
+    return np.concatenate([index.group.astype(np.uint64) | (np.uint64(c) << np.uint64(32))
+                           for c, index in enumerate(indexes)])
+
+
+def joined_targets(indexes: list[CorpusIndex], labels: list[str]) -> sparse.csr_matrix:
+    """(records of all corpora, len(labels)) multi-hot targets over a union vocabulary; a corpus
+    fills only the columns of labels it has."""
+    blocks = []
+    for index in indexes:
+        vocabulary = set(index.vocabulary)
+        own = np.array([k for k, label in enumerate(labels) if label in vocabulary], dtype=np.int64)
+        part = index.targets([labels[k] for k in own]).tocoo()
+        blocks.append(sparse.csr_matrix((part.data, (part.row, own[part.col])), shape=(len(index.group), len(labels))))
+    return sparse.vstack(blocks, format="csr")

@@ -2,7 +2,10 @@
 
 Pre-training uses the source's codes directly: PTB-XL SCP statements, SNOMED-CT codes of
 PhysioNet 2021, CODE-15's abnormalities. Targets are sparse, so ten million records with
-a few labels each stay small.
+a few labels each stay small. Over several corpora the target space is the union of their
+vocabularies (a code spelled the same in two corpora, such as a SNOMED-CT code in
+PhysioNet 2021 and in a hospital's table, is one label), and a corpus annotates exactly the
+codes its manifest counts: its records are scored only on those (``annotated``).
 """
 
 from __future__ import annotations
@@ -30,3 +33,17 @@ def multi_hot(label_texts: Sequence[str], vocabulary: list[str],
         cols.extend(sorted(hits))
     return sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
                              shape=(len(label_texts), len(vocabulary)))
+
+
+def union_vocabulary(manifests: Sequence[Manifest], min_count: int = 1) -> list[str]:
+    """Labels with at least ``min_count`` positives over all the corpora together, sorted."""
+    totals: dict[str, int] = {}
+    for manifest in manifests:
+        for code, count in manifest.labels.items():
+            totals[code] = totals.get(code, 0) + count
+    return sorted(code for code, count in totals.items() if count >= min_count)
+
+
+def annotated(manifests: Sequence[Manifest], labels: list[str]) -> np.ndarray:
+    """(corpora, len(labels)) float32: 1 where the corpus annotates the label."""
+    return np.array([[label in m.labels for label in labels] for m in manifests], dtype=np.float32)

@@ -46,8 +46,11 @@ class TrainingSet:
     all_fingerprints: np.ndarray  # of every row
 
     @classmethod
-    def build(cls, corpus: str | os.PathLike, exclude_from: str = "", exclude_folds: list[int] = ()) -> "TrainingSet":
-        fingerprints = read_index(corpus).fingerprints(corpus)
+    def build(cls, corpora: str | os.PathLike | list, exclude_from: str = "",
+              exclude_folds: list[int] = ()) -> "TrainingSet":
+        """Over one corpus or several joined end to end (rows in that order)."""
+        corpora = [corpora] if isinstance(corpora, (str, os.PathLike)) else corpora
+        fingerprints = np.concatenate([read_index(c).fingerprints(c) for c in corpora])
         keep = np.ones(len(fingerprints), dtype=bool)
         if exclude_from:
             keep = ~members(fingerprints, evaluation_fingerprints(exclude_from, list(exclude_folds)))

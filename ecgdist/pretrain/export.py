@@ -55,7 +55,7 @@ def export(run_dir: str | Path, out: str | Path) -> dict:
             "labels": client["labels"], "recipe": client["recipe"], "step": client["step"],
             "provenance": training_provenance(client.get("provenance"))}
     if blob["provenance"]["corpora"]:  # weights trained on a SIMULATED corpus say so, as every output of it
-        blob["simulated"] = bool(read_manifest(blob["provenance"]["corpora"][0]["path"]).extra.get("simulated"))
+        blob["simulated"] = any(read_manifest(c["path"]).extra.get("simulated") for c in blob["provenance"]["corpora"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(out)
@@ -77,7 +77,7 @@ def training_provenance(recorded: dict | None) -> dict:
             raise ValueError(f"corpus {corpus['path']} changed since this run trained on it (manifest checksum): "
                              "its provenance cannot be stated")
     try:
-        training = TrainingSet.build(recorded["corpora"][0]["path"], excluded["path"] if excluded else "",
+        training = TrainingSet.build([c["path"] for c in recorded["corpora"]], excluded["path"] if excluded else "",
                                      excluded["folds"] if excluded else [])
     except FingerprintsMissing as error:
         log.warning("%s: the export cannot list the training records", error)

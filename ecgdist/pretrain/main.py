@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgdist.config import ConfigError, PretrainConfig, load_config, resolve_path, save_resolved, to_dict
+from ecgdist.config import ConfigError, PretrainConfig, corpus_list, load_config, resolve_path, save_resolved, to_dict
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
-from ecgdist.data.index import read_index
-from ecgdist.data.labels import label_vocabulary
+from ecgdist.data.index import joined_groups, joined_targets, read_index
+from ecgdist.data.labels import annotated, union_vocabulary
 from ecgdist.data.leakage import TrainingSet, manifest_sha256
 from ecgdist.data.loader import EpochStream
 from ecgdist.data.sampler import BlockBatchSampler
@@ -57,54 +57,67 @@ class PretrainData:
     provenance: dict  # what the export records about the training data
 
 
-def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
-    if not cfg.data.corpus:
-        raise ConfigError("config key 'data.corpus' is empty: give a shard corpus directory")
+def open_corpora(cfg: PretrainConfig) -> ShardCorpus:
+    """``data.corpus`` opened: one corpus, or several joined end to end (recipes must agree)."""
+    paths = [resolve_path(p) for p in corpus_list(cfg.data.corpus)]
+    if not paths:
+        raise ConfigError("config key 'data.corpus' is empty: give a shard corpus directory (or a list of them)")
     try:
-        corpus = ShardCorpus(resolve_path(cfg.data.corpus))
+        corpus = ShardCorpus(paths)
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(f"config key 'data.corpus': {error}") from None
-    recipe = corpus.manifest.recipe
-    missing = [lead for lead in cfg.data.leads if lead not in recipe.leads]
+    missing = [lead for lead in cfg.data.leads if lead not in corpus.manifests[0].recipe.leads]
     if missing:
-        raise ConfigError(f"config key 'data.leads': corpus {corpus.path} lacks {', '.join(missing)}")
-    index = read_index(corpus.path, corpus.manifest)
-    held_out = holdout_mask(index.group, cfg.data.val_fraction, cfg.run.seed)
-    keep, provenance = leave_out_evaluation_records(cfg, corpus.path, len(index.group))
-    labels = label_vocabulary(corpus.manifest, cfg.data.min_label_count) if cfg.model.name in CLASSIFIERS else []
+        raise ConfigError(f"config key 'data.leads': corpus {corpus.paths[0]} lacks {', '.join(missing)}")
+    return corpus
+
+
+def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
+    corpus = open_corpora(cfg)
+    indexes = [read_index(path, manifest) for path, manifest in zip(corpus.paths, corpus.manifests)]
+    held_out = holdout_mask(joined_groups(indexes), cfg.data.val_fraction, cfg.run.seed)
+    keep, provenance = leave_out_evaluation_records(cfg, corpus.paths, len(held_out))
+    labels = union_vocabulary(corpus.manifests, cfg.data.min_label_count) if cfg.model.name in CLASSIFIERS else []
     if cfg.model.name in CLASSIFIERS and not labels:
-        raise ConfigError(f"model.name={cfg.model.name} learns labels, but corpus {corpus.path} has none with at "
+        raise ConfigError(f"model.name={cfg.model.name} learns labels, but data.corpus has none with at "
                           f"least data.min_label_count={cfg.data.min_label_count} positives")
-    targets = index.targets(labels) if labels else None
+    targets = joined_targets(indexes, labels) if labels else None
+    # Several corpora annotate different labels: each record is scored on its own corpus's only.
+    mask = annotated(corpus.manifests, labels) if labels and len(corpus.paths) > 1 else None
     d = cfg.data
     train_transform = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
     val_transform = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
 
-    def subset(mask: np.ndarray, transform: Transform) -> ShardDataset:
-        rows = np.flatnonzero(mask)
-        return ShardDataset(corpus, rows, targets[rows] if targets is not None else None, transform, cfg.run.seed)
+    def subset(rows_mask: np.ndarray, transform: Transform) -> ShardDataset:
+        rows = np.flatnonzero(rows_mask)
+        return ShardDataset(corpus, rows, targets[rows] if targets is not None else None, transform, cfg.run.seed,
+                            mask)
 
     train = subset(~held_out & keep, train_transform)
-    sampler = BlockBatchSampler(train.shards_of(), cfg.train.micro_batch, env.rank, env.world_size, cfg.run.seed,
-                                drop_last=True)  # equal batch counts keep ranks in lockstep
+    try:
+        sampler = BlockBatchSampler(train.shards_of(), cfg.train.micro_batch, env.rank, env.world_size, cfg.run.seed,
+                                    drop_last=True,  # equal batch counts keep ranks in lockstep
+                                    corpus_of=train.corpora_of(), corpus_weights=d.corpus_weights or None)
+    except ValueError as error:
+        raise ConfigError(f"config key 'data.corpus_weights': {error}") from None
     if not sampler.batches(0):
         raise ConfigError(f"{len(train)} training records cannot fill one batch of train.micro_batch="
                           f"{cfg.train.micro_batch} on each of {env.world_size} ranks")
     return PretrainData(EpochStream(train, sampler, d.workers), subset(held_out & keep, val_transform), labels,
-                        recipe.to_dict(), provenance)
+                        corpus.manifests[0].recipe.to_dict(), provenance)
 
 
-def leave_out_evaluation_records(cfg: PretrainConfig, corpus: Path, records: int) -> tuple[np.ndarray, dict]:
+def leave_out_evaluation_records(cfg: PretrainConfig, corpora: list[Path], records: int) -> tuple[np.ndarray, dict]:
     """Rows pre-training may use (all but those matching ``data.exclude_from``'s folds by content),
-    and the provenance an export carries: the corpus, what was left out and why."""
+    and the provenance an export carries: the corpora, what was left out and why."""
     d = cfg.data
-    provenance = {"corpora": [{"path": str(corpus.resolve()), "manifest_sha256": manifest_sha256(corpus)}],
+    provenance = {"corpora": [{"path": str(c.resolve()), "manifest_sha256": manifest_sha256(c)} for c in corpora],
                   "exclude_from": None, "excluded": 0}
     if not d.exclude_from:
         return np.ones(records, dtype=bool), provenance
     evaluation = resolve_path(d.exclude_from)
     try:
-        training = TrainingSet.build(corpus, evaluation, d.exclude_folds)
+        training = TrainingSet.build(corpora, evaluation, d.exclude_folds)
     except (FileNotFoundError, ValueError) as error:  # no such corpus, or one without fingerprints
         raise ConfigError(f"config key 'data.exclude_from': {error}") from None
     provenance.update(excluded=training.excluded, exclude_from={

@@ -11,7 +11,15 @@ Objective = Callable[[torch.nn.Module, dict], torch.Tensor]
 
 
 def multilabel_bce(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(model(batch["signal"]).float(), batch["target"])
+    """Mean BCE over the (record, label) pairs that count: with ``target_mask`` (several corpora),
+    only the labels each record's corpus annotates, so no record is taught "absent" for a code
+    nobody looked for in it."""
+    logits = model(batch["signal"]).float()
+    if "target_mask" not in batch:
+        return F.binary_cross_entropy_with_logits(logits, batch["target"])
+    mask = batch["target_mask"]
+    losses = F.binary_cross_entropy_with_logits(logits, batch["target"], reduction="none")
+    return (losses * mask).sum() / mask.sum().clamp(min=1)
 
 
 def masked_reconstruction(model: torch.nn.Module, batch: dict) -> torch.Tensor:
