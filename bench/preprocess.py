@@ -6,8 +6,10 @@
    ``wfdb.rdrecord`` (the baseline: what any pipeline must at least do) and sharded by
    ``python -m preprocess wfdb`` with 1 and 2 workers. ``vs_wfdb_read`` = our records/s
    with one worker over the baseline's; ``speedup_2_workers`` = time(1) / time(2).
-2. ``--scale-records N``: a corpus of N real records replicated with small perturbations
-   (10 s, 12 x 5000 float16), its write rate, then opening it and reading its index.
+2. ``--scale-records N``: the whole pipeline as ``slurm/preprocess.sh`` runs it on N real
+   records (plus one broken record per thousand, which must be rejected): ``preprocess
+   list`` once, ``--scale-slices`` concurrent slice processes, merge; wall time, records/s,
+   the largest process's peak memory, then opening the corpus and reading its index.
 3. ``--index-records N``: an N-record corpus (metadata in shards of 1000, signals left
    unallocated): the time merge takes to write its numeric index, then time and peak
    memory of what a pre-training job does at start (open, read the index, hold-out
@@ -17,8 +19,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -27,7 +32,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import wfdb
-from common import emit, replicated_corpus, wfdb_folder
+from common import REPO, emit, wfdb_folder
 
 
 def time_wfdb(folder: Path) -> tuple[float, int]:
@@ -81,6 +86,41 @@ def index_corpus(out: Path, records: int, shard_size: int = 1000) -> Path:
     return out
 
 
+def scale_run(work: Path, records: int, slices: int) -> dict:
+    """The whole pipeline at scale, as slurm/preprocess.sh runs it: list the input once, shard it
+    in ``slices`` concurrent slice processes (the array tasks), merge. The input is ``records``
+    real records (signal files linked) plus one broken record per thousand (signal file cut
+    short), which must come back as rejections."""
+    folder = wfdb_folder(work / "scale-input", records, link=True)
+    broken = max(1, records // 1000)
+    for i in range(broken):
+        name = f"broken{i:05d}"
+        (folder / f"{name}.hea").write_text((folder / "r000000.hea").read_text().replace("r000000", name))
+        (folder / f"{name}.dat").write_bytes((folder / "r000000.dat").read_bytes()[:50_000])
+    listing, out = work / "scale.listing", work / "scale"
+    command = [sys.executable, "-m", "preprocess"]
+    start = time.perf_counter()
+    subprocess.run([*command, "list", "wfdb", str(folder), str(listing)], check=True, capture_output=True, cwd=REPO)
+    listed = time.perf_counter()
+    tasks = [subprocess.Popen([*command, "wfdb", str(folder), str(out), "--listing", str(listing), "--quiet",
+                               "--slice", f"{i}/{slices}"], cwd=REPO, stdout=subprocess.DEVNULL) for i in range(slices)]
+    assert all(task.wait() == 0 for task in tasks)
+    sharded = time.perf_counter()
+    subprocess.run([*command, "merge", str(out)], check=True, capture_output=True, cwd=REPO)
+    merged = time.perf_counter()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["written_inputs"] == records and manifest["rejected"] == broken, manifest["rejected"]
+    figures = {"records": records, "rejected": manifest["rejected"], "slices": slices,
+               "list_s": round(listed - start, 1), "shard_s": round(sharded - listed, 1),
+               "merge_s": round(merged - sharded, 1), "wall_s": round(merged - start, 1),
+               "records_per_s": round(records / (merged - start)),
+               "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+               "corpus_gb": round(sum(p.stat().st_size for p in out.glob("*.h5")) / 1e9, 2),
+               **{f"open_{k}": v for k, v in open_index(out).items() if k != "records"}}
+    shutil.rmtree(out)
+    return figures
+
+
 def open_index(corpus: Path) -> dict:
     """What a pre-training job does at start: open the corpus, read the index, split, targets."""
     from ecgdist.data.dataset import ShardCorpus
@@ -106,6 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1200)
     parser.add_argument("--scale-records", type=int, default=0)
+    parser.add_argument("--scale-slices", type=int, default=2)
     parser.add_argument("--index-records", type=int, default=0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ecgdist-bench-pre-"))
@@ -122,13 +163,8 @@ def main() -> None:
         print(f"bare wfdb.rdrecord {args.records / t_wfdb:.0f} rec/s; ours {args.records / t1:.0f} rec/s "
               f"(1 worker), {args.records / t2:.0f} rec/s (2 workers)", flush=True)
         if args.scale_records:
-            start = time.perf_counter()
-            corpus = replicated_corpus(work / "scale", args.scale_records)
-            figures["scale_write_per_s"] = round(args.scale_records / (time.perf_counter() - start))
-            figures["scale_corpus_gb"] = round(sum(p.stat().st_size for p in corpus.glob("*.h5")) / 1e9, 2)
-            figures["scale"] = open_index(corpus)
-            shutil.rmtree(corpus)
-            print(f"scale corpus: {figures['scale']}", flush=True)
+            figures["scale"] = scale_run(work, args.scale_records, args.scale_slices)
+            print(f"scale run: {figures['scale']}", flush=True)
         if args.index_records:
             figures["index"] = open_index(index_corpus(work / "index", args.index_records))
             print(f"index of {args.index_records} records: {figures['index']}", flush=True)

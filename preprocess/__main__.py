@@ -3,7 +3,8 @@
     python -m preprocess SOURCE INPUT OUTPUT [--rate 500] [--seconds 10] [--filter none|ecgfounder]
                          [--workers N] [--shard-size N] [--slice I/N] [--dtype float16|float32]
                          [--seed N] [--listing LISTING]
-    python -m preprocess list SOURCE INPUT LISTING [--rate 500]   (walk the input once for every array task)
+    python -m preprocess wfdb INPUT OUTPUT --labels TABLE.csv     (record,labels[,age,sex,patient_id])
+    python -m preprocess list SOURCE INPUT LISTING [--rate 500] [--labels TABLE.csv]   (walk once for an array)
     python -m preprocess merge OUTPUT
     python -m preprocess inspect OUTPUT [--json] [--no-verify]
     python -m preprocess verify OUTPUT               (every shard against the manifest's sizes and sha256)
@@ -73,11 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="read the records to shard from this listing (python -m preprocess list); "
                             "made here first if missing")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        if name == "wfdb":
+            p.add_argument("--labels", type=Path, default=None,
+                           help="CSV of record,labels[,age,sex,patient_id]: each record's meta data")
     p = sub.add_parser("list", help="list a source's records once, for every task of a job array")
     p.add_argument("source", choices=sorted(SOURCES))
     p.add_argument("input", type=Path)
     p.add_argument("listing", type=Path)
     p.add_argument("--rate", type=positive(int), default=500, help="the --rate the shards will be made at")
+    p.add_argument("--labels", type=Path, default=None, help="wfdb: a labels table (see python -m preprocess wfdb -h)")
     p = sub.add_parser("merge", help="join the slices of a job array into one manifest")
     p.add_argument("output", type=Path)
     p = sub.add_parser("inspect", help="records, shards, rejections, labels and recipe; every shard verified")
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                   "records written to index/fingerprint.npy")
             return 0
         if args.command == "list":
-            listing = walk(args.source, args.input, args.rate)
+            listing = walk(args.source, args.input, args.rate, args.labels)
             write_listing(args.listing, listing)
             print(f"{args.listing}: {len(listing)} {args.source} records listed, {len(listing.rejections)} rejected")
             return 0
@@ -153,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             pipeline.merge(args.output)
         else:
             recipe = Recipe(args.command, args.rate, args.seconds, args.filter, args.dtype)
+            labels = getattr(args, "labels", None)
             if args.listing:
-                listing = shared_listing(args.listing, args.command, args.input, args.rate)
+                listing = shared_listing(args.listing, args.command, args.input, args.rate, labels)
             else:
-                listing = walk(args.command, args.input, args.rate)  # before anything is written
+                listing = walk(args.command, args.input, args.rate, labels)  # before anything is written
             index, count = args.slice
             manifest = pipeline.run(listing, args.output, recipe, args.workers, args.shard_size, index, count,
                                     args.seed, progress=not args.quiet)

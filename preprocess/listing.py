@@ -28,6 +28,7 @@ import numpy as np
 
 from ecgdist.data.records import Meta
 from ecgdist.files import atomic_write_text
+from preprocess.labels_table import attach_labels
 from preprocess.record import Rejection, SourceError, SourceItem
 from preprocess.sources import SOURCES
 
@@ -60,22 +61,28 @@ class Listing:
     def take(self, positions: np.ndarray) -> list[SourceItem]:
         return [decode_item(self.lines[int(p)]) for p in positions]
 
-    def check(self, source: str, input_dir: Path, rate_hz: int) -> None:
-        """Refuse a listing of another source, folder or rate than the command names."""
-        wanted = {"source": source, "input": str(Path(input_dir).resolve()), "rate_hz": rate_hz}
-        wrong = [f"{k}: {self.header[k]} in the listing, {v} here" for k, v in wanted.items() if self.header[k] != v]
+    def check(self, source: str, input_dir: Path, rate_hz: int, labels: Path | None = None) -> None:
+        """Refuse a listing of another source, folder, rate or labels table than the command names."""
+        wanted = {"source": source, "input": str(Path(input_dir).resolve()), "rate_hz": rate_hz,
+                  "labels": str(Path(labels).resolve()) if labels else None}
+        wrong = [f"{k}: {self.header.get(k)} in the listing, {v} here" for k, v in wanted.items()
+                 if self.header.get(k) != v]
         if wrong:
             raise SourceError(f"the listing does not fit this command ({'; '.join(wrong)}); "
                               f"list again with: python -m preprocess list {source} {input_dir} LISTING")
 
 
-def walk(source: str, input_dir: Path, rate_hz: int) -> Listing:
-    """List a source by reading its index files (or walking its folder)."""
+def walk(source: str, input_dir: Path, rate_hz: int, labels: Path | None = None) -> Listing:
+    """List a source by reading its index files (or walking its folder); ``labels``: a labels
+    table (preprocess/labels_table.py) whose rows give each record its meta data."""
     items, rejections = SOURCES[source].list_items(Path(input_dir), rate_hz)
+    if labels is not None:
+        items, unmatched = attach_labels(items, Path(labels), source)
+        rejections = [*rejections, *unmatched]
     lines = [encode_item(item) for item in items]
-    digest = hashlib.sha256("\n".join(f"{i.key}\t{i.path}" for i in items).encode()).hexdigest()
-    header = {"source": source, "input": str(Path(input_dir).resolve()), "rate_hz": rate_hz, "records": len(items),
-              "sha256": digest, "rejected": [r.to_dict() for r in rejections]}
+    header = {"source": source, "input": str(Path(input_dir).resolve()), "rate_hz": rate_hz,
+              "labels": str(Path(labels).resolve()) if labels else None, "records": len(items),
+              "sha256": hashlib.sha256(b"\n".join(lines)).hexdigest(), "rejected": [r.to_dict() for r in rejections]}
     return Listing(header, lines)
 
 
@@ -117,7 +124,7 @@ def read_listing(path: Path) -> Listing:
     return Listing(header, lines)
 
 
-def shared_listing(path: Path, source: str, input_dir: Path, rate_hz: int) -> Listing:
+def shared_listing(path: Path, source: str, input_dir: Path, rate_hz: int, labels: Path | None = None) -> Listing:
     """The listing at ``path``, made there first if missing. Array tasks start together: an
     exclusive lock on ``PATH.lock`` lets one walk the input while the others wait for its file
     (the lock dies with its holder, so a killed task never leaves the others stuck)."""
@@ -126,8 +133,8 @@ def shared_listing(path: Path, source: str, input_dir: Path, rate_hz: int) -> Li
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.exists():
-            write_listing(path, walk(source, input_dir, rate_hz))
+            write_listing(path, walk(source, input_dir, rate_hz, labels))
             log.info("listed %s into %s", input_dir, path)
     listing = read_listing(path)
-    listing.check(source, input_dir, rate_hz)
+    listing.check(source, input_dir, rate_hz, labels)
     return listing

@@ -1,6 +1,7 @@
 """Any folder of WFDB records, searched recursively (also PhysioNet/CinC 2020-2021: .hea + .mat).
 
-Age, sex and SNOMED-CT ``Dx`` codes come from the header comments when present.
+Age, sex and SNOMED-CT ``Dx`` codes come from the header comments when present, or from a
+labels table (``--labels``, preprocess/labels_table.py), which then replaces them.
 """
 
 from __future__ import annotations
@@ -23,4 +24,7 @@ def list_items(input_dir: Path, rate_hz: int):
 
 
 def read_item(item: SourceItem) -> RawRecord:
-    return read_wfdb(item.location["record"])
+    raw = read_wfdb(item.location["record"])
+    if item.location.get("labels_table"):  # the table's meta data, not the header comments
+        raw.meta = None
+    return raw
