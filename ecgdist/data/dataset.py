@@ -159,17 +159,20 @@ class ShardDataset(Dataset):
         transform: the batch ``Transform``.
         seed: seed of the random crops and augmentations, mixed with the batch's positions so
             that a batch is transformed the same way wherever and whenever it is read.
+        device_transform: hand batches over as float16 (cropped, leads chosen) with their
+            augmentation draws; ``to_device`` finishes them where training runs. Off, the loader
+            finishes them (float32) itself.
     """
 
     def __init__(self, corpus: ShardCorpus | str | os.PathLike, indices: np.ndarray | None = None,
                  targets: sparse.csr_matrix | None = None, transform: Transform | None = None,
-                 seed: int = 0, target_mask: np.ndarray | None = None) -> None:
+                 seed: int = 0, target_mask: np.ndarray | None = None, device_transform: bool = False) -> None:
         self.corpus = corpus if isinstance(corpus, ShardCorpus) else ShardCorpus(corpus)
         self.indices = np.arange(len(self.corpus)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.targets = None if targets is None else sparse.csr_matrix(targets, dtype=np.float32)
         if self.targets is not None and self.targets.shape[0] != len(self.indices):
             raise ValueError(f"{self.targets.shape[0]} target rows for {len(self.indices)} records")
-        self.transform, self.seed = transform or Transform(), seed
+        self.transform, self.seed, self.device_transform = transform or Transform(), seed, device_transform
         self.target_mask = None if target_mask is None else np.asarray(target_mask, dtype=np.float32)
 
     def __len__(self) -> int:
@@ -186,16 +189,31 @@ class ShardDataset(Dataset):
     def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:
         positions = np.asarray(positions, dtype=np.int64)
         rng = np.random.default_rng([self.seed, *positions.tolist()])
-        signal = self.transform(self.corpus.read(self.indices[positions]), rng)
-        batch = {"signal": torch.from_numpy(np.ascontiguousarray(signal)), "index": torch.from_numpy(positions)}
+        raw = self.corpus.read(self.indices[positions])
+        if self.device_transform:
+            signal, draws = self.transform.select(raw, rng)
+            batch = {"signal": torch.from_numpy(signal), "index": torch.from_numpy(positions)}
+            if "scale" in draws:
+                batch["scale"] = torch.from_numpy(draws["scale"])
+            if "noise_seed" in draws:
+                batch["noise_seed"] = draws["noise_seed"]
+        else:
+            batch = {"signal": torch.from_numpy(self.transform(raw, rng)), "index": torch.from_numpy(positions)}
         if self.targets is not None:
             batch["target"] = torch.from_numpy(self.targets[positions].toarray())
         if self.target_mask is not None:
             batch["target_mask"] = torch.from_numpy(self.target_mask[self.corpus.corpus_of(self.indices[positions])])
         return batch
 
+    def to_device(self, batch: dict, device: torch.device | str) -> dict:
+        """The batch's tensors on ``device``; a float16 batch (``device_transform``) finished there."""
+        moved = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+        if self.device_transform:
+            moved["signal"] = self.transform.finish(moved["signal"], moved.pop("scale", None), batch.get("noise_seed"))
+        return moved
+
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self.__getitems__([position]).items()}
+        return {k: v[0] if torch.is_tensor(v) else v for k, v in self.__getitems__([position]).items()}
 
 
 def keep_batch(batch: dict) -> dict:

@@ -32,7 +32,7 @@ class EpochStream:
 
     def __init__(self, dataset: ShardDataset, sampler: BlockBatchSampler, workers: int = 0,
                  start_method: str | None = None) -> None:
-        self.sampler = sampler
+        self.dataset, self.sampler = dataset, sampler
         self.loader = make_loader(dataset, sampler, workers, start_method)
         self.consumed = 0
 

@@ -134,7 +134,8 @@ def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.
     scores, targets = [], []
     with torch.no_grad():
         for batch in loader:
-            scores.append(torch.sigmoid(model(batch["signal"].to(device_of(model)))).cpu().numpy())
+            on_device = loader.dataset.to_device(batch, device_of(model))  # float16 batches finished there
+            scores.append(torch.sigmoid(model(on_device["signal"])).cpu().numpy())
             targets.append(batch["target"].numpy())
     return np.concatenate(scores), np.concatenate(targets)
 
@@ -146,7 +147,8 @@ def train_epoch(model, loader, optimizer, stage: str, ema=None) -> float:
         model.get_submodule(next(iter(model.head_parameter_names())).rsplit(".", 1)[0]).train()
     total, count, device = 0.0, 0, device_of(model)
     for batch in loader:
-        loss = F.binary_cross_entropy_with_logits(model(batch["signal"].to(device)), batch["target"].to(device))
+        batch = loader.dataset.to_device(batch, device)
+        loss = F.binary_cross_entropy_with_logits(model(batch["signal"]), batch["target"])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} in a {stage} epoch")
         optimizer.zero_grad(set_to_none=True)
@@ -184,8 +186,8 @@ class Loaders:
         d, bs = cfg.data, cfg.finetune.batch_size
         train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
         eval_t = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
-        data = {name: ShardDataset(corpus, s.indices, s.targets, train_t if name == "train" else eval_t, spec.seed)
-                for name, s in splits.items()}
+        data = {name: ShardDataset(corpus, s.indices, s.targets, train_t if name == "train" else eval_t, spec.seed,
+                                   device_transform=True) for name, s in splits.items()}
         self.train_sampler = EpochPermutationSampler(len(data["train"]), bs, seed=spec.seed)
         self.train = make_loader(data["train"], self.train_sampler, d.workers)
         self.val, self.test = (make_loader(data[n], BlockBatchSampler(data[n].shards_of(), bs, shuffle=False), d.workers)

@@ -37,11 +37,12 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def on_engine(batch: dict, engine) -> dict:
-    """The batch on the engine's device, its signal in the engine's compute precision (the
-    bundled ZeRO configs run bf16 on GPUs); targets stay fp32, the losses are taken in fp32."""
+def on_engine(batch: dict, engine, data: ShardDataset) -> dict:
+    """The batch on the engine's device, finished there (``ShardDataset.to_device``), its signal in
+    the engine's compute precision (the bundled ZeRO configs run bf16 on GPUs); targets stay
+    fp32, the losses are taken in fp32."""
     dtype = torch.bfloat16 if engine.bfloat16_enabled() else torch.float16 if engine.fp16_enabled() else None
-    moved = {k: v.to(engine.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    moved = data.to_device(batch, engine.device)
     if dtype is not None:
         moved["signal"] = moved["signal"].to(dtype)
     return moved
@@ -78,7 +79,7 @@ class TrainLoop:
         while step < self.train.steps:
             loss_sum = 0.0
             for _ in range(self.train.grad_accum):
-                loss = self.objective(self.engine, on_engine(next(batches), self.engine))
+                loss = self.objective(self.engine, on_engine(next(batches), self.engine, self.stream.dataset))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss.item()} at step {step + 1}: stopping before the optimizer step")
                 self.engine.backward(loss)
@@ -125,7 +126,7 @@ class TrainLoop:
         with torch.no_grad(), torch.random.fork_rng():
             torch.manual_seed(VALIDATION_SEED)
             for i, batch in enumerate(loader):
-                batch = on_engine(batch, self.engine)
+                batch = on_engine(batch, self.engine, self.val_data)
                 total += self.objective(self.engine, batch).item() * len(batch["index"])
                 count += len(batch["index"])
                 if i == 0 and self.figure is not None and step % self.train.image_every_steps == 0:

@@ -91,7 +91,7 @@ def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
     def subset(rows_mask: np.ndarray, transform: Transform) -> ShardDataset:
         rows = np.flatnonzero(rows_mask)
         return ShardDataset(corpus, rows, targets[rows] if targets is not None else None, transform, cfg.run.seed,
-                            mask)
+                            mask, device_transform=True)  # float16 out of the loader, finished on the device
 
     train = subset(~held_out & keep, train_transform)
     try:

@@ -1,6 +1,7 @@
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.loader import EpochStream, make_loader
@@ -73,3 +74,36 @@ def test_stream_state_resumes_at_the_next_batch(ptbxl_corpus):
     resumed.load_state_dict(stream.state_dict())
     res_it = iter(resumed)
     assert [next(res_it)["index"].tolist() for _ in range(3)] == ref[9:12]
+
+
+def numpy_transform(x: np.ndarray, rng: np.random.Generator, crop: int, jitter: float) -> np.ndarray:
+    """The loader's transform before batches were finished on the device, re-stated in numpy:
+    random crop, float32, one z-score per record (ECGFounder), amplitude jitter."""
+    starts = rng.integers(0, x.shape[-1] - crop + 1, size=len(x))
+    x = np.stack([r[:, s:s + crop] for r, s in zip(x, starts)]).astype(np.float32)
+    x = (x - x.mean(axis=(1, 2), keepdims=True)) / (x.std(axis=(1, 2), keepdims=True) + 1e-8)
+    return x * rng.uniform(1 - jitter, 1 + jitter, size=(len(x), 1, 1)).astype(np.float32)
+
+
+def test_float16_batches_finished_on_the_device_equal_the_cpu_transform(ptbxl_corpus):
+    transform = Transform(crop_samples=2500, random_crop=True, scale_jitter=0.2)
+    on_device = ShardDataset(ptbxl_corpus, transform=transform, seed=3, device_transform=True)
+    in_loader = ShardDataset(ptbxl_corpus, transform=transform, seed=3)
+    positions = [5, 60, 7, 99]
+    handed_over = on_device.__getitems__(positions)
+    assert handed_over["signal"].dtype == torch.float16 and handed_over["signal"].shape == (4, 12, 2500)
+    finished = on_device.to_device(handed_over, "cpu")["signal"]  # the CPU stands in for the GPU here
+    assert finished.dtype == torch.float32
+    assert torch.equal(finished, in_loader.__getitems__(positions)["signal"])
+    raw = ShardCorpus(ptbxl_corpus).read(np.array(positions))
+    expected = numpy_transform(raw, np.random.default_rng([3, *positions]), 2500, 0.2)
+    assert np.allclose(finished.numpy(), expected, atol=2e-3)  # within float16 precision of normalised values
+
+
+def test_noise_drawn_on_the_device_is_fixed_by_the_batch(ptbxl_corpus):
+    data = ShardDataset(ptbxl_corpus, transform=Transform(noise_std=0.1), device_transform=True)
+    clean = ShardDataset(ptbxl_corpus, transform=Transform(), device_transform=True)
+    a = data.to_device(data.__getitems__([1, 2]), "cpu")["signal"]
+    b = data.to_device(data.__getitems__([1, 2]), "cpu")["signal"]
+    noise = a - clean.to_device(clean.__getitems__([1, 2]), "cpu")["signal"]
+    assert torch.equal(a, b) and abs(noise.std().item() - 0.1) < 0.005 and abs(noise.mean().item()) < 0.005

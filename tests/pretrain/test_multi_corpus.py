@@ -49,7 +49,7 @@ def test_a_label_outside_a_records_corpus_gets_no_gradient(ptbxl_corpus, physion
     cfg = config([ptbxl_corpus, physionet_corpus])
     data = build_data(cfg, DistEnv(0, 0, 1, "127.0.0.1", 0, "single"))
     train = data.stream.loader.dataset
-    batch = train.__getitems__(list(range(100, 120)))  # PTB-XL records and PhysioNet 2021 records
+    batch = train.to_device(train.__getitems__(list(range(100, 120))), "cpu")  # PTB-XL and PhysioNet 2021 records
     model = build_model(cfg.model, 12, cfg.data.crop_samples, len(data.labels))
 
     class KeepLogits(torch.nn.Module):

@@ -182,7 +182,7 @@ def test_zero3_export_reproduces_the_validation_loss_in_a_plain_model(ptbxl_corp
     with torch.no_grad():
         for rank in (0, 1):  # the job's validation: every rank's batches, summed
             for batch in validation_batches(val, cfg.train.micro_batch, rank, 2, cfg.train.val_batches):
-                b = val.__getitems__(batch)
+                b = val.to_device(val.__getitems__(batch), "cpu")
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(model(b["signal"]), b["target"])
                 total += loss.item() * len(batch)
                 count += len(batch)
