@@ -11,6 +11,15 @@ ours (the practical limit: only the read path differs).
 Headlines: ``vs_memmap_*`` is the worst ratio over the worker counts (same set-up on
 both sides); ``vs_wfdb_*`` compares each loader at its own best worker count, as a user
 would run each.
+
+Hand-off: ``workers_vs_inprocess`` is the rate at which normalised float32 batches (the
+tensor a training step consumes) reach the training process through 2 DataLoader workers
+over the rate with none, same batches. With ``device_transform`` the workers hand over
+float16 and the training process finishes the batch (here on the CPU, standing in for the
+GPU); ``workers_vs_inprocess_float32`` is the same ratio when workers hand over finished
+float32 batches, as before. ``device_transform_w1_per_s`` / ``_w2_per_s``: records/s into
+the training process, finished there, at 1 and 2 workers. ``*_received_*``: records/s as
+handed over, not finished: what the training process itself pays when a GPU finishes.
 """
 
 from __future__ import annotations
@@ -112,6 +121,33 @@ def measure(work: Path, args) -> dict:
         figures[f"vs_memmap_{label}"] = min(figures[f"vs_memmap_{label}_w{w}"] for w in (0, 1, 2))
         best = {name: max(figures[f"{name}_{label}_w{w}_per_s"] for w in (0, 1, 2)) for name in ("ours", "wfdb")}
         figures[f"vs_wfdb_{label}"] = round(best["ours"] / best["wfdb"], 1)
+    figures.update(hand_off(corpus, args.batch))
+    return figures
+
+
+def into_training_step(dataset: ShardDataset, batches: list, workers: int, finish: bool = True) -> int:
+    """Records delivered to this process as the float32 tensor a training step consumes (``finish``),
+    or as handed over (what the training process pays when a GPU finishes the batch)."""
+    extra = dict(persistent_workers=False, prefetch_factor=4) if workers else {}
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=keep_batch, **extra)
+    return sum(len(dataset.to_device(batch, "cpu")["signal"] if finish else batch["signal"]) for batch in loader)
+
+
+def hand_off(corpus: Path, batch: int) -> dict:
+    figures = {}
+    for name, on_device in (("device_transform", True), ("float32", False)):
+        dataset = ShardDataset(corpus, transform=Transform(), device_transform=on_device)
+        batches = [b.tolist() for b in BlockBatchSampler(dataset.shards_of(), batch, seed=0).batches(0)]
+        rates = {w: best_rate(lambda: into_training_step(dataset, batches, w), repeats=3) for w in (0, 1, 2)}
+        for w, rate in rates.items():
+            figures[f"{name}_w{w}_per_s"] = round(rate)
+        print(f"{name:16s} into the training step: {rates[0]:.0f}/s in-process, {rates[1]:.0f}/s with 1 worker, "
+              f"{rates[2]:.0f}/s with 2", flush=True)
+        received = {w: best_rate(lambda: into_training_step(dataset, batches, w, finish=False), repeats=3)
+                    for w in (0, 2)}
+        figures[f"{name}_received_w0_per_s"], figures[f"{name}_received_w2_per_s"] = map(round, received.values())
+    figures["workers_vs_inprocess"] = round(figures["device_transform_w2_per_s"] / figures["device_transform_w0_per_s"], 3)
+    figures["workers_vs_inprocess_float32"] = round(figures["float32_w2_per_s"] / figures["float32_w0_per_s"], 3)
     return figures
 
 
