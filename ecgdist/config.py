@@ -85,6 +85,7 @@ class PretrainDataSection(DataSection):
 
     corpus: Any = ""  # a shard corpus directory, or a list of them trained on together
     corpus_weights: list[float] = field(default_factory=list)  # each corpus's share of an epoch; empty: its size
+    stage_dir: str = ""  # node-local folder: each node copies the corpora there once and reads them from there
     val_fraction: float = 0.05  # held-out slice of the corpus (by patient) for pre-training validation
     min_label_count: int = 1  # labels with fewer positives leave the target vocabulary
     exclude_from: str = ""  # a corpus whose evaluation folds must not be pre-trained on (matched by content)

@@ -191,21 +191,29 @@ def verify_shards(corpus: str | os.PathLike, manifest: Manifest | None = None, c
     return [f"{name}: {problem}" for name, problem in problems if problem]
 
 
+def verified_marker(path: Path, entry: ShardEntry, cache: Path) -> Path:
+    """The per-node marker saying ``path`` (as it is now) was found to match ``entry`` in full."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{entry.sha256}".encode())
+    return cache / key.hexdigest()
+
+
+def remember_verified(path: Path, entry: ShardEntry, cache: Path) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    verified_marker(path, entry, cache).touch()
+
+
 def verified_once(path: Path, entry: ShardEntry, cache: Path) -> None:
     """Raise ``CorruptShard`` unless ``path`` matches ``entry``; a full check is remembered per node
     (a marker keyed by path, size, mtime and sha256 under ``cache``), so each shard is hashed once
     per machine rather than once per loader process."""
     problem = shard_problem(path, entry, content=False)
     if problem is None:
-        stat = path.stat()
-        key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{entry.sha256}".encode())
-        marker = cache / key.hexdigest()
-        if marker.exists():
+        if verified_marker(path, entry, cache).exists():
             return
         problem = shard_problem(path, entry)
         if problem is None:
-            cache.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+            remember_verified(path, entry, cache)
             return
     raise CorruptShard(f"shard {path} is {problem}; check the corpus with: python -m preprocess verify {path.parent}")
 

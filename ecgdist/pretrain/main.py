@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ecgdist.config import ConfigError, PretrainConfig, corpus_list, load_config, resolve_path, save_resolved, to_dict
-from ecgdist.data.dataset import ShardCorpus, ShardDataset
+from ecgdist.data.dataset import VERIFIED_CACHE, ShardCorpus, ShardDataset
 from ecgdist.data.index import joined_groups, joined_targets, read_index
 from ecgdist.data.labels import annotated, union_vocabulary
 from ecgdist.data.leakage import TrainingSet, manifest_sha256
@@ -30,6 +30,7 @@ from ecgdist.data.loader import EpochStream
 from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.shards import CorruptShard
 from ecgdist.data.splits import holdout_mask
+from ecgdist.data.staging import stage_corpus
 from ecgdist.data.transforms import Transform
 from ecgdist.dist import DistEnv, init_distributed
 from ecgdist.models import CLASSIFIERS, build_model
@@ -57,26 +58,29 @@ class PretrainData:
     provenance: dict  # what the export records about the training data
 
 
-def open_corpora(cfg: PretrainConfig) -> ShardCorpus:
-    """``data.corpus`` opened: one corpus, or several joined end to end (recipes must agree)."""
+def open_corpora(cfg: PretrainConfig) -> tuple[ShardCorpus, list[Path]]:
+    """``data.corpus`` opened (one corpus, or several joined end to end: recipes must agree), read
+    from the node-local copies when ``data.stage_dir`` is set; and the corpora's own paths."""
     paths = [resolve_path(p) for p in corpus_list(cfg.data.corpus)]
     if not paths:
         raise ConfigError("config key 'data.corpus' is empty: give a shard corpus directory (or a list of them)")
     try:
-        corpus = ShardCorpus(paths)
+        corpus = ShardCorpus(paths)  # sizes and recipes checked before anything is copied
+        if cfg.data.stage_dir:
+            corpus = ShardCorpus([stage_corpus(p, Path(cfg.data.stage_dir), VERIFIED_CACHE) for p in paths])
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(f"config key 'data.corpus': {error}") from None
     missing = [lead for lead in cfg.data.leads if lead not in corpus.manifests[0].recipe.leads]
     if missing:
-        raise ConfigError(f"config key 'data.leads': corpus {corpus.paths[0]} lacks {', '.join(missing)}")
-    return corpus
+        raise ConfigError(f"config key 'data.leads': corpus {paths[0]} lacks {', '.join(missing)}")
+    return corpus, paths
 
 
 def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
-    corpus = open_corpora(cfg)
+    corpus, sources = open_corpora(cfg)
     indexes = [read_index(path, manifest) for path, manifest in zip(corpus.paths, corpus.manifests)]
     held_out = holdout_mask(joined_groups(indexes), cfg.data.val_fraction, cfg.run.seed)
-    keep, provenance = leave_out_evaluation_records(cfg, corpus.paths, len(held_out))
+    keep, provenance = leave_out_evaluation_records(cfg, sources, len(held_out))
     labels = union_vocabulary(corpus.manifests, cfg.data.min_label_count) if cfg.model.name in CLASSIFIERS else []
     if cfg.model.name in CLASSIFIERS and not labels:
         raise ConfigError(f"model.name={cfg.model.name} learns labels, but data.corpus has none with at "
