@@ -319,6 +319,7 @@ class FinetuneSection:
     weights: str = ""  # pre-trained weights (released ECGFounder format or ecgdist export); "" = none
     keep_head: bool = False  # keep a pre-trained head of the task's shape (default: always a fresh head)
     allow_overlap: bool = False  # run with weights pre-trained on folds 9/10 of this corpus (rows are marked)
+    trusted_types: list[str] = field(default_factory=list)  # classes (module.Class) a weights file may hold
     epochs: int = 20
     batch_size: int = 256
     lr: float = 1e-4  # the official ECGFounder recipe: Adam 1e-4, weight decay 1e-5

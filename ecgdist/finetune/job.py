@@ -88,7 +88,7 @@ def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int) -
                                   drop_path=cfg.finetune.drop_path if strategy == "post_training" else 0.0)
     model = build_model(section, len(cfg.data.leads), cfg.data.crop_samples, num_classes)
     if strategy != "scratch" and cfg.finetune.weights:
-        load_pretrained(model, cfg.finetune.weights, reset_head=not cfg.finetune.keep_head)
+        load_pretrained(model, cfg.finetune.weights, not cfg.finetune.keep_head, cfg.finetune.trusted_types)
     return model
 
 
@@ -100,7 +100,7 @@ def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus) -> None:
     fits the model, and (an ecgdist export) was trained on data made with this corpus's recipe."""
     weights = cfg.finetune.weights
     try:
-        _, extra = read_weights(weights)
+        _, extra = read_weights(weights, cfg.finetune.trusted_types)
     except FileNotFoundError:
         raise ConfigError(f"config key 'finetune.weights': {weights} does not exist") from None
     except UnreadableWeights as error:
@@ -181,7 +181,8 @@ class Loaders:
         self.pretraining = {"status": "none", "detail": "no pre-trained weights"}
         if cfg.finetune.weights and spec.strategy != "scratch":
             check_weights(cfg, corpus)
-            self.pretraining = pretraining_data(cfg.finetune.weights, str(corpus.path), cfg.finetune.allow_overlap)
+            self.pretraining = pretraining_data(cfg.finetune.weights, str(corpus.path), cfg.finetune.allow_overlap,
+                                                cfg.finetune.trusted_types)
         self.classes, splits = ptbxl_task(corpus.path, spec.task, train_fraction=spec.fraction, seed=spec.seed)
         d, bs = cfg.data, cfg.finetune.batch_size
         train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)

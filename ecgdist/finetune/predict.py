@@ -31,8 +31,8 @@ SIMULATED_NOTE = "SIMULATED: this model was trained on the built-in synthetic co
 
 
 class Classifier:
-    def __init__(self, path: str | Path) -> None:
-        state, extra = read_weights(path)
+    def __init__(self, path: str | Path, trusted_types: list[str] = ()) -> None:
+        state, extra = read_weights(path, trusted_types)
         if "classes" not in extra:
             raise ValueError(f"{path} is not a fine-tuned model (no classes): use a fine-tune job's model.pth")
         self.classes: list[str] = extra["classes"]
@@ -69,13 +69,15 @@ class Classifier:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ecgdist.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("model")
+    parser.add_argument("model", help="a fine-tune job's model.pth, or a Hub reference hf://OWNER/REPO/FILE[@REV]")
     parser.add_argument("records", nargs="+")
     parser.add_argument("--top", type=int, default=5, help="labels shown per record (all with --json)")
     parser.add_argument("--json", action="store_true", help="one JSON object per record")
+    parser.add_argument("--trust-type", action="append", default=[], metavar="module.Class",
+                        help="a class the weights file may hold besides tensors (plain data you trust)")
     args = parser.parse_args(argv)
     try:
-        classifier = Classifier(args.model)
+        classifier = Classifier(args.model, args.trust_type)
     except (FileNotFoundError, UnreadableWeights, CheckpointMismatchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

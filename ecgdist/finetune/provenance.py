@@ -20,9 +20,9 @@ EVALUATION_FOLDS = [9, 10]  # PTB-XL: validation (model selection) and test
 UNKNOWN, CHECKED, OVERLAP = "unknown", "no overlap", "OVERLAP"
 
 
-def pretraining_data(weights: str, corpus: str, allow_overlap: bool) -> dict:
+def pretraining_data(weights: str, corpus: str, allow_overlap: bool, trusted_types: list[str] = ()) -> dict:
     """{"status": no overlap | unknown | OVERLAP, "detail": a sentence}; raises on an overlap not allowed."""
-    provenance = read_weights(weights)[1].get("provenance")
+    provenance = read_weights(weights, trusted_types)[1].get("provenance")
     if provenance is None:
         return {"status": UNKNOWN, "detail": f"{weights} carries no record of its training data (as the released "
                                              "ECGFounder weights): overlap with folds 9 and 10 cannot be checked"}

@@ -65,7 +65,7 @@ def check_inputs(cfg: FinetuneConfig) -> None:
         if needs_weights and not weights:
             print(f"note: {key} is empty: baseline and post_training start from random weights")
         if needs_weights and weights:
-            checked = pretraining_data(weights, cfg.data.corpus, cfg.finetune.allow_overlap)
+            checked = pretraining_data(weights, cfg.data.corpus, cfg.finetune.allow_overlap, cfg.finetune.trusted_types)
             print(f"pre-training data{f' of {name}' if name else ''}: {checked['status']}: {checked['detail']}")
 
 

@@ -12,17 +12,19 @@ embedding made for another crop length is interpolated along time, and the log s
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ecgdist.files import temp_path_for
+from ecgdist.models.hub import WeightsUnavailable, locate_weights
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +37,40 @@ class UnreadableWeights(ValueError):
     """The file holds more than tensors and plain values (a pickled class), or no torch data at all."""
 
 
-def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The state dict of a weights file (``module.`` prefixes removed) and its other entries."""
+def trusted(names: Sequence[str]) -> list[type]:
+    """The classes named "module.Class" that the user allows in weights files."""
+    found = []
+    for name in names:
+        module, _, attribute = name.rpartition(".")
+        try:
+            found.append(getattr(importlib.import_module(module), attribute))
+        except (ImportError, AttributeError, ValueError):
+            raise UnreadableWeights(f"trusted type {name!r} cannot be imported (give it as module.Class)") from None
+    return found
+
+
+def read_weights(path: str | os.PathLike, trusted_types: Sequence[str] = ()) -> tuple[dict[str, torch.Tensor],
+                                                                                     dict[str, Any]]:
+    """The state dict of a weights file or Hub reference (``module.`` prefixes removed) and its other
+    entries. Loaded with ``weights_only``: tensors, plain values and the ``trusted_types`` only."""
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        local = locate_weights(path)
+    except WeightsUnavailable as error:
+        raise UnreadableWeights(str(error)) from None
+    try:
+        with torch.serialization.safe_globals(trusted(trusted_types)):
+            blob = torch.load(local, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as error:  # torch's message would suggest unpickling the file: say what is in it instead
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
-        what = f"a pickled object of type {found.group(1)}" if found else "no readable tensors"
-        raise UnreadableWeights(f"{path} holds {what}; only tensors and plain values are loaded, so no code in "
-                                "the file can run") from None
+        if not found:
+            raise UnreadableWeights(f"{path} holds no readable tensors") from None
+        raise UnreadableWeights(
+            f"{path} holds a pickled object of type {found.group(1)}; only tensors and plain values are loaded, so "
+            f"no code in the file runs. If you trust the file and {found.group(1)} is plain data (an argument "
+            f"namespace, say), allow it: finetune.trusted_types=[{found.group(1)}] (--trust-type "
+            f"{found.group(1)} on the command line)") from None
     if not isinstance(blob, dict):
         raise CheckpointMismatchError(f"{path}: expected a dict of tensors, found {type(blob).__name__}")
     key = next((k for k in ("state_dict", "model") if isinstance(blob.get(k), dict)), None)
@@ -91,12 +116,14 @@ def _encoder_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
 
 
-def load_pretrained(model: nn.Module, path: str | os.PathLike, reset_head: bool = False) -> list[str]:
-    """Load ``path`` into ``model``; returns the names left at their fresh initialisation.
+def load_pretrained(model: nn.Module, path: str | os.PathLike, reset_head: bool = False,
+                    trusted_types: Sequence[str] = ()) -> list[str]:
+    """Load ``path`` (a file or a Hub reference) into ``model``; returns the names left at their
+    fresh initialisation.
 
     The head loads when its shape fits, unless ``reset_head`` (fine-tuning: a task's head
     starts fresh even when the file's has the same number of classes)."""
-    state, _ = read_weights(path)
+    state, _ = read_weights(path, trusted_types)
     own = model.state_dict()
     if not any(k in own for k in state) and any(k.startswith("encoder.") for k in state):
         state = _encoder_only(state)
