@@ -9,7 +9,8 @@
     python -m preprocess inspect OUTPUT [--json] [--no-verify]
     python -m preprocess verify OUTPUT               (every shard against the manifest's sizes and sha256)
     python -m preprocess fingerprint OUTPUT INPUT   (content fingerprints for a corpus made before them)
-    python -m preprocess download ptbxl DIR [--records N] [--rate 500|100|both] [--base-url URL]
+    python -m preprocess download ptbxl|physionet2021|mimic-iv-ecg|code15 DIR [--records N | --parts N]
+                         [--rate 500|100|both (ptbxl)] [--base-url URL]
     python -m preprocess simulate ptbxl DIR [--records N]     (synthetic ECGs for offline demos)
 """
 
@@ -91,12 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help="skip the shard checksums (they read every byte)")
     p = sub.add_parser("verify", help="check every shard against the manifest: missing, truncated, modified")
     p.add_argument("output", type=Path)
-    p = sub.add_parser("download", help="fetch a corpus (PTB-XL) from PhysioNet, resumable and verified")
-    p.add_argument("dataset", choices=["ptbxl"])
+    p = sub.add_parser("download", help="fetch an open corpus in its published layout, resumable and verified")
+    p.add_argument("dataset", choices=["ptbxl", "physionet2021", "mimic-iv-ecg", "code15"])
     p.add_argument("output", type=Path)
-    p.add_argument("--records", type=int, default=None, help="only the first N records (default: all)")
-    p.add_argument("--rate", choices=["500", "100", "both"], default="500")
-    p.add_argument("--base-url", default=None, help="a mirror of PhysioNet's PTB-XL folder")
+    p.add_argument("--records", type=positive(int), default=None, help="only the first N records (default: all)")
+    p.add_argument("--parts", type=positive(int), default=None, help="code15: only the first N of its 18 parts")
+    p.add_argument("--rate", choices=["500", "100", "both"], default="500", help="ptbxl: which records")
+    p.add_argument("--base-url", default=None, help="a mirror of the publisher's folder (Zenodo record for code15)")
     p.add_argument("--quiet", action="store_true")
     p = sub.add_parser("fingerprint", help="add content fingerprints to a corpus written before they existed")
     p.add_argument("output", type=Path)
@@ -110,19 +112,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_download(args) -> int:
-    from preprocess.download import PHYSIONET_PTBXL, DownloadError, download_ptbxl
+    from preprocess import download
 
-    rates = ("500", "100") if args.rate == "both" else (args.rate,)
+    base = args.base_url or download.SOURCES[args.dataset]
+    if args.parts and args.dataset != "code15" or args.records and args.dataset == "code15":
+        print(f"error: {args.dataset} takes {'--parts' if args.dataset == 'code15' else '--records'}", file=sys.stderr)
+        return 2
+    fetch = {"ptbxl": lambda: download.download_ptbxl(
+                 args.output, args.records, base, ("500", "100") if args.rate == "both" else (args.rate,),
+                 progress=not args.quiet),
+             "physionet2021": lambda: download.download_physionet2021(args.output, args.records, base, not args.quiet),
+             "mimic-iv-ecg": lambda: download.download_mimic_iv_ecg(args.output, args.records, base, not args.quiet),
+             "code15": lambda: download.download_code15(args.output, args.parts, base, not args.quiet)}
     try:
-        report = download_ptbxl(args.output, args.records, args.base_url or PHYSIONET_PTBXL, rates,
-                                progress=not args.quiet)
-    except (DownloadError, OSError) as error:
+        report = fetch[args.dataset]()
+    except download.DownloadError as error:
         print(f"error: download failed: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a full disk, an unwritable folder
+        print(f"error: download failed: {error.strerror or error} ({error.filename or args.output})", file=sys.stderr)
+        return 1
     print(f"{args.output}: {len(report.fetched)} files fetched, {len(report.verified)} already verified, "
-          f"{len(report.missing)} not on the server, {len(report.corrupt)} corrupt (discarded)")
+          f"{len(report.missing)} not on the server, {len(report.corrupt)} corrupt (discarded), "
+          f"{len(report.unverified)} without a published checksum (unverified)")
     for name in report.corrupt:
         print(f"  checksum mismatch: {name}", file=sys.stderr)
+    print(f"next: python -m preprocess {args.dataset} {args.output} OUTPUT")
     return 1 if report.corrupt else 0
 
 

@@ -1,54 +1,17 @@
 """``python -m preprocess download ptbxl`` against a local server in PhysioNet's URL layout."""
 
 import hashlib
-import re
 import shutil
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from conftest import build_corpus
+from publisher_mirror import serve
 
 from ecgdist.data.shards import read_manifest
 
 PREFIX = "/files/ptb-xl/1.0.3/"
-
-
-class PhysioNetMirror(BaseHTTPRequestHandler):
-    """Serves ``root`` with Range support; can drop a connection once or corrupt a file."""
-
-    root: Path
-    drop_once: set = set()
-    corrupt: set = set()
-    requests: list = []
-
-    def do_GET(self):
-        name = self.path.removeprefix(PREFIX)
-        path = self.root / name
-        self.requests.append((name, self.headers.get("Range")))
-        if not self.path.startswith(PREFIX) or not path.is_file():
-            self.send_error(404)
-            return
-        body = path.read_bytes()
-        if name in self.corrupt:
-            body = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
-        start = int(re.match(r"bytes=(\d+)-", self.headers["Range"]).group(1)) if self.headers.get("Range") else 0
-        self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        if name in self.drop_once:
-            self.drop_once.discard(name)
-            self.wfile.write(body[start:start + len(body) // 3])
-            self.wfile.flush()
-            self.connection.shutdown(2)  # the connection drops mid-file
-            return
-        self.wfile.write(body[start:])
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture()
@@ -58,11 +21,8 @@ def mirror(shared_data, tmp_path):
     sums = [f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.relative_to(root)}"
             for p in sorted(root.rglob("*")) if p.is_file()]
     (root / "SHA256SUMS.txt").write_text("\n".join(sums) + "\n")  # as PhysioNet publishes it
-    handler = type("Mirror", (PhysioNetMirror,), {"root": root, "drop_once": set(), "corrupt": set(), "requests": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield handler, f"http://127.0.0.1:{server.server_port}{PREFIX}"
-    server.shutdown()
+    with serve(root, PREFIX) as (handler, url):
+        yield handler, url
 
 
 def download(url, out, *extra):
