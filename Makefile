@@ -23,7 +23,7 @@ test: install
 	$(PY) -m pytest -q -rs tests
 
 bench: install
-	$(PY) bench/preprocess.py && $(PY) bench/loader.py && $(PY) bench/models.py && $(PY) bench/train.py && $(PY) bench/leakage.py && $(PY) bench/verify.py
+	$(PY) bench/preprocess.py && $(PY) bench/loader.py && $(PY) bench/models.py && $(PY) bench/train.py && $(PY) bench/leakage.py && $(PY) bench/verify.py && $(PY) bench/shuffle.py
 
 cluster-start:
 	bash slurm/local-cluster.sh start
