@@ -71,30 +71,33 @@ def publish_zenodo(root, shared_data, parts=2, corrupt_md5=False):
     return files_dir
 
 
-def zenodo_json(files_dir, url, corrupt=()):
+def zenodo_json(files_dir, url, corrupt=(), unlisted=()):
     entries = []
     for path in sorted(files_dir.iterdir()):
         md5 = hashlib.md5(path.read_bytes()).hexdigest()
         entries.append({"key": path.name, "checksum": f"md5:{'0' * 32 if path.name in corrupt else md5}",
                         "links": {"self": f"{url}records/4916206/files/{path.name}"}})
+        if path.name in unlisted:
+            del entries[-1]["checksum"]
     return json.dumps({"id": 4916206, "files": entries})
 
 
-def code15_server(tmp_path, shared_data, corrupt=()):
+def code15_server(tmp_path, shared_data, corrupt=(), unlisted=()):
     root = tmp_path / "zenodo"
     files_dir = publish_zenodo(root, shared_data)
     context = serve(root, "/")
     handler, url = context.__enter__()
     (root / "api" / "records").mkdir(parents=True)
-    (root / ZENODO_RECORD).write_text(zenodo_json(files_dir, url, corrupt))
+    (root / ZENODO_RECORD).write_text(zenodo_json(files_dir, url, corrupt, unlisted))
     return context, url + ZENODO_RECORD
 
 
 def test_code15_downloads_parts_checks_md5_unzips_and_preprocesses(shared_data, tmp_path):
-    context, record_url = code15_server(tmp_path, shared_data)
+    context, record_url = code15_server(tmp_path, shared_data, unlisted=("exams.csv",))
     try:
         done = download("code15", record_url, tmp_path / "dl", "--parts", "1")
         assert done.returncode == 0, done.stderr
+        assert "2 files fetched" in done.stdout and "1 without a published checksum (unverified)" in done.stdout
         assert (tmp_path / "dl/exams_part0.hdf5").read_bytes() == \
             (shared_data / "code15-mini/exams_part0.hdf5").read_bytes()
         assert not (tmp_path / "dl/exams_part1.hdf5").exists() and not list((tmp_path / "dl").glob("*.zip"))
