@@ -1,3 +1,5 @@
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -109,6 +111,22 @@ def test_resuming_on_another_rank_count_skips_nothing_and_repeats_under_a_batch_
     assert set(before) | set(after) == set(range(len(shards)))  # every record of the epoch, once at least
     repeated = len(before) + len(after) - len(shards)
     assert 0 <= repeated < 8 * new_world_size and len(set(after)) == len(after)
+
+
+def test_weighted_corpora_resume_on_another_rank_count_in_the_same_order():
+    shards, corpus_of = np.repeat(np.arange(6), 40), np.repeat([0, 1], [200, 40])
+    make = lambda rank, world: BlockBatchSampler(shards, 8, rank, world, seed=3, corpus_of=corpus_of,
+                                                 corpus_weights=[1, 1])
+    epoch = Counter(make(0, 1).order(0).tolist())  # corpus 1 drawn three times over, corpus 0 in part
+    before = Counter(i for rank in (0, 1) for b in make(rank, 2).batches(0)[:5] for i in b)
+    state = make(0, 2).state_dict(5)
+    after = Counter()
+    for rank in range(3):
+        sampler = make(rank, 3)
+        sampler.load_state_dict(state)
+        after.update(i for b in sampler for i in b)
+    assert not epoch - (before + after), "nothing of the epoch is skipped"
+    assert sum((before + after - epoch).values()) < 8 * 3  # and under a batch per rank is seen twice
 
 
 def test_restoring_with_another_seed_is_refused():
