@@ -131,6 +131,8 @@ def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
 
 
 def write_results(sweep_dir: Path, header: str = "", resamples: int = 0, simulated: bool = False) -> list[dict]:
+    import matplotlib.pyplot as plt
+
     from ecgdist.finetune.plots import metric_vs_fraction_figure
 
     results = read_results(sweep_dir)
@@ -148,4 +150,5 @@ def write_results(sweep_dir: Path, header: str = "", resamples: int = 0, simulat
             title = ("SIMULATED ECGs (not PTB-XL): " if simulated else "PTB-XL ") + task + f", {backbone}" * bool(backbone)
             figure = metric_vs_fraction_figure([r for r in rows if r["backbone"] == backbone], task, name, title)
             figure.savefig(sweep_dir / f"{prefix}{task}_{name}_vs_fraction.png", dpi=100)
+            plt.close(figure)  # pyplot keeps every figure alive until closed
     return rows
