@@ -1,12 +1,15 @@
 """A map-style dataset over a shard corpus that reads whole batches in few large reads.
 
-Records are addressed by a global index (shard order, then row); the corpus is located
-from the manifest alone, so opening millions of records costs no per-record I/O.
+Records are addressed by a global index (shard order, then row; several corpora joined
+end to end count on across them); the corpus is located from the manifest alone, so
+opening millions of records costs no per-record I/O.
 ``__getitems__`` (which DataLoader calls with a whole batch of indices) groups a batch
 by shard and reads each shard's span once. Shards are memory-mapped at the signals'
 file offset (the format stores them contiguous and uncompressed), falling back to h5py
 otherwise. Open handles live per process (re-opened after fork, never pickled) in a
-bounded LRU cache, so memory stays bounded per worker under ``fork`` and ``spawn``.
+bounded LRU cache, so memory stays bounded per worker under ``fork`` and ``spawn``; where a
+shard's samples lie is remembered after its first visit, so re-opening it (batches draw
+blocks from many shards) is one ``mmap``.
 Every shard's size is checked against the manifest when the corpus opens (one stat each),
 and its sha256 before its first read on a machine (remembered per node, see
 ``shards.verified_once``): a truncated or modified shard stops the run naming its path.
