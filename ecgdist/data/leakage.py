@@ -50,7 +50,13 @@ class TrainingSet:
               exclude_folds: list[int] = ()) -> "TrainingSet":
         """Over one corpus or several joined end to end (rows in that order)."""
         corpora = [corpora] if isinstance(corpora, (str, os.PathLike)) else corpora
-        fingerprints = np.concatenate([read_index(c).fingerprints(c) for c in corpora])
+        return cls.leaving_out(np.concatenate([read_index(c).fingerprints(c) for c in corpora]), exclude_from,
+                               exclude_folds)
+
+    @classmethod
+    def leaving_out(cls, fingerprints: np.ndarray, exclude_from: str = "",
+                    exclude_folds: list[int] = ()) -> "TrainingSet":
+        """From the training rows' fingerprints, for a caller that has read the indexes already."""
         keep = np.ones(len(fingerprints), dtype=bool)
         if exclude_from:
             keep = ~members(fingerprints, evaluation_fingerprints(exclude_from, list(exclude_folds)))

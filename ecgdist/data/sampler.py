@@ -78,7 +78,7 @@ class BlockBatchSampler(Sampler[list[int]]):
 
     def shard_blocks(self, positions: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
         """One corpus's blocks for one pass over ``positions`` (sorted by shard), shards interleaved."""
-        shards, starts = np.unique(self.shard_of[positions], return_index=True)
+        _, starts = np.unique(self.shard_of[positions], return_index=True)
         streams = []
         for group in np.split(positions, starts[1:]):
             shift = int(rng.integers(self.block_size)) if len(group) > self.block_size else 0

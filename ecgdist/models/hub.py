@@ -33,7 +33,7 @@ def locate_weights(ref: str | os.PathLike) -> Path:
     """A local path for ``ref``: itself, or the Hub file in the local cache (downloaded if needed)."""
     if not str(ref).startswith(PREFIX):
         return Path(ref)
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
@@ -47,7 +47,7 @@ def locate_weights(ref: str | os.PathLike) -> Path:
         return Path(hf_hub_download(repo, filename, revision=revision, endpoint=os.environ.get("HF_ENDPOINT")))
     # (LocalEntryNotFoundError is an EntryNotFoundError: it comes first.)
     except LocalEntryNotFoundError:
-        cache = os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub"
+        cache = constants.HF_HUB_CACHE
         raise WeightsUnavailable(
             f"{ref} is not in the Hugging Face cache ({cache}) and the Hub cannot be reached from here. On a machine "
             f"with internet run: hf download {repo} {filename}{f' --revision {revision}' if revision else ''}, then "

@@ -23,7 +23,7 @@ import torch
 
 from ecgdist.config import ConfigError, PretrainConfig, corpus_list, load_config, resolve_path, save_resolved, to_dict
 from ecgdist.data.dataset import VERIFIED_CACHE, ShardCorpus, ShardDataset
-from ecgdist.data.index import joined_groups, joined_targets, read_index
+from ecgdist.data.index import CorpusIndex, joined_groups, joined_targets, read_index
 from ecgdist.data.labels import annotated, union_vocabulary
 from ecgdist.data.leakage import TrainingSet, manifest_sha256
 from ecgdist.data.loader import EpochStream
@@ -80,7 +80,7 @@ def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
     corpus, sources = open_corpora(cfg)
     indexes = [read_index(path, manifest) for path, manifest in zip(corpus.paths, corpus.manifests)]
     held_out = holdout_mask(joined_groups(indexes), cfg.data.val_fraction, cfg.run.seed)
-    keep, provenance = leave_out_evaluation_records(cfg, sources, len(held_out))
+    keep, provenance = leave_out_evaluation_records(cfg, sources, indexes)
     labels = union_vocabulary(corpus.manifests, cfg.data.min_label_count) if cfg.model.name in CLASSIFIERS else []
     if cfg.model.name in CLASSIFIERS and not labels:
         raise ConfigError(f"model.name={cfg.model.name} learns labels, but data.corpus has none with at "
@@ -111,17 +111,19 @@ def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
                         corpus.manifests[0].recipe.to_dict(), provenance)
 
 
-def leave_out_evaluation_records(cfg: PretrainConfig, corpora: list[Path], records: int) -> tuple[np.ndarray, dict]:
+def leave_out_evaluation_records(cfg: PretrainConfig, corpora: list[Path],
+                                 indexes: list[CorpusIndex]) -> tuple[np.ndarray, dict]:
     """Rows pre-training may use (all but those matching ``data.exclude_from``'s folds by content),
     and the provenance an export carries: the corpora, what was left out and why."""
     d = cfg.data
     provenance = {"corpora": [{"path": str(c.resolve()), "manifest_sha256": manifest_sha256(c)} for c in corpora],
                   "exclude_from": None, "excluded": 0}
     if not d.exclude_from:
-        return np.ones(records, dtype=bool), provenance
+        return np.ones(sum(len(index.group) for index in indexes), dtype=bool), provenance
     evaluation = resolve_path(d.exclude_from)
     try:
-        training = TrainingSet.build(corpora, evaluation, d.exclude_folds)
+        fingerprints = np.concatenate([index.fingerprints(c) for c, index in zip(corpora, indexes)])
+        training = TrainingSet.leaving_out(fingerprints, evaluation, d.exclude_folds)
     except (FileNotFoundError, ValueError) as error:  # no such corpus, or one without fingerprints
         raise ConfigError(f"config key 'data.exclude_from': {error}") from None
     provenance.update(excluded=training.excluded, exclude_from={

@@ -46,11 +46,17 @@ def test_two_node_job_trains_with_each_zero_stage(slurm_cluster, ptbxl_corpus, t
         assert "val/reconstruction" in read_image_tags(run / "tb")
 
 
+def training_job(tmp_path, corpus, run, steps, *overrides):
+    """A Net1D job submitted to the sandbox (saving only when stopped or done), once it trains."""
+    job = submit(tmp_path, CONFIGS["net1d"], run, f"data.corpus={corpus}", f"train.steps={steps}",
+                 "checkpoint.save_every_steps=0", *overrides)
+    wait_until(lambda: list((run / "tb").glob("events*")), 300, "training never started")
+    return job
+
+
 def test_signalled_job_saves_requeues_and_finishes_all_steps(slurm_cluster, ptbxl_corpus, tmp_path):
     run = tmp_path / "run"
-    job = submit(tmp_path, CONFIGS["net1d"], run, f"data.corpus={ptbxl_corpus}", "train.steps=400",
-                 "checkpoint.save_every_steps=0", "train.log_every_steps=1")
-    wait_until(lambda: list((run / "tb").glob("events*")), 300, "training never started")
+    job = training_job(tmp_path, ptbxl_corpus, run, 400, "train.log_every_steps=1")
     time.sleep(2)
     subprocess.run(["scancel", "--signal=USR1", job], check=True)
     assert wait_for_job(job, 900) == "COMPLETED"
@@ -63,9 +69,7 @@ def test_signalled_job_saves_requeues_and_finishes_all_steps(slurm_cluster, ptbx
 
 def test_a_crashed_rank_ends_the_job_quickly(slurm_cluster, ptbxl_corpus, tmp_path):
     run = tmp_path / "run"
-    job = submit(tmp_path, CONFIGS["net1d"], run, f"data.corpus={ptbxl_corpus}", "train.steps=100000",
-                 "checkpoint.save_every_steps=0")
-    wait_until(lambda: list((run / "tb").glob("events*")), 300, "training never started")
+    job = training_job(tmp_path, ptbxl_corpus, run, 100000)
 
     def rank1_pid():
         for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -88,9 +92,7 @@ def test_a_crashed_rank_ends_the_job_quickly(slurm_cluster, ptbxl_corpus, tmp_pa
 
 def test_scancel_saves_and_stops_without_a_requeue(slurm_cluster, ptbxl_corpus, tmp_path):
     run = tmp_path / "run"
-    job = submit(tmp_path, CONFIGS["net1d"], run, f"data.corpus={ptbxl_corpus}", "train.steps=100000",
-                 "checkpoint.save_every_steps=0", "train.log_every_steps=1")
-    wait_until(lambda: list((run / "tb").glob("events*")), 300, "training never started")
+    job = training_job(tmp_path, ptbxl_corpus, run, 100000, "train.log_every_steps=1")
     time.sleep(2)
     subprocess.run(["scancel", job], check=True)  # SIGTERM to every rank
     assert wait_for_job(job, 300) == "CANCELLED"
@@ -103,9 +105,7 @@ def test_scancel_saves_and_stops_without_a_requeue(slurm_cluster, ptbxl_corpus, 
 
 def test_a_requeue_by_slurm_itself_is_never_doubled(slurm_cluster, ptbxl_corpus, tmp_path):
     run = tmp_path / "run"
-    job = submit(tmp_path, CONFIGS["net1d"], run, f"data.corpus={ptbxl_corpus}", "train.steps=300",
-                 "checkpoint.save_every_steps=0", "train.log_every_steps=1")
-    wait_until(lambda: list((run / "tb").glob("events*")), 300, "training never started")
+    job = training_job(tmp_path, ptbxl_corpus, run, 300, "train.log_every_steps=1")
     time.sleep(2)
     subprocess.run(["scontrol", "requeue", job], check=True)  # SLURM requeues: the job gets SIGTERM
     assert wait_for_job(job, 900) == "COMPLETED"
