@@ -8,6 +8,7 @@ count is what a checkpoint stores.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from typing import Iterator
 
 import torch
@@ -19,12 +20,33 @@ from ecgdist.data.sampler import BlockBatchSampler
 
 def make_loader(dataset: ShardDataset, sampler: BlockBatchSampler, workers: int = 0,
                 start_method: str | None = None, prefetch_factor: int = 4) -> DataLoader:
+    share_cores_with_workers(workers)
     kwargs = {}
     if workers > 0:
-        kwargs = dict(prefetch_factor=prefetch_factor, persistent_workers=True,
+        kwargs = dict(prefetch_factor=prefetch_factor, persistent_workers=True, worker_init_fn=share_by_name,
                       multiprocessing_context=multiprocessing.get_context(start_method) if start_method else None)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=keep_batch,
                       pin_memory=torch.cuda.is_available(), **kwargs)  # pinned: copies to the GPU overlap
+
+
+def share_by_name(worker_id: int) -> None:
+    """Workers hand tensors over by shared-memory name, not by file descriptor: passing a
+    descriptor costs a fresh authenticated socket connection per tensor on both sides (~0.5 ms
+    each here, several per batch), a name costs nothing. torch's shm manager daemon frees
+    the segments if a process dies."""
+    torch.multiprocessing.set_sharing_strategy("file_system")
+
+
+def share_cores_with_workers(workers: int) -> None:
+    """Run this process's torch intra-op threads on the cores its loader workers leave free (at least one).
+
+    Left alone, torch starts one thread per core here while every worker also needs a core;
+    the oversubscribed threads spin against the workers (on two cores with two workers,
+    finished batches arrive ~30 % slower: docs/benchmarks.md). An explicit OMP_NUM_THREADS
+    wins. The last loader made sets it.
+    """
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) - workers))
 
 
 class EpochStream:
