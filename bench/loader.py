@@ -14,12 +14,16 @@ would run each.
 
 Hand-off: ``workers_vs_inprocess`` is the rate at which normalised float32 batches (the
 tensor a training step consumes) reach the training process through 2 DataLoader workers
-over the rate with none, same batches. With ``device_transform`` the workers hand over
-float16 and the training process finishes the batch (here on the CPU, standing in for the
-GPU); ``workers_vs_inprocess_float32`` is the same ratio when workers hand over finished
-float32 batches, as before. ``device_transform_w1_per_s`` / ``_w2_per_s``: records/s into
-the training process, finished there, at 1 and 2 workers. ``*_received_*``: records/s as
-handed over, not finished: what the training process itself pays when a GPU finishes.
+over the rate with none, same batches, both through ``make_loader`` as training runs it.
+The workers hand over float16 (``device_transform``) and the training process finishes the
+batch (here on the CPU, standing in for the GPU). ``device_transform_w1_per_s`` /
+``_w2_per_s``: records/s into the training process, finished there, at 1 and 2 workers;
+``device_transform_received_*``: records/s as handed over and given back, not finished
+(what the training process itself pays when a GPU finishes). ``workers_vs_inprocess_float32``:
+the same ratio when the workers finish float32 batches themselves. Each configuration runs
+in turn, several rounds, in each of ``--processes`` fresh processes, best kept (see
+``hand_off_in_processes`` for why); ``workers_vs_inprocess_each_process`` lists the ratio
+within each process.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=4096)
     parser.add_argument("--wfdb-records", type=int, default=384)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--processes", type=int, default=5, help="fresh processes the hand-off is measured in")
+    parser.add_argument("--processes", type=int, default=3, help="fresh processes the hand-off is measured in")
     parser.add_argument("--hand-off-in", type=Path, help=argparse.SUPPRESS)  # one such process, on this corpus
     args = parser.parse_args()
     if args.hand_off_in:
@@ -167,11 +171,9 @@ def hand_off(corpus: Path, batch: int) -> dict:
 
 
 def hand_off_in_processes(corpus: Path, batch: int, processes: int) -> dict:
-    """``hand_off`` in several fresh processes, each configuration's best over them.
-
-    On this 2-core VM one process runs the same memory-bound batch finishing at one of two
-    speeds for its whole life (~4 or ~8 ms a batch, whatever it runs; see docs/benchmarks.md),
-    so a single process says more about its luck than about the loader."""
+    """``hand_off`` in several fresh processes, each configuration's best over them: the loaders
+    measured earlier in this script stay out of these figures, and the per-process ratios show
+    how much one process's figure moves on a shared machine."""
     runs = []
     for _ in range(processes):
         out = subprocess.run([sys.executable, __file__, "--hand-off-in", str(corpus), "--batch", str(batch)],

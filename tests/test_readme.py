@@ -63,8 +63,12 @@ def check_tensorboard(command: str, cwd: Path, runs: list[str]) -> None:
             time.sleep(1)
         assert all(any(r.startswith(run) for r in found) for run in runs), found
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+        server.send_signal(signal.SIGINT)  # as a user stops it
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # it once sat out SIGINT while the full suite ran: stop it anyway
+            server.kill()
+            server.wait(timeout=30)
 
 
 def test_the_tour_runs_as_printed(shared_data, tmp_path):

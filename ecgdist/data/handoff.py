@@ -28,8 +28,9 @@ import torch
 from torch.utils.data import get_worker_info
 
 # Batches one worker can have out at once: DataLoader's prefetch_factor (4 in make_loader)
-# in flight, one being consumed, one being copied to pinned memory.
-SLOTS = 6
+# handed over or in the making, and the one the training process is consuming. Each slot
+# holds one batch's signal (7.7 MB for 64 x 12 x 5000 float16) in /dev/shm.
+SLOTS = 5
 
 
 @dataclass
