@@ -120,18 +120,19 @@ class ShardCorpus:
         return array
 
     def read(self, index: np.ndarray) -> np.ndarray:
-        """Signals of the given global indices, in that order, in the storage dtype (B, C, L)."""
+        """Signals of the given global indices, in that order, in the storage dtype (B, C, L).
+
+        Consecutive rows of one shard (a sampler's block) are copied as one slice: a batch
+        drawn from several shards costs one pass over its bytes, not a gather and a scatter."""
         shard, row = self.locate(np.asarray(index, dtype=np.int64))
-        first = self.signals(int(shard[0])) if len(index) else np.empty((0, 0, 0), np.float32)
-        shards = np.unique(shard)
-        if len(shards) == 1 and isinstance(first, np.ndarray):  # the usual batch: one gather
-            return first[row]  # fancy indexing: ~3x faster than np.take(..., out=) here
+        if not len(index):
+            return np.empty((0, 0, 0), np.float32)
+        first = self.signals(int(shard[0]))
         out = np.empty((len(index), *first.shape[1:]), dtype=first.dtype)
-        for s in shards:
-            where = np.flatnonzero(shard == s)
-            rows = row[where]
-            lo, hi = int(rows.min()), int(rows.max()) + 1
-            out[where] = self.signals(int(s))[lo:hi][rows - lo]  # one read of the shard's span
+        breaks = (np.flatnonzero((np.diff(shard) != 0) | (np.diff(row) != 1)) + 1).tolist()
+        for start, stop in zip([0, *breaks], [*breaks, len(index)]):
+            first_row = int(row[start])
+            out[start:stop] = self.signals(int(shard[start]))[first_row:first_row + stop - start]
         return out
 
     def __getstate__(self) -> dict:

@@ -2,6 +2,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import build_corpus
 
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.loader import EpochStream, make_loader
@@ -18,6 +19,18 @@ def test_reads_equal_the_stored_records_in_request_order(ptbxl_corpus):
     index = np.array([50, 3, 4, 5, 99])
     read = corpus.read(index)
     assert read.dtype == np.float16 and np.array_equal(read.astype(np.float32), stored[index])
+
+
+def test_runs_of_rows_read_across_shard_boundaries_and_repeats(shared_data, tmp_path):
+    path = build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path / "c", "--shard-size", "30")
+    shards = []
+    for shard in read_manifest(path).shards:
+        with h5py.File(path / shard.file) as f:
+            shards.append(f["signals"][:])
+    stored, first = np.concatenate(shards), len(shards[0])
+    assert len(shards) > 2
+    index = np.array([first - 2, first - 1, first, first + 1, 5, 6, 6, 7, 3, 2, 0, first + 1, len(stored) - 1])
+    assert np.array_equal(ShardCorpus(path).read(index), stored[index])  # runs across shards, repeats, rows 0, 1
 
 
 def test_ecgfounder_normalisation_is_one_zscore_per_record(ptbxl_corpus):
