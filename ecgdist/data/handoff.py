@@ -1,25 +1,28 @@
-"""Batches from DataLoader workers to the training process without a fresh shared-memory segment each.
+"""Batches from DataLoader workers to the training process without shared-memory work per batch.
 
 By default a worker returns every tensor of every batch in a new shared-memory segment:
 the worker creates it and faults its pages in, the training process maps it and faults
-them in again, and both unmap it afterwards. For the 7.7 MB signal that costs about as
-much as reading the batch; for the small tensors beside it (indices, targets) the
-segment's life cycle is the whole cost, and on our 2-core test machine it also halves
-the training process's speed for as long as it runs (docs/benchmarks.md, "The worker
-hand-off"). Here (``SlotHandOff.pack``):
+them in again, both unmap it afterwards, and the segment's file descriptor crosses over a
+fresh authenticated socket connection. For the 7.7 MB signal that costs about as much as
+reading the batch; for the small tensors beside it (indices, targets) it is the whole cost
+(docs/benchmarks.md, "The worker hand-off"). Here (``SlotHandOff.pack``):
 
-- the signal goes into one of a ring of slots each worker allocates once; the training
-  process keeps every live worker's ring mapped, torch reuses a mapping it already
-  holds, and the hand-off is one copy. The training process gives the slot back
-  (``release``) once it has copied the batch out (``ShardDataset.to_device`` does);
-  a worker whose slots are all taken, or whose batch does not fit them, hands over a
-  fresh tensor as before, so a consumer that never releases never sees a slot
-  overwritten under it;
+- the signal goes into one of a ring of slots each worker allocates once. The ring itself
+  crosses once, with the first batch that uses it; later batches carry only which slot
+  they fill, and arrive as a view of the ring the training process already holds. The
+  training process gives the slot back (``release``) once it has copied the batch out
+  (``ShardDataset.to_device`` does). A worker whose slots are all taken, or whose batch
+  does not fit them, hands over a fresh tensor as before, so a consumer that never
+  releases never sees a slot overwritten under it;
 - every other tensor travels inside the message, by value, and arrives as a tensor.
+
+Rings are shared by file descriptor (torch's default), so their memory has no name in
+/dev/shm and goes with the last process that maps it, however the job ends.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -29,19 +32,21 @@ from torch.utils.data import get_worker_info
 
 # Batches one worker can have out at once: DataLoader's prefetch_factor (4 in make_loader)
 # handed over or in the making, and the one the training process is consuming. Each slot
-# holds one batch's signal (7.7 MB for 64 x 12 x 5000 float16) in /dev/shm.
+# holds one batch's signal (7.7 MB for 64 x 12 x 5000 float16) in shared memory.
 SLOTS = 5
 
+# In the training process: every ring a worker has sent, by (worker pid, ring number).
+RINGS: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+_ring_numbers = itertools.count()
 
-@dataclass
+
+@dataclass(frozen=True)
 class Ticket:
-    """Which slot of which worker's ring a handed-over signal occupies. Not a tensor, so
-    DataLoader's pin-memory thread passes it through instead of copying it."""
+    """Which slot of which ring a handed-over signal occupies (plain data: it crosses by value,
+    and DataLoader's pin-memory thread passes it through)."""
 
-    pid: int  # the worker process, whose ring this is
+    ring: tuple[int, int]
     slot: int
-    buffers: torch.Tensor  # the whole ring: holding it keeps the ring mapped in the training process
-    taken: torch.Tensor  # (slots,) int8 in shared memory, 1 while the training process holds the slot
 
 
 class ByValue:
@@ -54,16 +59,38 @@ class ByValue:
         return torch.from_numpy, (self.array,)
 
 
+class SlotView:
+    """A filled slot as it crosses: the ring with its first batch, afterwards only the slot's number."""
+
+    def __init__(self, ring: SlotRing, slot: int, length: int, first: bool) -> None:
+        self.ring, self.slot, self.length, self.first = ring, slot, length, first
+
+    def __reduce__(self):
+        tensors = (self.ring.buffers, self.ring.taken) if self.first else (None, None)
+        return slot_view, (self.ring.key, *tensors, self.slot, self.length)
+
+
+def slot_view(ring: tuple[int, int], buffers: torch.Tensor | None, taken: torch.Tensor | None, slot: int,
+              length: int) -> torch.Tensor:
+    """Unpickled in the training process: the slot's signal, a view of a ring kept here."""
+    if buffers is not None:  # the ring's first batch: keep it, forget the rings of workers that have exited
+        for key in [key for key in RINGS if not alive(key[0])]:
+            del RINGS[key]
+        RINGS[ring] = (buffers, taken)
+    return RINGS[ring][0][slot, :length]
+
+
 class SlotRing:
     """One worker's slots for signals of one shape and dtype (a shorter last batch fits too)."""
 
     def __init__(self, shape: torch.Size, dtype: torch.dtype, slots: int = SLOTS) -> None:
-        self.pid = os.getpid()
+        self.key = (os.getpid(), next(_ring_numbers))
         self.buffers = torch.empty((slots, *shape), dtype=dtype).share_memory_()
-        self.taken = torch.zeros(slots, dtype=torch.int8).share_memory_()
+        self.taken = torch.zeros(slots, dtype=torch.int8).share_memory_()  # 1 while the training process holds it
+        self.sent = False
 
-    def place(self, signal: torch.Tensor) -> tuple[torch.Tensor, Ticket] | None:
-        """A view of a free slot holding a copy of ``signal``, or None when none is free or it does not fit."""
+    def place(self, signal: torch.Tensor) -> tuple[SlotView, Ticket] | None:
+        """``signal`` copied into a free slot, as it will cross, or None when none is free or it does not fit."""
         fits = signal.dtype == self.buffers.dtype and signal.shape[1:] == self.buffers.shape[2:]
         if not fits or len(signal) > self.buffers.shape[1]:
             return None
@@ -72,9 +99,10 @@ class SlotRing:
             return None
         slot = int(free[0])
         self.taken[slot] = 1
-        view = self.buffers[slot, :len(signal)]
-        view.copy_(signal)
-        return view, Ticket(self.pid, slot, self.buffers, self.taken)
+        self.buffers[slot, :len(signal)].copy_(signal)
+        view = SlotView(self, slot, len(signal), first=not self.sent)
+        self.sent = True
+        return view, Ticket(self.key, slot)
 
 
 class SlotHandOff:
@@ -83,7 +111,6 @@ class SlotHandOff:
     def __init__(self, slots: int = SLOTS) -> None:
         self.slots = slots
         self._ring: SlotRing | None = None
-        self._held: dict[int, Ticket] = {}  # worker pid -> its latest ticket: never unmap a live worker's ring
         self._pid = os.getpid()
 
     def pack(self, batch: dict) -> dict:
@@ -92,7 +119,7 @@ class SlotHandOff:
         if get_worker_info() is None:
             return batch
         if self._pid != os.getpid():  # a fresh worker: its ring is its own
-            self._ring, self._held, self._pid = None, {}, os.getpid()
+            self._ring, self._pid = None, os.getpid()
         packed = {k: ByValue(v) if torch.is_tensor(v) and k != "signal" else v for k, v in batch.items()}
         if self._ring is None:
             self._ring = SlotRing(batch["signal"].shape, batch["signal"].dtype, self.slots)
@@ -101,20 +128,21 @@ class SlotHandOff:
             packed["signal"], packed["slot"] = placed
         return packed
 
-    def release(self, ticket: Ticket) -> None:
-        """The training process is done with the slot: its worker may refill it."""
-        if ticket.pid not in self._held:  # a new worker: forget the rings of workers that have exited
-            self._held = {pid: held for pid, held in self._held.items() if alive(pid)}
-        self._held[ticket.pid] = ticket  # keeps the worker's ring mapped here, so its next batch maps for free
-        ticket.taken[ticket.slot] = 0
+    @staticmethod
+    def release(ticket: Ticket) -> None:
+        """The training process is done with the slot: its worker may refill it (if it still runs)."""
+        if ticket.ring in RINGS:
+            RINGS[ticket.ring][1][ticket.slot] = 0
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_ring": None, "_held": {}}
+        return {**self.__dict__, "_ring": None}
 
 
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
+        return False
+    except PermissionError:  # the pid now belongs to someone else's process: ours has exited
         return False
     return True

@@ -23,18 +23,10 @@ def make_loader(dataset: ShardDataset, sampler: BlockBatchSampler, workers: int 
     share_cores_with_workers(workers)
     kwargs = {}
     if workers > 0:
-        kwargs = dict(prefetch_factor=prefetch_factor, persistent_workers=True, worker_init_fn=share_by_name,
+        kwargs = dict(prefetch_factor=prefetch_factor, persistent_workers=True,
                       multiprocessing_context=multiprocessing.get_context(start_method) if start_method else None)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=keep_batch,
                       pin_memory=torch.cuda.is_available(), **kwargs)  # pinned: copies to the GPU overlap
-
-
-def share_by_name(worker_id: int) -> None:
-    """Workers hand tensors over by shared-memory name, not by file descriptor: passing a
-    descriptor costs a fresh authenticated socket connection per tensor on both sides (~0.5 ms
-    each here, several per batch), a name costs nothing. torch's shm manager daemon frees
-    the segments if a process dies."""
-    torch.multiprocessing.set_sharing_strategy("file_system")
 
 
 def share_cores_with_workers(workers: int) -> None:

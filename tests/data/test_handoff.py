@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ecgdist.data.dataset import ShardDataset, keep_batch
-from ecgdist.data.handoff import SLOTS
+from ecgdist.data.handoff import RINGS, SLOTS
 from ecgdist.data.loader import make_loader, share_cores_with_workers
 from ecgdist.data.ptbxl import ptbxl_task
 from ecgdist.data.sampler import BlockBatchSampler
@@ -59,19 +59,23 @@ def test_two_loaders_over_one_dataset_take_turns(ptbxl_corpus):
     batches = batches_of(data, epochs=1)
     loaders = [make_loader(data, batches, workers=1) for _ in range(2)]
     for _ in range(3):
-        for loader in loaders:  # each keeps its own worker's ring mapped here
+        for loader in loaders:  # each worker's ring stays here, apart from the other's
             got = [data.to_device(batch, "cpu")["signal"] for batch in loader]
             assert torch.equal(got[-1], data.to_device(data.__getitems__(batches[-1]), "cpu")["signal"])
-    assert len(data.handoff._held) == 2
+    assert {pid for pid, _ in RINGS} >= {w.pid for loader in loaders for w in loader._iterator._workers}
 
 
 def test_rings_of_workers_that_exited_are_let_go(ptbxl_corpus):
     data = labelled(ptbxl_corpus, device_transform=True)
     loader = DataLoader(data, batch_sampler=batches_of(data, epochs=1), num_workers=2, collate_fn=keep_batch)
+    workers = []
     for _ in range(3):  # workers end with each epoch here, and new ones start
+        workers.append(set())
         for batch in loader:
+            workers[-1].add(batch["slot"].ring[0])
             data.to_device(batch, "cpu")
-    assert len(data.handoff._held) == 2  # the latest two workers' rings, not six
+    assert len(set.union(*workers)) == 6
+    assert {pid for pid, _ in RINGS} & set.union(*workers) == workers[-1]  # the latest two rings, not six
 
 
 def test_the_training_process_leaves_a_core_per_worker(monkeypatch):
