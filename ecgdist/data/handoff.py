@@ -131,8 +131,9 @@ class SlotHandOff:
     @staticmethod
     def release(ticket: Ticket) -> None:
         """The training process is done with the slot: its worker may refill it (if it still runs)."""
-        if ticket.ring in RINGS:
-            RINGS[ticket.ring][1][ticket.slot] = 0
+        ring = RINGS.get(ticket.ring)  # one lookup: the pin-memory thread may be pruning RINGS meanwhile
+        if ring is not None:
+            ring[1][ticket.slot] = 0
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_ring": None}
