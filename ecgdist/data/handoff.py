@@ -110,16 +110,13 @@ class SlotHandOff:
 
     def __init__(self, slots: int = SLOTS) -> None:
         self.slots = slots
-        self._ring: SlotRing | None = None
-        self._pid = os.getpid()
+        self._ring: SlotRing | None = None  # made in a worker only: workers start from the training process's None
 
     def pack(self, batch: dict) -> dict:
         """In a DataLoader worker: ``batch`` ready to cross, its "signal" in a slot when one is free
         (the ticket under "slot"), every other tensor by value. Elsewhere: ``batch`` itself."""
         if get_worker_info() is None:
             return batch
-        if self._pid != os.getpid():  # a fresh worker: its ring is its own
-            self._ring, self._pid = None, os.getpid()
         packed = {k: ByValue(v) if torch.is_tensor(v) and k != "signal" else v for k, v in batch.items()}
         if self._ring is None:
             self._ring = SlotRing(batch["signal"].shape, batch["signal"].dtype, self.slots)
@@ -134,9 +131,6 @@ class SlotHandOff:
         ring = RINGS.get(ticket.ring)  # one lookup: the pin-memory thread may be pruning RINGS meanwhile
         if ring is not None:
             ring[1][ticket.slot] = 0
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_ring": None}
 
 
 def alive(pid: int) -> bool:
