@@ -20,12 +20,20 @@ def sacct_state(job_id: str) -> str:
     return out[0].split()[0] if out else "UNKNOWN"
 
 
+def in_queue(job_id: str) -> bool:
+    """Still pending, running or completing: a cancelled job's steps keep running (up to
+    KillWait) after sacct already says CANCELLED, and may still be saving."""
+    out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=30)
+    return bool(out.stdout.strip())
+
+
 def wait_for_job(job_id: str, timeout_s: float = 600) -> str:
-    """Poll sacct until the job reaches a final state; returns that state."""
+    """Poll until the job reaches a final state and none of its processes are left; returns
+    that state as sacct reports it."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         state = sacct_state(job_id)
-        if state in FINAL_STATES:
+        if state in FINAL_STATES and not in_queue(job_id):
             return state
         time.sleep(1)
     subprocess.run(["scancel", job_id])
