@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
+from ecgdist.processes import alive
+
 # Batches one worker can have out at once: DataLoader's prefetch_factor (4 in make_loader)
 # handed over or in the making, and the one the training process is consuming. Each slot
 # holds one batch's signal (7.7 MB for 64 x 12 x 5000 float16) in shared memory.
@@ -133,11 +135,3 @@ class SlotHandOff:
             ring[1][ticket.slot] = 0
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # the pid now belongs to someone else's process: ours has exited
-        return False
-    return True

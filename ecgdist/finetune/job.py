@@ -79,28 +79,32 @@ def stages(ft: FinetuneSection, strategy: str) -> list[tuple[str, int]]:
     return [("full", ft.epochs)]
 
 
-def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int) -> torch.nn.Module:
+def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int,
+                         pretrained: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
     """A classifier with a freshly initialised head (``finetune.keep_head`` keeps a pre-trained one of the
-    same shape); stochastic depth only for the post-training strategy."""
+    same shape); stochastic depth only for the post-training strategy. ``pretrained``: the tensors of
+    ``finetune.weights`` when already read."""
     if cfg.model.name not in CLASSIFIERS:
         raise ConfigError(f"config key 'model.name' is {cfg.model.name!r}; fine-tuning needs one of {CLASSIFIERS}")
     section = dataclasses.replace(cfg.model, num_classes=num_classes,
                                   drop_path=cfg.finetune.drop_path if strategy == "post_training" else 0.0)
     model = build_model(section, len(cfg.data.leads), cfg.data.crop_samples, num_classes)
     if strategy != "scratch" and cfg.finetune.weights:
-        load_pretrained(model, cfg.finetune.weights, not cfg.finetune.keep_head, cfg.finetune.trusted_types)
+        load_pretrained(model, cfg.finetune.weights, not cfg.finetune.keep_head, cfg.finetune.trusted_types,
+                        pretrained)
     return model
 
 
 RECIPE_FIELDS = ("rate_hz", "seconds", "filter")  # what a model's input depends on
 
 
-def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus) -> None:
+def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus) -> tuple[dict[str, torch.Tensor], dict]:
     """Before anything trains or is submitted: the weights file loads without running pickled code,
-    fits the model, and (an ecgdist export) was trained on data made with this corpus's recipe."""
+    fits the model, and (an ecgdist export) was trained on data made with this corpus's recipe.
+    Returns what it read (``read_weights``), so a job reads the file once."""
     weights = cfg.finetune.weights
     try:
-        _, extra = read_weights(weights, cfg.finetune.trusted_types)
+        state, extra = read_weights(weights, cfg.finetune.trusted_types)
     except FileNotFoundError:
         raise ConfigError(f"config key 'finetune.weights': {weights} does not exist") from None
     except UnreadableWeights as error:
@@ -115,9 +119,10 @@ def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus) -> None:
         raise ConfigError(f"config key 'finetune.weights': {weights} was trained on other inputs than corpus "
                           f"{corpus.path} gives: {'; '.join(differ)}")
     try:
-        build_finetune_model(cfg, "baseline", num_classes=1)
+        build_finetune_model(cfg, "baseline", num_classes=1, pretrained=state)
     except CheckpointMismatchError as error:
         raise ConfigError(f"config key 'finetune.weights': {error}") from None
+    return state, extra
 
 
 def backbone_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -175,14 +180,18 @@ def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection, stra
     return torch.optim.Adam([{k: v for k, v in g.items() if k != "names"} for g in groups], lr=ft.lr)
 
 
+def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus) -> tuple[dict | None, dict]:
+    """(the pre-trained tensors the job starts from, or None; what is known of their training data),
+    from one read of the file."""
+    if not cfg.finetune.weights or spec.strategy == "scratch":
+        return None, {"status": "none", "detail": "no pre-trained weights"}
+    state, extra = check_weights(cfg, corpus)
+    return state, pretraining_data(cfg.finetune.weights, str(corpus.path), cfg.finetune.allow_overlap, extra=extra)
+
+
 class Loaders:
-    def __init__(self, cfg: FinetuneConfig, spec: JobSpec) -> None:
-        corpus = ShardCorpus(cfg.data.corpus)
-        self.pretraining = {"status": "none", "detail": "no pre-trained weights"}
-        if cfg.finetune.weights and spec.strategy != "scratch":
-            check_weights(cfg, corpus)
-            self.pretraining = pretraining_data(cfg.finetune.weights, str(corpus.path), cfg.finetune.allow_overlap,
-                                                cfg.finetune.trusted_types)
+    def __init__(self, cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus | None = None) -> None:
+        corpus = corpus or ShardCorpus(cfg.data.corpus)
         self.classes, splits = ptbxl_task(corpus.path, spec.task, train_fraction=spec.fraction, seed=spec.seed)
         d, bs = cfg.data, cfg.finetune.batch_size
         train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
@@ -209,9 +218,12 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     if (job_dir / RESULT).exists():
         return json.loads((job_dir / RESULT).read_text())
     torch.manual_seed(spec.seed)
-    loaders = Loaders(cfg, spec)
+    corpus = ShardCorpus(cfg.data.corpus)
+    pretrained, pretraining = starting_weights(cfg, spec, corpus)
+    loaders = Loaders(cfg, spec, corpus)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = build_finetune_model(cfg, spec.strategy, len(loaders.classes)).to(device)
+    model = build_finetune_model(cfg, spec.strategy, len(loaders.classes), pretrained).to(device)
+    del pretrained  # the model holds its own copy
     plan = stages(cfg.finetune, spec.strategy)
     state = torch.load(job_dir / STATE, map_location=device, weights_only=False) if (job_dir / STATE).exists() else \
         {"stage": 0, "epoch": 0, "best_auroc": -1.0, "best_state": None, "best_epoch": None, "history": [],
@@ -258,10 +270,10 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
                 model.load_state_dict(state["best_state"])
             state.update(stage=index + 1, epoch=0, model=model.state_dict())
             save_state(job_dir, state)
-    return finish(cfg, spec, job_dir, model, loaders, state, logger)
+    return finish(cfg, spec, job_dir, model, loaders, state, logger, pretraining)
 
 
-def finish(cfg, spec, job_dir, model, loaders, state, logger) -> dict:
+def finish(cfg, spec, job_dir, model, loaders, state, logger, pretraining) -> dict:
     """Fold 10, once, with the weights fold 9 selected."""
     from ecgdist.finetune.plots import roc_pr_figure
 
@@ -281,7 +293,7 @@ def finish(cfg, spec, job_dir, model, loaders, state, logger) -> dict:
     logger.close()
     result = {"job": spec.name, "backbone": spec.backbone or cfg.model.name, "task": spec.task,
               "strategy": spec.strategy, "fraction": spec.fraction,
-              "pretraining_data": loaders.pretraining, "simulated": loaders.simulated,
+              "pretraining_data": pretraining, "simulated": loaders.simulated,
               "seed": spec.seed, "selected_epoch": state["best_epoch"], "val_macro_auroc": state["best_auroc"],
               "resumes": state["resumes"],
               "records": loaders.sizes, **metrics}

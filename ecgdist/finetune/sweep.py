@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,6 +22,7 @@ from ecgdist.files import atomic_write_text
 from ecgdist.finetune.job import RESULT, FinetuneJob, JobSpec, check_weights, stages
 from ecgdist.finetune.provenance import pretraining_data
 from ecgdist.finetune.results import write_results
+from ecgdist.processes import alive
 from ecgdist.slurm import STATES, sacct_state
 
 SIMULATED_BANNER = "**SIMULATED ECGs: a built-in synthetic corpus, not PTB-XL. These numbers say nothing about real ECGs.**"
@@ -57,15 +57,14 @@ def check_inputs(cfg: FinetuneConfig) -> None:
         weights = job_cfg.finetune.weights
         if weights and not Path(weights).exists():
             raise ConfigError(f"config key '{key}': {weights} does not exist")
-        if weights and needs_weights:
-            try:
-                check_weights(job_cfg, corpus)
-            except ConfigError as error:
-                raise ConfigError(str(error).replace("config key 'finetune.weights'", f"config key '{key}'")) from None
         if needs_weights and not weights:
             print(f"note: {key} is empty: baseline and post_training start from random weights")
         if needs_weights and weights:
-            checked = pretraining_data(weights, cfg.data.corpus, cfg.finetune.allow_overlap, cfg.finetune.trusted_types)
+            try:
+                _, extra = check_weights(job_cfg, corpus)
+            except ConfigError as error:
+                raise ConfigError(str(error).replace("config key 'finetune.weights'", f"config key '{key}'")) from None
+            checked = pretraining_data(weights, cfg.data.corpus, cfg.finetune.allow_overlap, extra=extra)
             print(f"pre-training data{f' of {name}' if name else ''}: {checked['status']}: {checked['detail']}")
 
 
@@ -158,13 +157,8 @@ def job_state(sweep_dir: Path, name: str, record: dict | None) -> tuple[str, str
         word = sacct_state(record["job_id"]).split()[0]
         state = STATES.get(word, word.lower())
     else:  # submitit's local executor: the job id is the process id
-        try:
-            os.kill(int(record["job_id"]), 0)
-            state = "running"
-        except (ProcessLookupError, ValueError):
-            state = "failed"
-        except PermissionError:
-            state = "running"
+        job_id = str(record["job_id"])
+        state = "running" if job_id.isdigit() and alive(int(job_id)) else "failed"
     if state == "completed":  # SLURM says so, but the job wrote no result
         state = "failed"
     return state, last_error(sweep_dir, record["job_id"]) if state in ("failed", "cancelled", "timed out") else ""

@@ -117,13 +117,14 @@ def _encoder_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def load_pretrained(model: nn.Module, path: str | os.PathLike, reset_head: bool = False,
-                    trusted_types: Sequence[str] = ()) -> list[str]:
+                    trusted_types: Sequence[str] = (), state: dict[str, torch.Tensor] | None = None) -> list[str]:
     """Load ``path`` (a file or a Hub reference) into ``model``; returns the names left at their
-    fresh initialisation.
+    fresh initialisation. ``state``: the file's tensors when ``read_weights`` already read them,
+    so a large file is read once however many models it starts.
 
     The head loads when its shape fits, unless ``reset_head`` (fine-tuning: a task's head
     starts fresh even when the file's has the same number of classes)."""
-    state, _ = read_weights(path, trusted_types)
+    state = dict(read_weights(path, trusted_types)[0] if state is None else state)  # adapted below, not in place
     own = model.state_dict()
     if not any(k in own for k in state) and any(k.startswith("encoder.") for k in state):
         state = _encoder_only(state)

@@ -99,6 +99,30 @@ def test_saved_predictions_reproduce_the_reported_metrics(ptbxl_corpus, weights,
     assert result["classes_scored"] == len(scorable) and result["records"]["test"] == len(targets) == 14
 
 
+def test_a_job_reads_its_weights_file_once_and_starts_from_it(ptbxl_corpus, weights, tmp_path, monkeypatch):
+    reads, real_load = [], torch.load
+
+    def counting_load(f, *args, **kwargs):  # the real torch.load, counted
+        reads.append(str(f))
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    cfg = tiny(ptbxl_corpus, weights, "finetune.epochs=1")
+    started = []
+
+    def recording_optimizer(model, *args):  # the weights training starts from, then the real optimizer
+        started.append({k: v.clone() for k, v in model.state_dict().items()})
+        return make_optimizer(model, *args)
+
+    monkeypatch.setattr("ecgdist.finetune.job.make_optimizer", recording_optimizer)
+    result = run_job(cfg, JobSpec("superdiagnostic", "baseline", 1.0, 0), tmp_path)
+    assert reads.count(str(weights)) == 1  # the check, the provenance and the model share one read
+    file = real_load(weights, weights_only=True)["state_dict"]
+    body = [k for k in file if not k.startswith("dense.")]
+    assert all(torch.equal(started[0][k], file[k]) for k in body)  # training started from the file's weights
+    assert result["pretraining_data"]["status"] == "unknown"
+
+
 def test_job_interrupted_through_submitit_resumes_and_finishes(ptbxl_corpus, weights, tmp_path):
     import submitit
 
