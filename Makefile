@@ -20,7 +20,7 @@ demo: install
 	$(PY) -m ecgdist.demo
 
 test: install
-	$(PY) -m pytest -q -rs tests
+	$(PY) -m pytest -q -rs --durations=15 tests
 
 bench: install
 	$(PY) bench/preprocess.py && $(PY) bench/loader.py && $(PY) bench/models.py && $(PY) bench/train.py && $(PY) bench/leakage.py && $(PY) bench/verify.py && $(PY) bench/shuffle.py
