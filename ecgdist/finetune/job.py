@@ -186,12 +186,12 @@ def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus) ->
     if not cfg.finetune.weights or spec.strategy == "scratch":
         return None, {"status": "none", "detail": "no pre-trained weights"}
     state, extra = check_weights(cfg, corpus)
-    return state, pretraining_data(cfg.finetune.weights, str(corpus.path), cfg.finetune.allow_overlap, extra=extra)
+    return state, pretraining_data(cfg.finetune.weights, extra, str(corpus.path), cfg.finetune.allow_overlap)
 
 
 class Loaders:
     def __init__(self, cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus | None = None) -> None:
-        corpus = corpus or ShardCorpus(cfg.data.corpus)
+        corpus = ShardCorpus(cfg.data.corpus) if corpus is None else corpus
         self.classes, splits = ptbxl_task(corpus.path, spec.task, train_fraction=spec.fraction, seed=spec.seed)
         d, bs = cfg.data, cfg.finetune.batch_size
         train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)

@@ -14,17 +14,15 @@ import numpy as np
 
 from ecgdist.config import ConfigError
 from ecgdist.data.leakage import overlap_by_fold
-from ecgdist.models.pretrained import read_weights
 
 EVALUATION_FOLDS = [9, 10]  # PTB-XL: validation (model selection) and test
 UNKNOWN, CHECKED, OVERLAP = "unknown", "no overlap", "OVERLAP"
 
 
-def pretraining_data(weights: str, corpus: str, allow_overlap: bool, trusted_types: list[str] = (),
-                     extra: dict | None = None) -> dict:
+def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool) -> dict:
     """{"status": no overlap | unknown | OVERLAP, "detail": a sentence}; raises on an overlap not allowed.
-    ``extra``: the file's non-tensor entries when ``read_weights`` already read them."""
-    provenance = (read_weights(weights, trusted_types)[1] if extra is None else extra).get("provenance")
+    ``extra``: the non-tensor entries ``read_weights`` found in the file ``weights`` names."""
+    provenance = extra.get("provenance")
     if provenance is None:
         return {"status": UNKNOWN, "detail": f"{weights} carries no record of its training data (as the released "
                                              "ECGFounder weights): overlap with folds 9 and 10 cannot be checked"}

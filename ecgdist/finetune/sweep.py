@@ -64,7 +64,7 @@ def check_inputs(cfg: FinetuneConfig) -> None:
                 _, extra = check_weights(job_cfg, corpus)
             except ConfigError as error:
                 raise ConfigError(str(error).replace("config key 'finetune.weights'", f"config key '{key}'")) from None
-            checked = pretraining_data(weights, cfg.data.corpus, cfg.finetune.allow_overlap, extra=extra)
+            checked = pretraining_data(weights, extra, cfg.data.corpus, cfg.finetune.allow_overlap)
             print(f"pre-training data{f' of {name}' if name else ''}: {checked['status']}: {checked['detail']}")
 
 

@@ -11,7 +11,7 @@ from conftest import REPO, build_corpus
 
 from ecgdist.finetune.provenance import CHECKED, OVERLAP, UNKNOWN, pretraining_data
 from ecgdist.models.net1d import Net1D
-from ecgdist.models.pretrained import save_weights
+from ecgdist.models.pretrained import read_weights, save_weights
 
 pytestmark = pytest.mark.deepspeed
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -68,11 +68,12 @@ def test_pretraining_that_leaves_the_evaluation_folds_out_passes_the_check(chall
     provenance = torch.load(weights, weights_only=True)["provenance"]
     assert len(provenance["fingerprints"]) == 8 and provenance["excluded"] == 2
     assert provenance["exclude_from"]["folds"] == [9, 10]
-    checked = pretraining_data(str(weights), str(ptbxl_corpus), allow_overlap=False)
+    checked = pretraining_data(str(weights), read_weights(weights)[1], str(ptbxl_corpus), allow_overlap=False)
     assert checked["status"] == CHECKED and "8 pre-training records" in checked["detail"]
 
 
 def test_weights_without_a_record_of_their_data_are_unknown_not_refused(ptbxl_corpus, tmp_path):
-    save_weights(Net1D(widths=(16, 32), blocks=(1, 1)), tmp_path / "released.pth", epoch=3)
-    checked = pretraining_data(str(tmp_path / "released.pth"), str(ptbxl_corpus), allow_overlap=False)
+    released = tmp_path / "released.pth"
+    save_weights(Net1D(widths=(16, 32), blocks=(1, 1)), released, epoch=3)
+    checked = pretraining_data(str(released), read_weights(released)[1], str(ptbxl_corpus), allow_overlap=False)
     assert checked["status"] == UNKNOWN and "cannot be checked" in checked["detail"]
