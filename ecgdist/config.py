@@ -19,6 +19,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from ecgdist.files import atomic_write_text
 from ecgdist.leads import STANDARD_LEADS
+from ecgdist.safe_load import PLAIN_DATA_TYPES, refused_types
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
@@ -345,6 +346,10 @@ class FinetuneSection:
         for key in ("lr", "probe_lr", "weight_decay", "plateau_factor"):
             check_range(f"finetune.{key}", getattr(self, key), 0.0)
         check_range("finetune.batch_size", self.batch_size, 1)
+        if refused_types(self.trusted_types):
+            raise ConfigError(f"config key 'finetune.trusted_types' has {refused_types(self.trusted_types)}: only these "
+                              f"plain-data classes can be trusted: {', '.join(PLAIN_DATA_TYPES)} (anything else a "
+                              "pickle names can run code when the file loads)")
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 from conftest import REPO
 
 SHARED = {"ecgdist", "ecgdist.config", "ecgdist.dist", "ecgdist.leads", "ecgdist.tensorboard_log", "ecgdist.files",
-          "ecgdist.slurm", "ecgdist.processes"}
+          "ecgdist.slurm", "ecgdist.processes", "ecgdist.safe_load"}
 # What each part of the package may import from ecgdist, besides the shared modules.
 ALLOWED = {
     "ecgdist.data": ("ecgdist.data",),

@@ -47,6 +47,7 @@ from ecgdist.models.pretrained import (
     save_weights,
 )
 from ecgdist.pretrain.optim import param_groups
+from ecgdist.safe_load import load
 from ecgdist.tensorboard_log import TensorBoardLogger
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     model = build_finetune_model(cfg, spec.strategy, len(loaders.classes), pretrained).to(device)
     del pretrained  # the model holds its own copy
     plan = stages(cfg.finetune, spec.strategy)
-    state = torch.load(job_dir / STATE, map_location=device, weights_only=False) if (job_dir / STATE).exists() else \
+    state = load(job_dir / STATE, map_location=device) if (job_dir / STATE).exists() else \
         {"stage": 0, "epoch": 0, "best_auroc": -1.0, "best_state": None, "best_epoch": None, "history": [],
          "resumes": 0}
     if state["stage"] or state["epoch"]:
@@ -251,7 +252,7 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
             loaders.train_sampler.set_epoch(global_epoch)
             train_loss = train_epoch(model, loaders.train, optimizer, stage, ema)
             evaluated = ema.module if ema is not None else model
-            val_auroc = macro_auroc(*reversed(predict(evaluated, loaders.val)))
+            val_auroc = float(macro_auroc(*reversed(predict(evaluated, loaders.val))))
             scheduler.step(val_auroc if np.isfinite(val_auroc) else 0.0)
             global_epoch += 1
             if np.isfinite(val_auroc) and val_auroc > state["best_auroc"]:

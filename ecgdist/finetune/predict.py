@@ -26,6 +26,7 @@ from ecgdist.data.wfdb_io import read_wfdb
 from ecgdist.data.windows import make_windows
 from ecgdist.models import build_model
 from ecgdist.models.pretrained import CheckpointMismatchError, UnreadableWeights, read_weights
+from ecgdist.safe_load import PLAIN_DATA_TYPES
 
 SIMULATED_NOTE = "SIMULATED: this model was trained on the built-in synthetic corpus, not on real ECGs"
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("records", nargs="+")
     parser.add_argument("--top", type=int, default=5, help="labels shown per record (all with --json)")
     parser.add_argument("--json", action="store_true", help="one JSON object per record")
-    parser.add_argument("--trust-type", action="append", default=[], metavar="module.Class",
+    parser.add_argument("--trust-type", action="append", default=[], choices=sorted(PLAIN_DATA_TYPES),
                         help="a class the weights file may hold besides tensors (plain data you trust)")
     args = parser.parse_args(argv)
     try:

@@ -15,6 +15,7 @@ import torch
 from ecgdist.config import ConfigError, ModelSection, load_config
 from ecgdist.models import build_model, count_parameters
 from ecgdist.models.pretrained import CheckpointMismatchError, UnreadableWeights, load_pretrained
+from ecgdist.safe_load import PLAIN_DATA_TYPES
 
 
 def stage_shapes(model: torch.nn.Module, x: torch.Tensor) -> list[dict]:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--leads", type=int, default=12)
     parser.add_argument("--samples", type=int, default=5000)
     parser.add_argument("--weights", help="load these weights strictly: a file or hf://OWNER/REPO/FILE[@REVISION]")
-    parser.add_argument("--trust-type", action="append", default=[], metavar="module.Class",
+    parser.add_argument("--trust-type", action="append", default=[], choices=sorted(PLAIN_DATA_TYPES),
                         help="a class the weights file may hold besides tensors (plain data you trust)")
     args = parser.parse_args(argv)
     try:

@@ -12,10 +12,8 @@ embedding made for another crop length is interpolated along time, and the log s
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +23,7 @@ from torch import nn
 
 from ecgdist.files import temp_path_for
 from ecgdist.models.hub import WeightsUnavailable, locate_weights
+from ecgdist.safe_load import UnreadableFile, load
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +36,6 @@ class UnreadableWeights(ValueError):
     """The file holds more than tensors and plain values (a pickled class), or no torch data at all."""
 
 
-def trusted(names: Sequence[str]) -> list[type]:
-    """The classes named "module.Class" that the user allows in weights files."""
-    found = []
-    for name in names:
-        module, _, attribute = name.rpartition(".")
-        try:
-            found.append(getattr(importlib.import_module(module), attribute))
-        except (ImportError, AttributeError, ValueError):
-            raise UnreadableWeights(f"trusted type {name!r} cannot be imported (give it as module.Class)") from None
-    return found
-
-
 def read_weights(path: str | os.PathLike, trusted_types: Sequence[str] = ()) -> tuple[dict[str, torch.Tensor],
                                                                                      dict[str, Any]]:
     """The state dict of a weights file or Hub reference (``module.`` prefixes removed) and its other
@@ -58,19 +45,9 @@ def read_weights(path: str | os.PathLike, trusted_types: Sequence[str] = ()) -> 
     except WeightsUnavailable as error:
         raise UnreadableWeights(str(error)) from None
     try:
-        with torch.serialization.safe_globals(trusted(trusted_types)):
-            blob = torch.load(local, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # torch's message would suggest unpickling the file: say what is in it instead
-        found = re.search(r"GLOBAL ([\w.]+)", str(error))
-        if not found:
-            raise UnreadableWeights(f"{path} holds no readable tensors") from None
-        raise UnreadableWeights(
-            f"{path} holds a pickled object of type {found.group(1)}; only tensors and plain values are loaded, so "
-            f"no code in the file runs. If you trust the file and {found.group(1)} is plain data (an argument "
-            f"namespace, say), allow it: finetune.trusted_types=[{found.group(1)}] (--trust-type "
-            f"{found.group(1)} on the command line)") from None
+        blob = load(local, trusted_types)
+    except UnreadableFile as error:
+        raise UnreadableWeights(str(error)) from None
     if not isinstance(blob, dict):
         raise CheckpointMismatchError(f"{path}: expected a dict of tensors, found {type(blob).__name__}")
     key = next((k for k in ("state_dict", "model") if isinstance(blob.get(k), dict)), None)

@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from ecgdist.files import atomic_write_text, file_sha256
 from ecgdist.pretrain.universal_checkpoint import PREFIX, convert, partitioned, universal_tag, wait_for_conversion
+from ecgdist.safe_load import load
 
 log = logging.getLogger(__name__)
 MARKER = "complete.json"
@@ -180,7 +181,7 @@ class Checkpointer:
         step = int(client_state["step"])
         rng_file = self.folder / resume.tag / f"rank-{self.rank:05d}.pt"
         if resume.saved_world_size == world_size() and rng_file.exists():
-            set_rng_state(torch.load(rng_file, weights_only=True))
+            set_rng_state(load(rng_file))
         else:  # the ranks are not the ones that saved: a fresh stream per (seed, step, rank)
             torch.manual_seed(hash((torch.initial_seed(), step, self.rank)) % 2**63)
         log.info("resumed from %s", resume.tag)

@@ -92,3 +92,34 @@ def test_a_failed_conversion_stops_the_waiting_ranks_with_its_reason_but_an_old_
     threading.Timer(0.5, lambda: failure_marker(tag_dir).write_text("converting failed: disk full")).start()
     with pytest.raises(RuntimeError, match="disk full"):
         wait_for_conversion(tag_dir, timeout_s=30, poll_s=0.1)
+
+
+def test_export_refuses_a_checkpoint_file_that_would_run_code(ptbxl_corpus, tmp_path, capsys):
+    """An export is how checkpoints cross between groups: a tampered file (its checksum in
+    complete.json updated too) is refused by name, and its payload never runs."""
+    import json
+
+    from ecgdist.files import file_sha256
+    from ecgdist.pretrain import export
+    from ecgdist.safe_load import load
+    from test_safe_load import payloads
+
+    run = tmp_path / "run"
+    done = pretrain(ptbxl_corpus, run, "train.steps=2", "checkpoint.save_every_steps=2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    tag = run / "checkpoints" / "step-00000002"
+    marker = tmp_path / "payload-ran"
+    for name in ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt"):
+        original = (tag / name).read_bytes()
+        state = load(tag / name, known=export.deepspeed_state_types())
+        torch.save({**state, "extra": payloads(marker)["builtins.exec"]}, tag / name)
+        complete = json.loads((tag / MARKER).read_text())
+        complete["files"][name] = file_sha256(tag / name)
+        (tag / MARKER).write_text(json.dumps(complete))
+        assert export.main([str(run), str(tmp_path / "out.pth")]) == 2
+        assert f"{name} holds a pickled object of type builtins.exec" in capsys.readouterr().err
+        assert not marker.exists() and not (tmp_path / "out.pth").exists()
+        (tag / name).write_bytes(original)
+    complete["files"] = {k: file_sha256(tag / k) for k in complete["files"]}
+    (tag / MARKER).write_text(json.dumps(complete))
+    assert export.main([str(run), str(tmp_path / "out.pth")]) == 0  # the untouched files still export
