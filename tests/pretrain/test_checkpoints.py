@@ -109,17 +109,20 @@ def test_export_refuses_a_checkpoint_file_that_would_run_code(ptbxl_corpus, tmp_
     assert done.returncode == 0, done.stderr[-2000:]
     tag = run / "checkpoints" / "step-00000002"
     marker = tmp_path / "payload-ran"
+
+    def rehash(folder):
+        complete = json.loads((folder / MARKER).read_text())
+        complete["files"] = {k: file_sha256(folder / k) for k in complete["files"]}
+        (folder / MARKER).write_text(json.dumps(complete))
+
     for name in ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt"):
         original = (tag / name).read_bytes()
         state = load(tag / name, known=export.deepspeed_state_types())
         torch.save({**state, "extra": payloads(marker)["builtins.exec"]}, tag / name)
-        complete = json.loads((tag / MARKER).read_text())
-        complete["files"][name] = file_sha256(tag / name)
-        (tag / MARKER).write_text(json.dumps(complete))
+        rehash(tag)
         assert export.main([str(run), str(tmp_path / "out.pth")]) == 2
         assert f"{name} holds a pickled object of type builtins.exec" in capsys.readouterr().err
         assert not marker.exists() and not (tmp_path / "out.pth").exists()
         (tag / name).write_bytes(original)
-    complete["files"] = {k: file_sha256(tag / k) for k in complete["files"]}
-    (tag / MARKER).write_text(json.dumps(complete))
+    rehash(tag)
     assert export.main([str(run), str(tmp_path / "out.pth")]) == 0  # the untouched files still export
