@@ -9,12 +9,14 @@ the valid choices. Ranges are checked in each section's ``__post_init__``.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from ecgdist.files import atomic_write_text
@@ -35,8 +37,9 @@ def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
 
 
 def check_range(key: str, value: float, low: float | None = None, high: float | None = None) -> None:
-    if value != value or (low is not None and value < low) or (high is not None and value > high):  # NaN too
-        raise ConfigError(f"config key '{key}' is {value}; it must lie in [{low}, {high}]")
+    """A finite number in [low, high] (either bound may be open): NaN and infinity never are."""
+    if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(f"config key '{key}' is {value}; it must be a finite number in [{low}, {high}]")
 
 
 @dataclass
@@ -165,6 +168,7 @@ class CheckpointSection:
     save_every_steps: int = 500  # 0: off
     save_every_minutes: float = 30.0  # 0: off
     keep_last: int = 2  # at least 2: the newest may be the one a crash left incomplete
+    fresh_start: bool = False  # when every checkpoint is corrupt, start from step 0 (they are kept, set aside)
 
     def __post_init__(self) -> None:
         check_range("checkpoint.keep_last", self.keep_last, 2)
@@ -261,13 +265,28 @@ def _resolve(schema: type, annotation: Any) -> Any:
     return annotation
 
 
+def read_yaml_mapping(path: str | os.PathLike) -> Any:
+    """A config file's contents; a file that is not YAML, or not a mapping of sections, is a ConfigError."""
+    try:
+        loaded = OmegaConf.load(path)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {getattr(error, 'problem', None) or error}") \
+            from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"config file {path} holds a {type(loaded).__name__.removesuffix('Config').lower()}, "
+                          "not a mapping of sections (run:, data:, ...)")
+    return loaded
+
+
 def load_config(schema: type[T], path: str | os.PathLike | None = None,
                 overrides: Sequence[str] = ()) -> T:
     """Build a ``schema`` instance from its defaults, a YAML file and dotted overrides."""
     cfg = OmegaConf.structured(schema)
     try:
         if path is not None:
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+            cfg = OmegaConf.merge(cfg, read_yaml_mapping(path))
         for item in overrides:
             if "=" not in item:
                 raise ConfigError(f"override {item!r} is not of the form key.sub=value")

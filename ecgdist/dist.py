@@ -13,7 +13,7 @@ import logging
 import os
 import subprocess
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 import torch.distributed as dist
@@ -121,6 +121,15 @@ def any_rank(*flags: bool) -> list[bool]:
     values = collective_tensor([1.0 if f else 0.0 for f in flags])
     dist.all_reduce(values, op=dist.ReduceOp.MAX)
     return [bool(v) for v in values.tolist()]
+
+
+def from_rank0(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (a collective; any picklable value)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def sum_over_ranks(*values: float) -> list[float]:

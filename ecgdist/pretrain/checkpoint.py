@@ -4,11 +4,16 @@ Layout under ``run_dir/checkpoints``: one folder per save, ``step-00000100``, ho
 DeepSpeed's files (model and ZeRO optimizer partitions, scheduler, client state), one
 ``rank-NNNNN.pt`` per rank (its RNG state) and, written last by rank 0 after every rank
 finished, ``complete.json`` with the sha256 of every file. A folder without that marker
-is a save that crashed and is ignored; a folder whose files no longer match their
-checksums is corrupt: resuming then falls back to the one before, and says so. Every
-rank verifies the same files, so all ranks pick the same checkpoint without talking.
-A checkpoint written by a different number of ranks is loaded through DeepSpeed's
-universal format (``universal_checkpoint``).
+is a save that crashed and is ignored; a folder whose marker is unreadable or whose files
+no longer match their checksums is corrupt: resuming then falls back to the one before,
+and says so. Rank 0 verifies and tells the other ranks its choice; it alone sets corrupt
+checkpoints aside (``corrupt-step-N``, kept on disk, never counted or pruned), and when
+every checkpoint is corrupt the run stops naming them unless a fresh start is asked for
+(``checkpoint.fresh_start``, or a ``FRESH_START`` file in the folder, which a requeued job
+sees). Nothing is deleted but complete checkpoints that still match their checksums and
+have ``keep_last`` newer ones. No checkpoint is written from a model or optimizer holding a
+non-finite value. A checkpoint written by a different number of ranks is loaded through
+DeepSpeed's universal format (``universal_checkpoint``).
 """
 
 from __future__ import annotations
@@ -23,12 +28,30 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ecgdist.dist import any_rank, from_rank0
 from ecgdist.files import atomic_write_text, file_sha256
 from ecgdist.pretrain.universal_checkpoint import PREFIX, convert, partitioned, universal_tag, wait_for_conversion
 from ecgdist.safe_load import load
 
 log = logging.getLogger(__name__)
 MARKER = "complete.json"
+SET_ASIDE = "corrupt-"  # prefix of a corrupt checkpoint's folder once set aside
+FRESH_START = "FRESH_START"  # a file in the checkpoint folder: start from step 0 when every checkpoint is corrupt
+
+
+class CheckpointsCorrupt(RuntimeError):
+    """Every checkpoint of a run is corrupt: resuming would silently restart; the message names them."""
+
+
+def finite_state(engine) -> bool:
+    """Whether this rank's model and optimizer tensors (its partition under ZeRO) are all finite."""
+    optimizer = getattr(engine.optimizer, "optimizer", engine.optimizer)  # ZeRO wraps the torch optimizer
+    tensors = [getattr(p, "ds_tensor", p) for p in engine.module.parameters()]
+    if optimizer is not None:
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                tensors += [param, *(v for v in optimizer.state.get(param, {}).values() if torch.is_tensor(v))]
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point() and t.numel())
 
 
 def step_tag(step: int) -> str:
@@ -84,7 +107,7 @@ class Checkpointer:
         self.save_every_steps, self.save_every_minutes = save_every_steps, save_every_minutes
         self.keep_last, self.rank = keep_last, rank
         self.last_save_time = time.monotonic()
-        self.corrupt: set[str] = set()  # tags found corrupt at start: never kept in place of good ones
+        self.corrupt: dict[str, str] = {}  # tag -> why it is corrupt, found by newest_usable
 
     def due(self, step: int, last_step: bool) -> bool:
         """Whether a save is due after ``step``; the minutes clock is rank 0's, shared by the caller."""
@@ -94,7 +117,12 @@ class Checkpointer:
 
     def save(self, engine, step: int, client_state: dict) -> Path:
         """Collective: every rank must call it. A folder of the same step left by a crashed
-        attempt is cleared first; DeepSpeed's ``latest`` pointer is written last, after the marker."""
+        attempt is cleared first; DeepSpeed's ``latest`` pointer is written last, after the marker.
+        Refuses (every rank) when any rank's model or optimizer holds a non-finite value."""
+        (broken,) = any_rank(not finite_state(engine))
+        if broken:
+            raise FloatingPointError(f"not saving step {step}: the model or optimizer holds non-finite values "
+                                     f"(the newest checkpoint under {self.folder} is left as it is)")
         tag = step_tag(step)
         if self.rank == 0 and (self.folder / tag).exists():
             log.warning("clearing %s, left by an earlier attempt, before saving into it", tag)
@@ -127,8 +155,11 @@ class Checkpointer:
 
     def problem(self, tag: str) -> str | None:
         """Why ``tag`` cannot be used, or None when every file matches its checksum."""
-        marker = json.loads((self.folder / tag / MARKER).read_text())
-        for name, digest in marker["files"].items():
+        try:
+            files = dict(json.loads((self.folder / tag / MARKER).read_text())["files"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            return f"{MARKER} is unreadable ({type(error).__name__})"
+        for name, digest in files.items():
             path = self.folder / tag / name
             if not path.exists():
                 return f"{name} is missing"
@@ -137,27 +168,60 @@ class Checkpointer:
         return None
 
     def newest_usable(self) -> str | None:
-        tags = self.complete_tags()
-        for tag in tags:
+        """The newest verified checkpoint; corrupt ones newer than it are logged and left where they
+        are (``export`` and ``status`` may read beside a live job: only its rank 0 sets them aside)."""
+        for tag in self.complete_tags():
             reason = self.problem(tag)
             if reason is None:
                 return tag
-            self.corrupt.add(tag)
+            self.corrupt[tag] = reason
             log.warning("checkpoint %s is corrupt (%s); falling back to the one before", tag, reason)
-        if tags:
-            log.warning("no usable checkpoint under %s (%d found, every one corrupt): starting from step 0",
-                        self.folder, len(tags))
         return None
+
+    def set_aside(self, tag: str, reason: str) -> None:
+        """Move a corrupt checkpoint out of the way (kept on disk, never counted or pruned)."""
+        target = self.folder / f"{SET_ASIDE}{tag}"
+        for n in range(1, 1000):
+            if not target.exists():
+                break
+            target = self.folder / f"{SET_ASIDE}{tag}.{n}"
+        (self.folder / tag).rename(target)
+        log.warning("set corrupt checkpoint %s aside as %s (%s)", tag, target.name, reason)
+
+    def choose_resume_tag(self, fresh_start: bool) -> str | None:
+        """Rank 0's choice: the newest usable checkpoint, corrupt newer ones set aside."""
+        tag = self.newest_usable()
+        for corrupt, reason in self.corrupt.items():
+            self.set_aside(corrupt, reason)
+        if tag is None and self.corrupt:
+            names = ", ".join(f"{t} ({r})" for t, r in self.corrupt.items())
+            if not (fresh_start or (self.folder / FRESH_START).exists()):
+                raise CheckpointsCorrupt(
+                    f"every checkpoint under {self.folder} is corrupt: {names}; they are kept as {SET_ASIDE}*. "
+                    f"To start from step 0 anyway: checkpoint.fresh_start=true, or (for a requeued job) "
+                    f"touch {self.folder / FRESH_START}")
+            log.warning("every checkpoint under %s is corrupt (%s): starting from step 0, as asked", self.folder, names)
+            (self.folder / FRESH_START).unlink(missing_ok=True)
+        return tag
 
     def saved_world_size(self, tag: str) -> int:
         marker = json.loads((self.folder / tag / MARKER).read_text())
         return marker.get("world_size") or len(list((self.folder / tag).glob("rank-*.pt")))
 
-    def plan_resume(self) -> Resume | None:
-        """Collective, before the engine exists: the newest usable checkpoint, converted to
-        the universal format (by rank 0, once) when it was written by a different number of
-        ranks and its optimizer state is partitioned. None when there is nothing to resume."""
-        tag = self.newest_usable()
+    def plan_resume(self, fresh_start: bool = False) -> Resume | None:
+        """Collective, before the engine exists: the newest usable checkpoint (rank 0 verifies and
+        tells the others), converted to the universal format (by rank 0, once) when it was written
+        by a different number of ranks and its optimizer state is partitioned. None when there is
+        nothing to resume."""
+        choice: tuple[str | None, str | None] = (None, None)
+        if self.rank == 0:
+            try:
+                choice = (self.choose_resume_tag(fresh_start), None)
+            except CheckpointsCorrupt as error:
+                choice = (None, str(error))
+        tag, error = from_rank0(choice)
+        if error:
+            raise CheckpointsCorrupt(error)
         if tag is None:
             return None
         saved, now = self.saved_world_size(tag), world_size()
@@ -188,12 +252,14 @@ class Checkpointer:
         return step, client_state
 
     def prune(self) -> None:
-        """Keep the newest ``keep_last`` checkpoints known good; corrupt ones never count towards
-        them (a run restarted from step 0 below corrupt ones must not prune its own new saves)."""
-        complete = self.complete_tags()
-        good = [t for t in complete if t not in self.corrupt]
-        for tag in good[self.keep_last:] + [t for t in complete if t in self.corrupt]:
-            shutil.rmtree(self.folder / tag, ignore_errors=True)
+        """Delete complete checkpoints beyond the newest ``keep_last``, each only after it still
+        matches its checksums (one that does not is set aside instead)."""
+        for tag in self.complete_tags()[self.keep_last:]:
+            reason = self.problem(tag)
+            if reason is None:
+                shutil.rmtree(self.folder / tag, ignore_errors=True)
+            else:
+                self.set_aside(tag, reason)
         for copy in self.folder.glob(f"{PREFIX}*"):
             if not (self.folder / copy.name.removeprefix(PREFIX)).is_dir():
                 shutil.rmtree(copy, ignore_errors=True)

@@ -34,7 +34,7 @@ from ecgdist.data.staging import stage_corpus
 from ecgdist.data.transforms import Transform
 from ecgdist.dist import DistEnv, init_distributed
 from ecgdist.models import CLASSIFIERS, build_model
-from ecgdist.pretrain.checkpoint import Checkpointer
+from ecgdist.pretrain.checkpoint import Checkpointer, CheckpointsCorrupt
 from ecgdist.pretrain.deepspeed_config import BatchLayout, build_ds_config
 from ecgdist.pretrain.engine import TrainLoop
 from ecgdist.pretrain.figures import reconstruction_figure
@@ -161,7 +161,7 @@ def prepare(cfg: PretrainConfig, env: DistEnv) -> Prepared:
     c = cfg.checkpoint
     checkpointer = Checkpointer(Path(cfg.run.dir) / "checkpoints", c.save_every_steps, c.save_every_minutes,
                                 c.keep_last, env.rank)
-    resume = checkpointer.plan_resume()
+    resume = checkpointer.plan_resume(c.fresh_start)
     if resume is not None and resume.universal:
         ds_config["checkpoint"] = {**ds_config.get("checkpoint", {}), "load_universal": True}
     torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
@@ -223,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as error:  # disk full or unwritable run folder: one line naming the file
         print(f"error: {error.strerror or error} ({error.filename or args.config})", file=sys.stderr)
+        return 1
+    except CheckpointsCorrupt as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     except CorruptShard as error:  # raised in a loader worker, it arrives wrapped in that worker's traceback
         print(f"error: {str(error).strip().splitlines()[-1].split('CorruptShard: ')[-1]}", file=sys.stderr)

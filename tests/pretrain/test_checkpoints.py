@@ -30,19 +30,20 @@ def corrupt(tag_dir):
     states.write_bytes(bytes(data))
 
 
-def test_when_every_checkpoint_is_corrupt_the_run_says_so_and_keeps_its_new_good_ones(ptbxl_corpus, tmp_path):
+def test_when_every_checkpoint_is_corrupt_the_run_stops_until_asked_and_keeps_them(ptbxl_corpus, tmp_path):
+    """The wiring end to end (the rules themselves: test_checkpoint_rules.py)."""
     run = tmp_path / "run"
-    assert pretrain(ptbxl_corpus, run, "train.steps=6", "checkpoint.save_every_steps=2").returncode == 0
+    assert pretrain(ptbxl_corpus, run, "train.steps=4", "checkpoint.save_every_steps=2").returncode == 0
     checkpoints = run / "checkpoints"
-    assert sorted(p.name for p in checkpoints.glob("step-*")) == ["step-00000004", "step-00000006"]
-    for tag in ("step-00000004", "step-00000006"):
+    for tag in ("step-00000002", "step-00000004"):
         corrupt(checkpoints / tag)
     again = pretrain(ptbxl_corpus, run, "train.steps=2", "checkpoint.save_every_steps=2")
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "every one corrupt): starting from step 0" in again.stderr
-    # The fresh, verified step-2 survives pruning; the corrupt later ones do not crowd it out.
-    assert sorted(p.name for p in checkpoints.glob("step-*")) == ["step-00000002"]
-    assert Checkpointer(checkpoints).newest_usable() == "step-00000002"
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert f"error: every checkpoint under {checkpoints} is corrupt: step-00000004" in again.stderr
+    fresh = pretrain(ptbxl_corpus, run, "train.steps=2", "checkpoint.save_every_steps=2", "checkpoint.fresh_start=true")
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert sorted(p.name for p in checkpoints.iterdir() if p.is_dir()) == [
+        "corrupt-step-00000002", "corrupt-step-00000004", "step-00000002"]
     assert (checkpoints / "latest").read_text() == "step-00000002"
 
 

@@ -1,0 +1,86 @@
+"""The checkpointer's rules, in-process against a fake engine: nothing good is ever deleted,
+nothing corrupt is ever resumed from or silently restarted over, nothing non-finite is saved."""
+
+import math
+
+import pytest
+import torch
+from fake_engine import FakeEngine
+
+from ecgdist.pretrain.checkpoint import FRESH_START, MARKER, SET_ASIDE, Checkpointer, CheckpointsCorrupt
+
+
+def saved(folder, steps, keep_last=2):
+    checkpointer, engine = Checkpointer(folder, keep_last=keep_last), FakeEngine()
+    for step in steps:
+        engine.step()
+        checkpointer.save(engine, step, {"step": step})
+    return checkpointer, engine
+
+
+def flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def folders(folder):
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+def test_every_checkpoint_corrupt_stops_naming_them_and_deletes_nothing(tmp_path):
+    saved(tmp_path, [2, 4])
+    for tag in ("step-00000002", "step-00000004"):
+        flip_a_byte(tmp_path / tag / "rank-00000.pt")  # a few-kB RNG file is enough
+    with pytest.raises(CheckpointsCorrupt, match="step-00000004 .*rank-00000.pt does not match.*fresh_start=true"):
+        Checkpointer(tmp_path).plan_resume()
+    assert folders(tmp_path) == [f"{SET_ASIDE}step-00000002", f"{SET_ASIDE}step-00000004"]  # kept, set aside
+    # Asked for, a fresh start trains again; its saves and prunes never touch what was set aside.
+    assert Checkpointer(tmp_path).plan_resume(fresh_start=True) is None
+    saved(tmp_path, [2, 4, 6])
+    assert folders(tmp_path) == [f"{SET_ASIDE}step-00000002", f"{SET_ASIDE}step-00000004", "step-00000004",
+                                 "step-00000006"]
+
+
+def test_a_fresh_start_file_serves_a_requeued_job_once(tmp_path):
+    saved(tmp_path, [2])
+    flip_a_byte(tmp_path / "step-00000002" / "mp_rank_00_model_states.pt")
+    (tmp_path / FRESH_START).touch()
+    assert Checkpointer(tmp_path).plan_resume() is None
+    assert not (tmp_path / FRESH_START).exists()
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_and_is_set_aside_by_the_training_job_only(tmp_path):
+    saved(tmp_path, [2, 4])
+    (tmp_path / "step-00000004" / MARKER).write_text("{not json")
+    assert Checkpointer(tmp_path).newest_usable() == "step-00000002"  # export/status: read only
+    assert "step-00000004" in folders(tmp_path)
+    resume = Checkpointer(tmp_path).plan_resume()
+    assert resume.tag == "step-00000002" and folders(tmp_path) == [f"{SET_ASIDE}step-00000004", "step-00000002"]
+    engine = FakeEngine(seed=1)
+    step, client = Checkpointer(tmp_path).load(engine, resume)
+    assert step == 2 and client["step"] == 2
+
+
+def test_pruning_deletes_only_checkpoints_that_still_verify(tmp_path):
+    checkpointer, engine = saved(tmp_path, [2, 4])
+    flip_a_byte(tmp_path / "step-00000002" / "mp_rank_00_model_states.pt")
+    engine.step()
+    checkpointer.save(engine, 6, {"step": 6})  # step 2 is past keep_last, but does not verify: kept aside
+    assert folders(tmp_path) == [f"{SET_ASIDE}step-00000002", "step-00000004", "step-00000006"]
+    engine.step()
+    checkpointer.save(engine, 8, {"step": 8})  # step 4 verifies: deleted
+    assert folders(tmp_path) == [f"{SET_ASIDE}step-00000002", "step-00000006", "step-00000008"]
+
+
+@pytest.mark.parametrize("spoil", ["model", "optimizer"])
+def test_no_checkpoint_is_written_from_a_non_finite_model_or_optimizer(tmp_path, spoil):
+    checkpointer, engine = saved(tmp_path, [2])
+    with torch.no_grad():
+        if spoil == "model":
+            engine.module.weight[0, 0] = math.inf
+        else:
+            next(iter(engine.optimizer.state.values()))["exp_avg_sq"][0] = math.nan
+    with pytest.raises(FloatingPointError, match="not saving step 4: the model or optimizer holds non-finite"):
+        checkpointer.save(engine, 4, {"step": 4})
+    assert folders(tmp_path) == ["step-00000002"] and (tmp_path / "latest").read_text() == "step-00000002"
