@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ecgdist.data.fingerprint import content_fingerprint
-from ecgdist.data.index import FINGERPRINT, INDEX_DIR, read_index, save_array
+from ecgdist.data.index import FINGERPRINT, INDEX_DIR, read_index, save_array, write_checksums
 from ecgdist.data.shards import read_manifest, read_metadata
 from preprocess.record import SourceError
 from preprocess.sources import SOURCES
@@ -36,4 +36,5 @@ def add_fingerprints(corpus: Path, input_dir: Path, progress: bool = True) -> in
         fingerprints[record] = content_fingerprint(reader.read_item(by_record[record]))
     read_index(corpus, manifest)  # the other index arrays must exist and be current
     save_array(corpus / INDEX_DIR, FINGERPRINT, np.array([fingerprints[r] for r in records], dtype=np.uint64))
+    write_checksums(corpus / INDEX_DIR)
     return len(records)

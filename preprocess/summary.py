@@ -6,6 +6,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from ecgdist.data.index import index_problems
 from ecgdist.data.shards import read_manifest, read_rejected, verify_shards
 
 
@@ -21,7 +22,7 @@ def corpus_summary(corpus: Path, top_labels: int = 20, verify: bool = False) -> 
             "recipe": manifest.recipe.to_dict(), "labels": len(manifest.labels),
             "label_histogram": dict(Counter(manifest.labels).most_common(top_labels)),
             "rejection_reasons": dict(reasons.most_common()), "simulated": bool(manifest.extra.get("simulated")),
-            "shard_problems": verify_shards(corpus, manifest) if verify else None}
+            "shard_problems": verify_shards(corpus, manifest) + index_problems(corpus) if verify else None}
 
 
 def format_summary(s: dict) -> str:
@@ -36,7 +37,8 @@ def format_summary(s: dict) -> str:
     for reason, count in s["rejection_reasons"].items():
         lines.append(f"  rejected {count:6d} x {reason}")
     if s["shard_problems"] is not None:
-        lines.append(f"  shards   all {s['shards']} match the manifest (size and sha256)" if not s["shard_problems"]
+        lines.append(f"  shards   all {s['shards']} and the index match the manifest (size, sha256, records)"
+                     if not s["shard_problems"]
                      else f"  shards   {len(s['shard_problems'])} of {s['shards']} do NOT match the manifest:")
         lines += [f"  CORRUPT  {problem}" for problem in s["shard_problems"]]
     return "\n".join(lines)

@@ -44,3 +44,22 @@ def test_resolved_config_round_trips(tmp_path):
     path = save_resolved(cfg, tmp_path / "run")
     again = load_config(PretrainConfig, path)
     assert again == cfg
+
+
+@pytest.mark.parametrize("override, key", [("train.lr_peak=inf", "train.lr_peak"),
+                                           ("data.corpus_weights=[1,.inf]", "data.corpus_weights"),
+                                           ("train.lr_peak=nan", "train.lr_peak")])
+def test_numbers_must_be_finite(override, key):
+    with pytest.raises(ConfigError, match=rf"config key '{key}' is (inf|nan); it must be a finite number"):
+        load_config(PretrainConfig, None, ["data.corpus=[a,b]", override])
+
+
+@pytest.mark.parametrize("text, said", [("- run\n- data\n", "holds a list, not a mapping of sections"),
+                                        ("train: [1\n", "is not valid YAML (line 2, column 1)")])
+def test_a_config_file_that_is_no_mapping_is_one_line(tmp_path, text, said, capsys):
+    from ecgdist.pretrain.main import main
+
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=said.replace("(", r"\(").replace(")", r"\)")):
+        load_config(PretrainConfig, tmp_path / "c.yaml")
+    assert main([str(tmp_path / "c.yaml")]) == 2 and said in capsys.readouterr().err

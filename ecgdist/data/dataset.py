@@ -30,7 +30,16 @@ from scipy import sparse
 from torch.utils.data import Dataset
 
 from ecgdist.data.handoff import SlotHandOff
-from ecgdist.data.shards import SIGNALS, CorruptShard, Manifest, read_manifest, verified_once, verify_shards
+from ecgdist.data.shards import (
+    SIGNALS,
+    CorruptShard,
+    Manifest,
+    corrupt_shard,
+    count_problem,
+    read_manifest,
+    verified_once,
+    verify_shards,
+)
 from ecgdist.data.transforms import Transform
 
 # Where each machine remembers which shards it has checked in full (ECGDIST_VERIFIED_CACHE to move it).
@@ -104,6 +113,9 @@ class ShardCorpus:
             verified_once(path, self.shard_entries[shard], VERIFIED_CACHE)
             with h5py.File(path, "r") as f:
                 dset = f[SIGNALS]
+                problem = count_problem(len(dset), self.shard_entries[shard])
+                if problem:
+                    raise corrupt_shard(path, problem)
                 offset = dset.id.get_offset()
                 plain = dset.chunks is None and dset.compression is None and offset is not None
                 self._layout[shard] = (offset, dset.shape, dset.dtype) if plain else None

@@ -11,13 +11,18 @@ well under a second:
     index/label_indices.npy  int32   CSR column indices (sorted vocabulary order)
     index/fingerprint.npy    uint64  content fingerprint of the source record (data/fingerprint.py)
 
-A corpus without it (written before it existed) is indexed in memory, with a warning. A
-corpus written before fingerprints existed has none; ``fingerprints()`` then says how to
-add them (``python -m preprocess fingerprint``).
+    index/checksums.json     sha256 of each array above, written after them
+
+The arrays are checked against their checksums whenever the index is read (about 0.1 s at
+7 M records): a zeroed fold column or a truncated file stops the job naming the file. A
+corpus without an index, or with one from before checksums existed, is indexed in memory,
+with a warning. A corpus written before fingerprints existed has none; ``fingerprints()``
+then says how to add them (``python -m preprocess fingerprint``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -31,11 +36,19 @@ from scipy import sparse
 
 from ecgdist.data.labels import label_vocabulary, multi_hot
 from ecgdist.data.shards import Manifest, read_manifest, read_metadata
+from ecgdist.files import atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 INDEX_DIR = "index"
 ARRAYS = ("group", "fold", "label_indptr", "label_indices")
 FINGERPRINT = "fingerprint"
+
+
+CHECKSUMS = "checksums.json"
+
+
+class CorruptIndex(ValueError):
+    """An index array no longer matches its checksum; the message names the file."""
 
 
 class FingerprintsMissing(ValueError):
@@ -98,6 +111,32 @@ def save_array(folder: Path, name: str, array: np.ndarray) -> None:
     os.replace(f.name, folder / f"{name}.npy")
 
 
+def write_checksums(folder: Path) -> None:
+    """The sha256 of every index array present, after the arrays themselves were written."""
+    names = [name for name in ARRAYS + (FINGERPRINT,) if (folder / f"{name}.npy").exists()]
+    atomic_write_text(folder / CHECKSUMS, json.dumps({f"{name}.npy": file_sha256(folder / f"{name}.npy")
+                                                      for name in names}, indent=1))
+
+
+def index_problems(corpus: str | os.PathLike) -> list[str]:
+    """'FILE: reason' for every index array that does not match its recorded checksum."""
+    folder = Path(corpus) / INDEX_DIR
+    try:
+        recorded = json.loads((folder / CHECKSUMS).read_text())
+    except FileNotFoundError:
+        return []
+    except ValueError:
+        return [f"{folder / CHECKSUMS}: not valid JSON"]
+    problems = []
+    for name, digest in recorded.items():
+        path = folder / name
+        if not path.exists():
+            problems.append(f"{path}: missing")
+        elif file_sha256(path) != digest:
+            problems.append(f"{path}: does not match its checksum")
+    return problems
+
+
 def write_index(corpus: str | os.PathLike, manifest: Manifest) -> CorpusIndex:
     """Compute and save the index (atomically, array by array); ``merge`` calls it."""
     corpus = Path(corpus)
@@ -106,6 +145,7 @@ def write_index(corpus: str | os.PathLike, manifest: Manifest) -> CorpusIndex:
     folder.mkdir(exist_ok=True)
     for name in ARRAYS + (FINGERPRINT,) * (index.fingerprint is not None):
         save_array(folder, name, getattr(index, name))
+    write_checksums(folder)
     return index
 
 
@@ -113,14 +153,18 @@ def read_index(corpus: str | os.PathLike, manifest: Manifest | None = None) -> C
     corpus = Path(corpus)
     manifest = manifest or read_manifest(corpus)
     folder = corpus / INDEX_DIR
-    if all((folder / f"{name}.npy").exists() for name in ARRAYS):
+    if (folder / CHECKSUMS).exists() and all((folder / f"{name}.npy").exists() for name in ARRAYS):
+        problems = index_problems(corpus)
+        if problems:
+            raise CorruptIndex(f"index file {problems[0]}; rebuild the index with: python -m preprocess merge {corpus}")
         arrays = {name: np.load(folder / f"{name}.npy") for name in ARRAYS}
         fingerprint = folder / f"{FINGERPRINT}.npy"
         if fingerprint.exists():
             arrays[FINGERPRINT] = np.load(fingerprint)
         if all(len(a) == manifest.records for k, a in arrays.items() if k in ("group", FINGERPRINT)):
             return CorpusIndex(**arrays, vocabulary=label_vocabulary(manifest))
-    log.warning("%s has no up-to-date index/ (python -m preprocess merge writes it): indexing in memory", corpus)
+    log.warning("%s has no up-to-date, checksummed index/ (python -m preprocess merge writes it): indexing in memory",
+                corpus)
     return compute_index(corpus, manifest)
 
 

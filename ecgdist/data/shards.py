@@ -172,6 +172,10 @@ class CorruptShard(ValueError):
     """A shard is missing, truncated or modified since the manifest was written; names its path."""
 
 
+def corrupt_shard(path: Path, problem: str) -> CorruptShard:
+    return CorruptShard(f"shard {path} {problem}; check the corpus with: python -m preprocess verify {path.parent}")
+
+
 def shard_problem(path: Path, entry: ShardEntry, content: bool = True) -> str | None:
     """Why the shard at ``path`` does not match its manifest entry (size, then sha256), or None."""
     if not path.exists():
@@ -184,10 +188,24 @@ def shard_problem(path: Path, entry: ShardEntry, content: bool = True) -> str | 
     return None
 
 
+def count_problem(rows: int, entry: ShardEntry) -> str | None:
+    """A manifest whose record count disagrees with the shard would pair every later row with
+    another record's labels and fingerprint."""
+    return None if rows == entry.records else f"holds {rows} records, the manifest says {entry.records}"
+
+
+def shard_rows(path: Path) -> int:
+    with h5py.File(path, "r") as f:
+        return len(f[SIGNALS])
+
+
 def verify_shards(corpus: str | os.PathLike, manifest: Manifest | None = None, content: bool = True) -> list[str]:
-    """'NAME: reason' for every shard that does not match the manifest (sizes only unless ``content``)."""
+    """'NAME: reason' for every shard that does not match the manifest (sizes only unless ``content``:
+    then also sha256 and record count)."""
     manifest = manifest or read_manifest(corpus)
-    problems = ((s.file, shard_problem(Path(corpus) / s.file, s, content)) for s in manifest.shards)
+    problems = ((s.file, shard_problem(Path(corpus) / s.file, s, content)
+                 or (count_problem(shard_rows(Path(corpus) / s.file), s) if content else None))
+                for s in manifest.shards)
     return [f"{name}: {problem}" for name, problem in problems if problem]
 
 
@@ -215,7 +233,7 @@ def verified_once(path: Path, entry: ShardEntry, cache: Path) -> None:
         if problem is None:
             remember_verified(path, entry, cache)
             return
-    raise CorruptShard(f"shard {path} is {problem}; check the corpus with: python -m preprocess verify {path.parent}")
+    raise corrupt_shard(path, f"is {problem}")
 
 
 def read_metadata(corpus: str | os.PathLike, columns: Iterable[str] = tuple(METADATA),
@@ -226,6 +244,9 @@ def read_metadata(corpus: str | os.PathLike, columns: Iterable[str] = tuple(META
     shard_ids, rows = [], []
     for index, entry in enumerate(manifest.shards):
         with h5py.File(Path(corpus) / entry.file, "r") as f:
+            problem = count_problem(len(f[SIGNALS]), entry)
+            if problem:
+                raise corrupt_shard(Path(corpus) / entry.file, problem)
             for name in parts:
                 column = f[name]
                 parts[name].append(column.asstr()[:] if METADATA[name] is STRING else column[:])

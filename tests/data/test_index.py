@@ -45,5 +45,5 @@ def test_a_corpus_without_index_is_indexed_in_memory(ptbxl_corpus, tmp_path, cap
     shutil.rmtree(old / INDEX_DIR)
     with caplog.at_level(logging.WARNING):
         index = read_index(old)
-    assert "has no up-to-date index" in caplog.text
+    assert "has no up-to-date, checksummed index" in caplog.text
     assert np.array_equal(index.group, read_index(ptbxl_corpus).group)
