@@ -35,7 +35,7 @@ import numpy as np
 from scipy import sparse
 
 from ecgdist.data.labels import label_vocabulary, multi_hot
-from ecgdist.data.shards import Manifest, read_manifest, read_metadata
+from ecgdist.data.shards import CorruptShard, Manifest, read_manifest, read_metadata
 from ecgdist.files import atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,9 @@ FINGERPRINT = "fingerprint"
 CHECKSUMS = "checksums.json"
 
 
-class CorruptIndex(ValueError):
-    """An index array no longer matches its checksum; the message names the file."""
+class CorruptIndex(CorruptShard):
+    """An index array no longer matches its checksum; the message names the file (a corrupt corpus
+    file like a shard, and handled as one)."""
 
 
 class FingerprintsMissing(ValueError):

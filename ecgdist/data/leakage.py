@@ -28,6 +28,18 @@ def members(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     return sorted_set[where] == values
 
 
+def first_copies(fingerprints: list[np.ndarray]) -> np.ndarray:
+    """Over corpora joined end to end (one fingerprint array each): False for a row whose record
+    an earlier corpus already holds, so a record shared by two corpora (PTB-XL and PhysioNet 2021)
+    is trained on once, as the first corpus listed has it. Windows of one record within a corpus
+    share a fingerprint and are all kept."""
+    seen, keep = np.empty(0, np.uint64), []
+    for values in fingerprints:
+        keep.append(~members(values, seen))
+        seen = np.union1d(seen, values)
+    return np.concatenate(keep) if keep else np.empty(0, bool)
+
+
 def evaluation_fingerprints(corpus: str | os.PathLike, folds: list[int]) -> np.ndarray:
     """Sorted unique fingerprints of the records in ``folds`` of ``corpus``."""
     index = read_index(corpus)

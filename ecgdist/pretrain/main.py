@@ -25,10 +25,10 @@ from ecgdist.config import ConfigError, PretrainConfig, corpus_list, load_config
 from ecgdist.data.dataset import VERIFIED_CACHE, ShardCorpus, ShardDataset
 from ecgdist.data.index import CorpusIndex, joined_groups, joined_targets, read_index
 from ecgdist.data.labels import annotated, union_vocabulary
-from ecgdist.data.leakage import TrainingSet, manifest_sha256
+from ecgdist.data.leakage import TrainingSet, first_copies, manifest_sha256
 from ecgdist.data.loader import EpochStream
 from ecgdist.data.sampler import BlockBatchSampler
-from ecgdist.data.shards import CorruptShard
+from ecgdist.data.shards import MANIFEST_NAME, CorruptShard
 from ecgdist.data.splits import holdout_mask
 from ecgdist.data.staging import stage_corpus
 from ecgdist.data.transforms import Transform
@@ -64,6 +64,11 @@ def open_corpora(cfg: PretrainConfig) -> tuple[ShardCorpus, list[Path]]:
     paths = [resolve_path(p) for p in corpus_list(cfg.data.corpus)]
     if not paths:
         raise ConfigError("config key 'data.corpus' is empty: give a shard corpus directory (or a list of them)")
+    same = [(a, b) for i, a in enumerate(paths) for b in paths[i + 1:] if a.resolve() == b.resolve()
+            or (a / MANIFEST_NAME).is_file() and (b / MANIFEST_NAME).is_file() and manifest_sha256(a) == manifest_sha256(b)]
+    if same:
+        raise ConfigError(f"config key 'data.corpus' lists one corpus twice ({same[0][0]} and {same[0][1]}): its "
+                          "records would count double and its validation patients would reach training")
     try:
         corpus = ShardCorpus(paths)  # sizes and recipes checked before anything is copied
         if cfg.data.stage_dir:
@@ -81,6 +86,8 @@ def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
     indexes = [read_index(path, manifest) for path, manifest in zip(corpus.paths, corpus.manifests)]
     held_out = holdout_mask(joined_groups(indexes), cfg.data.val_fraction, cfg.run.seed)
     keep, provenance = leave_out_evaluation_records(cfg, sources, indexes)
+    if len(indexes) > 1:
+        keep &= once_each(sources, indexes, provenance)
     labels = union_vocabulary(corpus.manifests, cfg.data.min_label_count) if cfg.model.name in CLASSIFIERS else []
     if cfg.model.name in CLASSIFIERS and not labels:
         raise ConfigError(f"model.name={cfg.model.name} learns labels, but data.corpus has none with at "
@@ -109,6 +116,19 @@ def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
                           f"{cfg.train.micro_batch} on each of {env.world_size} ranks")
     return PretrainData(EpochStream(train, sampler, d.workers), subset(held_out & keep, val_transform), labels,
                         corpus.manifests[0].recipe.to_dict(), provenance)
+
+
+def once_each(corpora: list[Path], indexes: list[CorpusIndex], provenance: dict) -> np.ndarray:
+    """Rows to keep so that a record several corpora hold (by content) trains once, from the first
+    corpus listed; the count goes to the log and the provenance."""
+    try:
+        first = first_copies([index.fingerprints(c) for c, index in zip(corpora, indexes)])
+    except ValueError as error:  # a corpus without fingerprints: shared records cannot be found
+        raise ConfigError(f"config key 'data.corpus': {error}") from None
+    provenance["shared_records_dropped"] = int((~first).sum())
+    log.info("data.corpus: %d records of later corpora are records an earlier one holds (by content): each is "
+             "trained on once, from the first corpus listed", provenance["shared_records_dropped"])
+    return first
 
 
 def leave_out_evaluation_records(cfg: PretrainConfig, corpora: list[Path],

@@ -22,7 +22,8 @@ TINY = "configs/pretrain/ecgfounder_tiny.yaml"
 
 @pytest.fixture(scope="module")
 def physionet_corpus(shared_data, tmp_path_factory):
-    return build_corpus("physionet2021", shared_data / "physionet2021-mini", tmp_path_factory.mktemp("p") / "c")
+    """Georgia and Ningbo records of the 2021 Challenge: none of them is a PTB-XL record."""
+    return build_corpus("physionet2021", shared_data / "physionet2021-other", tmp_path_factory.mktemp("p") / "c")
 
 
 def config(corpora, *overrides):
@@ -38,7 +39,7 @@ def test_the_target_space_is_the_union_and_each_corpus_is_scored_on_its_own_labe
     assert snomed and scp and len(data.labels) == len(snomed) + len(scp)
     batch = train.__getitems__(list(range(len(train))))
     from_physionet = train.corpora_of() == 1
-    assert from_physionet.sum() == 10 and (~from_physionet).sum() == 110
+    assert from_physionet.sum() == 20 and (~from_physionet).sum() == 110
     mask, target = batch["target_mask"].numpy(), batch["target"].numpy()
     assert (mask[from_physionet][:, snomed] == 1).all() and (mask[from_physionet][:, scp] == 0).all()
     assert (mask[~from_physionet][:, scp] == 1).all() and (mask[~from_physionet][:, snomed] == 0).all()
@@ -78,8 +79,8 @@ def test_corpus_weights_set_each_corpus_share_of_an_epoch(ptbxl_corpus, physione
                       DistEnv(0, 0, 1, "127.0.0.1", 0, "single"))
     corpus_of = data.stream.loader.dataset.corpora_of()
     drawn = np.concatenate([corpus_of[b] for epoch in range(20) for b in data.stream.sampler.batches(epoch)])
-    share = drawn.mean()  # PhysioNet 2021's share: 10 of 120 records, or half by weight
-    expected = 0.5 if weights else 10 / 120
+    share = drawn.mean()  # PhysioNet 2021's share: 20 of 130 records, or half by weight
+    expected = 0.5 if weights else 20 / 130
     assert abs(share - expected) < 0.03, share
 
 
@@ -119,5 +120,29 @@ def test_two_corpora_train_resume_exactly_and_export_both(ptbxl_corpus, physione
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
     provenance = exported[0]["provenance"]
     assert [c["path"] for c in provenance["corpora"]] == [str(ptbxl_corpus.resolve()), str(physionet_corpus.resolve())]
-    assert len(provenance["fingerprints"]) == 110  # PhysioNet 2021's ten records are PTB-XL's 6000-6009 by content
+    assert len(provenance["fingerprints"]) == 130
     assert any(label.isdigit() for label in exported[0]["labels"]) and "NORM" in exported[0]["labels"]
+
+
+def test_records_two_corpora_share_train_once_from_the_first_listed(ptbxl_corpus, shared_data, tmp_path, caplog):
+    """physionet2021-mini's ten records are PTB-XL's 6000-6009 by content."""
+    import logging
+
+    copies = build_corpus("physionet2021", shared_data / "physionet2021-mini", tmp_path / "c")
+    env = DistEnv(0, 0, 1, "127.0.0.1", 0, "single")
+    with caplog.at_level(logging.INFO):
+        data = build_data(config([ptbxl_corpus, copies]), env)
+    train = data.stream.loader.dataset
+    assert len(train) == 110 and (train.corpora_of() == 0).all()  # PTB-XL's copies, with PTB-XL's labels
+    assert data.provenance["shared_records_dropped"] == 10 and "10 records of later corpora" in caplog.text
+    flipped = build_data(config([copies, ptbxl_corpus]), env).stream.loader.dataset
+    assert len(flipped) == 110 and (flipped.corpora_of() == 0).sum() == 10
+
+
+def test_one_corpus_listed_twice_is_refused(ptbxl_corpus, tmp_path):
+    from ecgdist.config import ConfigError
+
+    (tmp_path / "link").symlink_to(ptbxl_corpus)
+    for second in (ptbxl_corpus, tmp_path / "link", f"{ptbxl_corpus}/./"):
+        with pytest.raises(ConfigError, match="'data.corpus' lists one corpus twice"):
+            build_data(config([ptbxl_corpus, second]), DistEnv(0, 0, 1, "127.0.0.1", 0, "single"))
