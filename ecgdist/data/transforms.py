@@ -19,7 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ecgdist.config import ConfigError
 from ecgdist.leads import STANDARD_LEADS
+
+
+def check_crop(crop_samples: int, window_samples: int, corpus) -> None:
+    """A crop longer than the corpus's windows would make the model read mostly zero padding."""
+    if crop_samples > window_samples:
+        raise ConfigError(f"config key 'data.crop_samples' is {crop_samples}, longer than the {window_samples}-sample "
+                          f"windows of corpus {corpus}: {1 - window_samples / crop_samples:.0%} of every input would "
+                          "be zero padding")
 
 
 @dataclass(frozen=True)

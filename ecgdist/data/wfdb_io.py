@@ -9,6 +9,7 @@ failed read parses it again, to say why.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -37,6 +38,12 @@ def parse_comments(comments: list[str]) -> Meta:
     return meta
 
 
+def header_lines(record_path: Path) -> list[str]:
+    """The header's record and signal lines (comments and blank lines left out)."""
+    with open(f"{record_path}.hea", encoding="utf-8", errors="replace") as f:
+        return [ln for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+
+
 def header_rate(record_path: Path) -> float | None:
     """The sampling rate the header's record line states (None when absent: WFDB's 250 Hz then).
 
@@ -44,9 +51,8 @@ def header_rate(record_path: Path) -> float | None:
     ``0`` into a division by zero, so a wrong header would give a time-stretched signal;
     the text is read here instead, and a rate that is not a plausible ECG rate is refused.
     """
-    with open(f"{record_path}.hea", encoding="utf-8", errors="replace") as f:
-        line = next((ln for ln in f if ln.strip() and not ln.lstrip().startswith("#")), "")
-    fields = line.split()
+    lines = header_lines(record_path)
+    fields = lines[0].split() if lines else []
     if len(fields) < 3:
         return None
     text = fields[2].split("/")[0]
@@ -58,6 +64,23 @@ def header_rate(record_path: Path) -> float | None:
         raise RecordError(f"sampling rate {text} Hz in the header is outside {FS_BOUNDS_HZ[0]:g}-{FS_BOUNDS_HZ[1]:g} Hz, "
                           "the range of ECG recordings")
     return fs
+
+
+def check_header_gains(record_path: Path) -> None:
+    """Refuse a signal line whose gain is not a positive number: wfdb reads ``NaN`` as its default
+    200 adu/mV (a silently rescaled lead) and drops the fields after it."""
+    for number, line in enumerate(header_lines(record_path)[1:], start=1):
+        fields = line.split()
+        if len(fields) < 3:
+            continue  # no gain field: WFDB's default
+        text = re.split(r"[(/]", fields[2])[0]
+        try:
+            gain = float(text)
+        except ValueError:
+            gain = math.nan
+        if not math.isfinite(gain) or gain < 0:
+            lead = fields[8] if len(fields) > 8 else f"on signal line {number}"
+            raise RecordError(f"gain {text!r} of lead {lead} in the header is not a positive number")
 
 
 def _check_signal_files(record_path: Path, header: wfdb.Record) -> None:
@@ -100,6 +123,7 @@ def read_wfdb(record_path: str | Path) -> RawRecord:
     if not Path(f"{record_path}.hea").exists():
         raise RecordError("missing header file")
     header_rate(record_path)  # before wfdb, which would read a bad rate as 250 Hz
+    check_header_gains(record_path)  # and a NaN gain as 200 adu/mV
     try:
         record = wfdb.rdrecord(str(record_path), physical=False)
     except Exception as error:

@@ -34,7 +34,7 @@ from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.loader import make_loader
 from ecgdist.data.ptbxl import ptbxl_task
 from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
-from ecgdist.data.transforms import Transform
+from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_write_text, temp_path_for
 from ecgdist.finetune.metrics import evaluate, macro_auroc
 from ecgdist.finetune.provenance import pretraining_data
@@ -193,6 +193,7 @@ def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus) ->
 class Loaders:
     def __init__(self, cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus | None = None) -> None:
         corpus = ShardCorpus(cfg.data.corpus) if corpus is None else corpus
+        check_crop(cfg.data.crop_samples, corpus.manifest.recipe.samples, corpus.path)
         self.classes, splits = ptbxl_task(corpus.path, spec.task, train_fraction=spec.fraction, seed=spec.seed)
         d, bs = cfg.data, cfg.finetune.batch_size
         train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)

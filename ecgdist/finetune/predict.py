@@ -20,12 +20,12 @@ import torch
 from ecgdist.config import FinetuneConfig, from_dict
 from ecgdist.data.dataset import ShardDataset
 from ecgdist.data.records import RecordError
-from ecgdist.data.shards import MANIFEST_NAME, Recipe, read_metadata
+from ecgdist.data.shards import MANIFEST_NAME, Recipe, read_manifest, read_metadata
 from ecgdist.data.transforms import Transform
 from ecgdist.data.wfdb_io import read_wfdb
 from ecgdist.data.windows import make_windows
 from ecgdist.models import build_model
-from ecgdist.models.pretrained import CheckpointMismatchError, UnreadableWeights, read_weights
+from ecgdist.models.pretrained import CheckpointMismatchError, read_weights
 from ecgdist.safe_load import PLAIN_DATA_TYPES
 
 SIMULATED_NOTE = "SIMULATED: this model was trained on the built-in synthetic corpus, not on real ECGs"
@@ -35,7 +35,9 @@ class Classifier:
     def __init__(self, path: str | Path, trusted_types: list[str] = ()) -> None:
         state, extra = read_weights(path, trusted_types)
         if "classes" not in extra:
-            raise ValueError(f"{path} is not a fine-tuned model (no classes): use a fine-tune job's model.pth")
+            kind = "a pre-training export (python -m ecgdist.export)" if "provenance" in extra else "not a fine-tuned model"
+            raise ValueError(f"{path} is {kind}: it has no task classes. Fine-tune it first (python -m ecgdist.submit "
+                             "finetune ... finetune.weights=IT) and give a job's model.pth")
         self.classes: list[str] = extra["classes"]
         self.cfg = from_dict(FinetuneConfig, extra["config"])
         self.recipe = Recipe.from_dict(extra["recipe"])
@@ -52,12 +54,24 @@ class Classifier:
         with torch.no_grad():
             return torch.sigmoid(self.model(torch.from_numpy(x))).numpy()
 
-    def record(self, path: str | Path) -> np.ndarray:
+    def record(self, path: str | Path) -> tuple[np.ndarray, str]:
+        """Probabilities averaged over the record's windows, and a note when it was padded."""
         raw = read_wfdb(str(path).removesuffix(".hea"))
         windows = np.stack([w for w, _ in make_windows(raw, self.recipe)])
-        return self.probabilities(windows).mean(axis=0)
+        seconds = len(raw.signal) / raw.fs
+        note = (f"{path}: {seconds:.2f} s is shorter than the model's {self.recipe.seconds:g} s window: zero-padded "
+                f"by {self.recipe.seconds - seconds:.2f} s ({1 - seconds / self.recipe.seconds:.0%} of the input)"
+                if seconds < self.recipe.seconds else "")
+        return self.probabilities(windows).mean(axis=0), note
 
     def corpus(self, path: str | Path, batch: int = 64):
+        """(record id, probabilities) of every record of a shard corpus made with the model's recipe."""
+        made = read_manifest(path).recipe
+        differ = [f"{key} {getattr(made, key)} (the model's: {getattr(self.recipe, key)})"
+                  for key in ("rate_hz", "seconds", "filter", "leads") if getattr(made, key) != getattr(self.recipe, key)]
+        if differ:
+            raise ValueError(f"corpus {path} was made with another recipe than the model was trained on: "
+                             f"{'; '.join(differ)}")
         data = ShardDataset(path, transform=self.transform)
         ids = read_metadata(path, ["record_id"])
         for start in range(0, len(data), batch):
@@ -79,22 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         classifier = Classifier(args.model, args.trust_type)
-    except (FileNotFoundError, UnreadableWeights, CheckpointMismatchError) as error:
+    except (FileNotFoundError, ValueError, CheckpointMismatchError) as error:  # UnreadableWeights, ConfigError too
         print(f"error: {error}", file=sys.stderr)
         return 2
     if classifier.simulated:
         print(f"# {SIMULATED_NOTE}", file=sys.stderr if args.json else sys.stdout)
     failed = 0
     for item in args.records:
-        if (Path(item) / MANIFEST_NAME).exists():
-            results = list(classifier.corpus(item))
-        else:
-            try:
-                results = [(item, classifier.record(item))]
-            except RecordError as error:
-                print(f"{item}: cannot classify: {error}", file=sys.stderr)
-                failed += 1
-                continue
+        try:
+            if (Path(item) / MANIFEST_NAME).exists():
+                results = list(classifier.corpus(item))
+            else:
+                probabilities, note = classifier.record(item)
+                if note:
+                    print(f"note: {note}", file=sys.stderr)
+                results = [(item, probabilities)]
+        except (RecordError, ValueError) as error:  # an unreadable record; an invalid, corrupt or other corpus
+            print(f"{item}: cannot classify: {str(error).strip().splitlines()[-1]}", file=sys.stderr)
+            failed += 1
+            continue
         for name, probs in results:
             ranked = sorted(zip(classifier.classes, probs.tolist()), key=lambda kv: -kv[1])
             if args.json:

@@ -18,6 +18,7 @@ from pathlib import Path
 from ecgdist.config import ConfigError, FinetuneConfig, load_config, save_resolved, to_dict
 from ecgdist.data.dataset import ShardCorpus
 from ecgdist.data.shards import read_manifest
+from ecgdist.data.transforms import check_crop
 from ecgdist.files import atomic_write_text
 from ecgdist.finetune.job import RESULT, FinetuneJob, JobSpec, check_weights, stages
 from ecgdist.finetune.provenance import pretraining_data
@@ -49,6 +50,7 @@ def check_inputs(cfg: FinetuneConfig) -> None:
         corpus = ShardCorpus(cfg.data.corpus)  # the manifest, and every shard's size against it
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(f"config key 'data.corpus': {error}") from None
+    check_crop(cfg.data.crop_samples, corpus.manifest.recipe.samples, cfg.data.corpus)
     if not (Path(cfg.data.corpus) / "scp_statements.csv").exists():
         raise ConfigError(f"config key 'data.corpus': {cfg.data.corpus} has no scp_statements.csv (not a PTB-XL corpus)")
     needs_weights = any(s in ("baseline", "post_training") for s in cfg.sweep.strategies)

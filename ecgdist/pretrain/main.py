@@ -31,7 +31,7 @@ from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.shards import MANIFEST_NAME, CorruptShard
 from ecgdist.data.splits import holdout_mask
 from ecgdist.data.staging import stage_corpus
-from ecgdist.data.transforms import Transform
+from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.dist import DistEnv, init_distributed
 from ecgdist.models import CLASSIFIERS, build_model
 from ecgdist.pretrain.checkpoint import Checkpointer, CheckpointsCorrupt
@@ -75,6 +75,7 @@ def open_corpora(cfg: PretrainConfig) -> tuple[ShardCorpus, list[Path]]:
             corpus = ShardCorpus([stage_corpus(p, Path(cfg.data.stage_dir), VERIFIED_CACHE) for p in paths])
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(f"config key 'data.corpus': {error}") from None
+    check_crop(cfg.data.crop_samples, corpus.manifests[0].recipe.samples, paths[0])
     missing = [lead for lead in cfg.data.leads if lead not in corpus.manifests[0].recipe.leads]
     if missing:
         raise ConfigError(f"config key 'data.leads': corpus {paths[0]} lacks {', '.join(missing)}")
