@@ -46,6 +46,12 @@ def evaluation_fingerprints(corpus: str | os.PathLike, folds: list[int]) -> np.n
     return np.unique(index.fingerprints(corpus)[np.isin(index.fold, folds)])
 
 
+def fingerprint_set_sha256(fingerprints) -> str:
+    """Checksum of a sorted fingerprint set as an export stores it (a tensor or array of 64-bit values)."""
+    values = np.ascontiguousarray(fingerprints.numpy() if hasattr(fingerprints, "numpy") else fingerprints)
+    return hashlib.sha256(values.view(np.uint64).tobytes()).hexdigest()
+
+
 def manifest_sha256(corpus: str | os.PathLike) -> str:
     return hashlib.sha256((Path(corpus) / MANIFEST_NAME).read_bytes()).hexdigest()
 

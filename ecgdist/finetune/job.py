@@ -37,7 +37,7 @@ from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_write_text, temp_path_for
 from ecgdist.finetune.metrics import evaluate, macro_auroc
-from ecgdist.finetune.provenance import pretraining_data
+from ecgdist.finetune.provenance import pretraining_data, weights_sha256
 from ecgdist.models import CLASSIFIERS, build_model
 from ecgdist.models.pretrained import (
     CheckpointMismatchError,
@@ -181,11 +181,15 @@ def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection, stra
     return torch.optim.Adam([{k: v for k, v in g.items() if k != "names"} for g in groups], lr=ft.lr)
 
 
-def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus) -> tuple[dict | None, dict]:
+def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus,
+                     expected_sha256: str = "") -> tuple[dict | None, dict]:
     """(the pre-trained tensors the job starts from, or None; what is known of their training data),
-    from one read of the file."""
+    from one read of the file; ``expected_sha256``: the file's checksum when its sweep was submitted."""
     if not cfg.finetune.weights or spec.strategy == "scratch":
         return None, {"status": "none", "detail": "no pre-trained weights"}
+    if expected_sha256 and weights_sha256(cfg.finetune.weights) != expected_sha256:
+        raise ConfigError(f"config key 'finetune.weights': {cfg.finetune.weights} changed since the sweep was "
+                          "submitted (sha256): this job would train another model than its row's other jobs")
     state, extra = check_weights(cfg, corpus)
     return state, pretraining_data(cfg.finetune.weights, extra, str(corpus.path), cfg.finetune.allow_overlap)
 
@@ -209,6 +213,16 @@ class Loaders:
         self.simulated = bool(corpus.manifest.extra.get("simulated"))
 
 
+WEIGHTS_RECORD = "weights.json"  # a sweep's record of each backbone's weights checksum, from its first submission
+
+
+def submitted_weights_sha256(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> str:
+    """The weights checksum the job's sweep recorded (``SWEEP/weights.json``; the job is ``SWEEP/jobs/NAME``)."""
+    record = job_dir.parent.parent / WEIGHTS_RECORD
+    entry = json.loads(record.read_text()).get(spec.backbone or cfg.model.name, {}) if record.exists() else {}
+    return entry.get("sha256", "") if entry.get("weights") == cfg.finetune.weights else ""
+
+
 def save_state(job_dir: Path, state: dict) -> None:
     tmp = temp_path_for(job_dir / STATE)
     torch.save(state, tmp)
@@ -221,7 +235,7 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
         return json.loads((job_dir / RESULT).read_text())
     torch.manual_seed(spec.seed)
     corpus = ShardCorpus(cfg.data.corpus)
-    pretrained, pretraining = starting_weights(cfg, spec, corpus)
+    pretrained, pretraining = starting_weights(cfg, spec, corpus, submitted_weights_sha256(cfg, spec, job_dir))
     loaders = Loaders(cfg, spec, corpus)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_finetune_model(cfg, spec.strategy, len(loaders.classes), pretrained).to(device)

@@ -11,12 +11,29 @@ files) are "unknown", stated in the result and the table, not refused.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ecgdist.config import ConfigError
-from ecgdist.data.leakage import overlap_by_fold
+from ecgdist.data.leakage import fingerprint_set_sha256, overlap_by_fold
+from ecgdist.files import file_sha256
+from ecgdist.models.hub import locate_weights
 
 EVALUATION_FOLDS = [9, 10]  # PTB-XL: validation (model selection) and test
 UNKNOWN, CHECKED, OVERLAP = "unknown", "no overlap", "OVERLAP"
+
+
+def fingerprint_set_problem(provenance: dict) -> str | None:
+    """Why an export's fingerprint set cannot be relied on (edited, emptied, another dtype), or None."""
+    fingerprints = provenance["fingerprints"]
+    if not isinstance(fingerprints, torch.Tensor) or fingerprints.dtype != torch.int64 or fingerprints.dim() != 1:
+        return "is not the int64 vector exports write"
+    if "fingerprints_sha256" not in provenance:
+        return "carries no checksum (an export from before checksums)"
+    if fingerprint_set_sha256(fingerprints) != provenance["fingerprints_sha256"]:
+        return "does not match its checksum (edited after the export)"
+    if not len(fingerprints):
+        return "is empty"
+    return None
 
 
 def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool) -> dict:
@@ -28,6 +45,10 @@ def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool
                                              "ECGFounder weights): overlap with folds 9 and 10 cannot be checked"}
     if provenance.get("fingerprints") is None:
         return {"status": UNKNOWN, "detail": provenance.get("note", "the export lists no training records")}
+    problem = fingerprint_set_problem(provenance)
+    if problem:
+        return {"status": UNKNOWN, "detail": f"{weights}: the export's set of training records {problem}, so "
+                                             "overlap with folds 9 and 10 cannot be checked"}
     seen = provenance["fingerprints"].numpy().view(np.uint64)
     try:
         overlap = overlap_by_fold(corpus, seen, EVALUATION_FOLDS)
@@ -41,3 +62,8 @@ def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool
                           f"of {corpus}: {detail}. Pre-train with data.exclude_from={corpus}, or set "
                           "finetune.allow_overlap=true to run anyway (its rows are then marked)")
     return {"status": OVERLAP, "detail": f"allowed by finetune.allow_overlap: {detail}"}
+
+
+def weights_sha256(weights: str) -> str:
+    """The checksum of the file a weights path or Hub reference names (fetched into the cache if needed)."""
+    return file_sha256(locate_weights(weights))

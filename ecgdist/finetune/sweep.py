@@ -20,8 +20,8 @@ from ecgdist.data.dataset import ShardCorpus
 from ecgdist.data.shards import read_manifest
 from ecgdist.data.transforms import check_crop
 from ecgdist.files import atomic_write_text
-from ecgdist.finetune.job import RESULT, FinetuneJob, JobSpec, check_weights, stages
-from ecgdist.finetune.provenance import pretraining_data
+from ecgdist.finetune.job import RESULT, WEIGHTS_RECORD, FinetuneJob, JobSpec, check_weights, stages
+from ecgdist.finetune.provenance import pretraining_data, weights_sha256
 from ecgdist.finetune.results import write_results
 from ecgdist.processes import alive
 from ecgdist.slurm import STATES, sacct_state
@@ -141,6 +141,27 @@ def check_same_sweep(cfg: FinetuneConfig, sweep_dir: Path) -> None:
                           "use a new run.dir for these settings")
 
 
+def backbone_weights(cfg: FinetuneConfig) -> dict[str, dict]:
+    """{backbone: {"weights": path or Hub reference, "sha256": of the file}} for every backbone with weights."""
+    return {name or cfg.model.name: {"weights": job_cfg.finetune.weights,
+                                     "sha256": weights_sha256(job_cfg.finetune.weights)}
+            for name, job_cfg in backbones(cfg) if job_cfg.finetune.weights}
+
+
+def check_same_weights(cfg: FinetuneConfig, sweep_dir: Path) -> dict[str, dict]:
+    """A row averages jobs of one model: weights replaced behind an unchanged path (a new seed
+    added later would train on the new file) are refused. Returns the record to keep."""
+    path = sweep_dir / WEIGHTS_RECORD
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    now = backbone_weights(cfg)
+    changed = [f"{name} ({entry['weights']}: sha256 {saved[name]['sha256'][:12]}... then, {entry['sha256'][:12]}... "
+               "now)" for name, entry in now.items() if name in saved and saved[name] != entry]
+    if changed:
+        raise ConfigError(f"sweep folder {sweep_dir}: the weights of {', '.join(changed)} changed since its jobs "
+                          "were submitted; their rows would average two models. Use a new run.dir")
+    return {**saved, **now}
+
+
 def read_index(sweep_dir: Path) -> dict[str, dict]:
     """{job name: {"job_id", "cluster"}} of every submission (older folders stored the id alone)."""
     path = sweep_dir / "sweep.json"
@@ -180,6 +201,7 @@ def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = Fal
     check_inputs(cfg)
     sweep_dir = Path(cfg.run.dir)
     check_same_sweep(cfg, sweep_dir)
+    weights = check_same_weights(cfg, sweep_dir)
     index = read_index(sweep_dir)
     todo, alive = [], []
     for spec, job_cfg in expand(cfg):
@@ -194,6 +216,7 @@ def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = Fal
         print("".join(f"  {spec.name}\n" for spec, _ in todo), end="")
         return sweep_dir, []
     save_resolved(cfg, sweep_dir)
+    atomic_write_text(sweep_dir / WEIGHTS_RECORD, json.dumps(weights, indent=1))
     specs, jobs = [spec for spec, _ in todo], []
     if todo:
         executor = make_executor(cfg, sweep_dir / "submitit", cluster)

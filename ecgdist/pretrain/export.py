@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ecgdist.data.index import FingerprintsMissing
-from ecgdist.data.leakage import TrainingSet, manifest_sha256
+from ecgdist.data.leakage import TrainingSet, fingerprint_set_sha256, manifest_sha256
 from ecgdist.data.shards import read_manifest
 from ecgdist.files import temp_path_for
 from ecgdist.pretrain.checkpoint import Checkpointer
@@ -98,7 +98,8 @@ def training_provenance(recorded: dict | None) -> dict:
     except FingerprintsMissing as error:
         log.warning("%s: the export cannot list the training records", error)
         return {**recorded, "fingerprints": None, "note": str(error)}
-    return {**recorded, "fingerprints": torch.from_numpy(training.fingerprints.view(np.int64))}
+    fingerprints = torch.from_numpy(training.fingerprints.view(np.int64))
+    return {**recorded, "fingerprints": fingerprints, "fingerprints_sha256": fingerprint_set_sha256(fingerprints)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,3 +77,26 @@ def test_weights_without_a_record_of_their_data_are_unknown_not_refused(ptbxl_co
     save_weights(Net1D(widths=(16, 32), blocks=(1, 1)), released, epoch=3)
     checked = pretraining_data(str(released), read_weights(released)[1], str(ptbxl_corpus), allow_overlap=False)
     assert checked["status"] == UNKNOWN and "cannot be checked" in checked["detail"]
+
+
+@pytest.mark.parametrize("edit", ["drop the fold-10 entries", "empty", "int32", "float32", "no checksum"])
+def test_hand_edited_provenance_reads_as_unknown_never_as_no_overlap(ptbxl_corpus, leaky_weights, tmp_path, edit):
+    import numpy as np
+
+    from ecgdist.data.leakage import evaluation_fingerprints
+
+    blob = torch.load(leaky_weights, weights_only=True)
+    provenance = blob["provenance"]
+    assert pretraining_data(str(leaky_weights), {"provenance": provenance}, str(ptbxl_corpus), True)["status"] == OVERLAP
+    fingerprints = provenance["fingerprints"]
+    test_fold = evaluation_fingerprints(ptbxl_corpus, [9, 10]).view(np.int64)
+    provenance["fingerprints"] = {
+        "drop the fold-10 entries": fingerprints[~torch.from_numpy(np.isin(fingerprints.numpy(), test_fold))],
+        "empty": fingerprints[:0], "int32": fingerprints.to(torch.int32), "float32": fingerprints.to(torch.float32),
+        "no checksum": fingerprints}[edit]
+    if edit == "no checksum":
+        del provenance["fingerprints_sha256"]
+    torch.save(blob, tmp_path / "edited.pth")
+    checked = pretraining_data(str(tmp_path / "edited.pth"), read_weights(tmp_path / "edited.pth")[1],
+                               str(ptbxl_corpus), allow_overlap=False)
+    assert checked["status"] == UNKNOWN and "cannot be checked" in checked["detail"]

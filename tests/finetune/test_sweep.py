@@ -130,3 +130,29 @@ def submit_cli(*args):
                               stderr=err, text=True, timeout=900)
         out.seek(0), err.seek(0)
         return subprocess.CompletedProcess(done.args, done.returncode, out.read(), err.read())
+
+
+def test_weights_replaced_behind_an_unchanged_path_are_refused(ptbxl_corpus, tmp_path):
+    """A seed added later would otherwise train on the new file and average two models in one row."""
+    import torch
+
+    from ecgdist.finetune.job import FinetuneJob, JobSpec, build_finetune_model
+    from ecgdist.models.pretrained import save_weights
+
+    weights = tmp_path / "net1d.pth"
+    cfg = sweep_config(ptbxl_corpus, tmp_path / "sweep", f"finetune.weights={weights}", "sweep.tasks=[rhythm]",
+                       "sweep.strategies=[baseline]", "sweep.seeds=[0]")
+    torch.manual_seed(0)
+    save_weights(build_finetune_model(cfg, "scratch", 5), weights)
+    submit_finetune(cfg, "debug")  # recorded, not run: debug jobs run only when their result is asked for
+    recorded = json.loads((tmp_path / "sweep" / "weights.json").read_text())
+    assert list(recorded) == ["net1d"] and recorded["net1d"]["weights"] == str(weights)
+    torch.manual_seed(1)
+    save_weights(build_finetune_model(cfg, "scratch", 5), weights)
+    more_seeds = sweep_config(ptbxl_corpus, tmp_path / "sweep", f"finetune.weights={weights}", "sweep.tasks=[rhythm]",
+                              "sweep.strategies=[baseline]", "sweep.seeds=[0,1]")
+    with pytest.raises(ConfigError, match=r"the weights of net1d \(.*net1d.pth: sha256 .* then, .* now\) changed"):
+        submit_finetune(more_seeds, "debug")
+    job = FinetuneJob(cfg, JobSpec("rhythm", "baseline", 1.0, 0), str(tmp_path / "sweep" / "jobs" / "rhythm-baseline-f1-s0"))
+    with pytest.raises(ConfigError, match="changed since the sweep was submitted"):  # a queued job, started late
+        job()
