@@ -14,6 +14,7 @@ without a row are each reported as a rejection with the reason.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 from preprocess.record import Meta, Rejection, SourceItem
 from preprocess.sources.csv_rows import optional_float, read_index
 
+log = logging.getLogger(__name__)
 REQUIRED = ["record", "labels"]
 SEXES = {"m": 1, "male": 1, "1": 1, "f": 0, "female": 0, "0": 0, "": -1}
 
@@ -38,6 +40,10 @@ def parse_row(row: dict, table: Path) -> SourceItem:
 def attach_labels(items: list[SourceItem], table: Path, source: str) -> tuple[list[SourceItem], list[Rejection]]:
     """The folder's items that have a row, carrying the row's meta data, and the rejections."""
     rows, rejected = read_index(table, REQUIRED, source, "record", lambda row: parse_row(row, table))
+    empty = sum(not row.meta.labels for row in rows)
+    if empty:
+        log.warning("labels table %s: %d of %d rows have no label codes; those records are negatives for every code",
+                    table, empty, len(rows))
     by_path = {item.key: item for item in items}
     by_name = defaultdict(list)
     for item in items:

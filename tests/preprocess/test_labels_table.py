@@ -65,3 +65,27 @@ def test_a_listing_made_with_a_labels_table_is_refused_without_it(shared_data, t
     assert made.returncode == 0 and json.loads(listing.read_text().splitlines()[0])["labels"] == str(table)
     refused = preprocess("wfdb", shared_data / "wfdb-samples", tmp_path / "c", "--listing", listing)
     assert refused.returncode == 2 and "labels:" in refused.stderr
+
+
+def test_excel_tables_unclosed_quotes_and_empty_label_cells(shared_data, tmp_path, caplog, capsys):
+    """What spreadsheets write: a byte-order mark is read; an unclosed quote stops the run naming its
+    line with nothing written; rows without codes are counted (their records are negatives for every code)."""
+    import logging
+
+    from preprocess.__main__ import main
+
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbfrecord,labels\ns0010_re,A\n100,\n")
+    with caplog.at_level(logging.WARNING):
+        assert main(["wfdb", str(shared_data / "wfdb-samples"), str(tmp_path / "c"), "--labels", str(bom),
+                     "--quiet"]) == 0
+    manifest = read_manifest(tmp_path / "c")
+    assert manifest.labels == {"A": 3}  # the column "record" found despite the BOM
+    assert [r["reason"].split(" I,")[0] for r in read_rejected(tmp_path / "c")] == ["missing standard leads"]
+    assert "1 of 2 rows have no label codes; those records are negatives for every code" in caplog.text
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text('record,labels\ns0010_re,A\n100,"B;C\n')
+    assert main(["wfdb", str(shared_data / "wfdb-samples"), str(tmp_path / "d"), "--labels", str(unclosed),
+                 "--quiet"]) != 0
+    assert f"{unclosed}: the row starting on line 3 is not valid CSV" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "manifest.json").exists() and not list((tmp_path / "d").glob("**/*.h5"))
