@@ -33,6 +33,12 @@ class Mirror(BaseHTTPRequestHandler):
         if name in self.corrupt:
             body = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
         start = int(re.match(r"bytes=(\d+)-", self.headers["Range"]).group(1)) if self.headers.get("Range") else 0
+        if start >= len(body):  # as real servers answer a range past the end
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(body)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(206 if start else 200)
         self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()

@@ -65,3 +65,31 @@ def test_corrupted_file_is_detected_and_not_kept(mirror, tmp_path):
     assert result.returncode == 1 and f"checksum mismatch: {name}" in result.stderr
     assert not (tmp_path / "ptbxl" / name).exists() and not list((tmp_path / "ptbxl").rglob("*.part"))
     assert (tmp_path / "ptbxl/records100/00000/00006_lr.dat").exists()
+
+
+def test_a_complete_part_left_before_its_checksum_is_finished_by_the_rerun(mirror, shared_data, tmp_path):
+    """Killed after the last byte but before the check: the server answers the resumed range with 416."""
+    handler, url = mirror
+    name = "records100/00000/00004_lr.dat"
+    part = tmp_path / "ptbxl" / (name + ".part")
+    part.parent.mkdir(parents=True)
+    part.write_bytes((shared_data / "ptbxl-mini" / name).read_bytes())
+    result = download(url, tmp_path / "ptbxl")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ptbxl" / name).read_bytes() == (shared_data / "ptbxl-mini" / name).read_bytes()
+    assert not part.exists() and [r for n, r in handler.requests if n == name] == []  # nothing fetched again
+
+
+def test_a_complete_part_without_a_published_checksum_is_kept_and_reported_unverified(mirror, shared_data, tmp_path):
+    from preprocess.download import Downloader, DownloadReport
+
+    handler, url = mirror
+    name = "records100/00000/00004_lr.dat"
+    part = tmp_path / (name + ".part")
+    part.parent.mkdir(parents=True)
+    part.write_bytes((shared_data / "ptbxl-mini" / name).read_bytes())
+    report = DownloadReport()
+    assert Downloader(url, tmp_path).fetch(name, report)  # no checksums read: the server's 416 ends the resume
+    assert report.unverified == [name] and not part.exists()
+    assert (tmp_path / name).read_bytes() == (shared_data / "ptbxl-mini" / name).read_bytes()
+    assert [r for n, r in handler.requests if n == name] == ["bytes=24000-"]
