@@ -99,3 +99,74 @@ def _parent(pid: int) -> int | None:
         return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def small_files(limit):
+    """Writes past ``limit`` bytes fail with EFBIG, as they would with ENOSPC on a full disk."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def pretrain(corpus, run_dir, *overrides, limit=None):
+    import os
+    return subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
+                           f"data.corpus={corpus}", f"run.dir={run_dir}", "train.val_every_steps=100", *overrides],
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          preexec_fn=small_files(limit) if limit else None)
+
+
+def error_line(stderr):
+    assert "Traceback" not in stderr, stderr[-3000:]
+    (line,) = [ln for ln in stderr.splitlines() if ln.startswith("error: ")]
+    return line
+
+
+@pytest.mark.deepspeed
+def test_a_full_disk_during_a_checkpoint_save_is_one_line_and_leaves_no_checkpoint(ptbxl_corpus, tmp_path):
+    out = pretrain(ptbxl_corpus, tmp_path / "run", "train.steps=2", "checkpoint.save_every_steps=2", limit=500_000)
+    assert out.returncode == 1
+    line = error_line(out.stderr)
+    assert "cannot write checkpoint step-00000002" in line and "is the disk full?" in line
+    assert line.endswith(f"({tmp_path / 'run' / 'checkpoints' / 'step-00000002'})")
+    from ecgdist.pretrain.checkpoint import Checkpointer
+    assert Checkpointer(tmp_path / "run" / "checkpoints").complete_tags() == []  # ignored at resume
+
+
+def test_a_full_stage_dir_names_the_staged_file(ptbxl_corpus, tmp_path):
+    out = pretrain(ptbxl_corpus, tmp_path / "run", "train.steps=1", f"data.stage_dir={tmp_path / 'stage'}",
+                   limit=1_000_000)
+    assert out.returncode == 1
+    line = error_line(out.stderr)
+    assert f"cannot stage {ptbxl_corpus / 'shard-000000.h5'}" in line and "ecgfounder_tiny.yaml" not in line
+    assert line.endswith("/shard-000000.h5)") and str(tmp_path / "stage") in line
+    assert not list((tmp_path / "stage").rglob("*.h5*"))  # nothing half-copied
+
+
+@pytest.mark.deepspeed
+def test_a_killed_loader_worker_is_one_line(ptbxl_corpus, tmp_path):
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
+                             f"data.corpus={ptbxl_corpus}", f"run.dir={tmp_path / 'run'}", "train.steps=100000",
+                             "data.workers=1", "checkpoint.save_every_steps=0", "checkpoint.save_every_minutes=0"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline:  # the loader's worker: a child of the training process
+        children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == proc.pid]
+        if children and (tmp_path / "run" / "config.yaml").exists():
+            time.sleep(1)
+            os.kill(children[0], signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    line = error_line(err)
+    assert "DataLoader worker (pid" in line and "is killed by signal: Killed" in line

@@ -64,6 +64,9 @@ def copy_shard(source: Path, dest: Path, entry: ShardEntry, verified_cache: Path
             for block in iter(lambda: src.read(1 << 22), b""):
                 digest.update(block)
                 out.write(block)
+    except OSError as error:  # a full stage_dir: name the staged file, not whatever the caller was reading
+        tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, f"cannot stage {source} ({error.strerror})", str(dest)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -18,6 +18,7 @@ DeepSpeed's universal format (``universal_checkpoint``).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
@@ -128,8 +129,14 @@ class Checkpointer:
             log.warning("clearing %s, left by an earlier attempt, before saving into it", tag)
             shutil.rmtree(self.folder / tag)
         barrier()
-        engine.save_checkpoint(str(self.folder), tag=tag, client_state=client_state, save_latest=False)
-        torch.save(rng_state(), self.folder / tag / f"rank-{self.rank:05d}.pt")
+        try:
+            engine.save_checkpoint(str(self.folder), tag=tag, client_state=client_state, save_latest=False)
+            torch.save(rng_state(), self.folder / tag / f"rank-{self.rank:05d}.pt")
+        except (OSError, RuntimeError) as error:  # a full disk reaches us from torch's writer as either
+            raise OSError(getattr(error, "errno", None) or errno.EIO, f"cannot write checkpoint {tag} "
+                          f"({str(error).splitlines()[0] if str(error) else type(error).__name__}; is the disk full?); "
+                          "without complete.json it is ignored at resume and cleared by the next save",
+                          str(self.folder / tag)) from None
         barrier()
         if self.rank == 0:
             files = {str(p.relative_to(self.folder / tag)): file_sha256(p)

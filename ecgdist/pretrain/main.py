@@ -243,7 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # disk full or unwritable run folder: one line naming the file
-        print(f"error: {error.strerror or error} ({error.filename or args.config})", file=sys.stderr)
+        print(f"error: {error.strerror or error}" + (f" ({error.filename})" if error.filename else ""), file=sys.stderr)
+        return 1
+    except RuntimeError as error:
+        if "DataLoader worker" not in str(error):
+            raise
+        line = next(ln for ln in str(error).splitlines() if "DataLoader worker" in ln).strip()
+        print(f"error: {line} (out of memory? a node's OOM killer ends the largest process first)", file=sys.stderr)
         return 1
     except CheckpointsCorrupt as error:
         print(f"error: {error}", file=sys.stderr)
