@@ -170,3 +170,15 @@ def test_a_killed_loader_worker_is_one_line(ptbxl_corpus, tmp_path):
     assert proc.returncode == 1
     line = error_line(err)
     assert "DataLoader worker (pid" in line and "is killed by signal: Killed" in line
+
+
+def test_a_truncated_index_file_is_one_line_naming_it(ptbxl_corpus, tmp_path):
+    import shutil
+    corpus = tmp_path / "c"
+    shutil.copytree(ptbxl_corpus, corpus)
+    group = corpus / "index" / "group.npy"
+    group.write_bytes(group.read_bytes()[:-100])
+    out = pretrain(corpus, tmp_path / "run", "train.steps=1")
+    assert out.returncode == 1
+    assert error_line(out.stderr) == f"error: index file {group}: does not match its checksum; rebuild the index " \
+                                     f"with: python -m preprocess merge {corpus}"

@@ -9,9 +9,13 @@ ones resume.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import itertools
 import json
+import logging
+import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from ecgdist.finetune.results import write_results
 from ecgdist.processes import alive
 from ecgdist.slurm import STATES, sacct_state
 
+log = logging.getLogger(__name__)
 SIMULATED_BANNER = "**SIMULATED ECGs: a built-in synthetic corpus, not PTB-XL. These numbers say nothing about real ECGs.**"
 
 
@@ -162,12 +167,40 @@ def check_same_weights(cfg: FinetuneConfig, sweep_dir: Path) -> dict[str, dict]:
     return {**saved, **now}
 
 
+INDEX = "sweep.json"  # {job name: {"job_id", "cluster"} or {"queued": true, "cluster": "local"}, RUNNER: {...}}
+RUNNER = "local_runner"  # the detached process that starts a local sweep's queued jobs (no job name is this)
+
+
 def read_index(sweep_dir: Path) -> dict[str, dict]:
-    """{job name: {"job_id", "cluster"}} of every submission (older folders stored the id alone)."""
-    path = sweep_dir / "sweep.json"
+    """{job name: its record} of every submission (older folders stored the id alone)."""
+    path = sweep_dir / INDEX
     index = json.loads(path.read_text()) if path.exists() else {}
     return {name: entry if isinstance(entry, dict) else {"job_id": entry, "cluster": "slurm"}
-            for name, entry in index.items()}
+            for name, entry in index.items() if name != RUNNER}
+
+
+def read_runner(sweep_dir: Path) -> dict | None:
+    path = sweep_dir / INDEX
+    return json.loads(path.read_text()).get(RUNNER) if path.exists() else None
+
+
+def runner_alive(sweep_dir: Path) -> bool:
+    runner = read_runner(sweep_dir)
+    return bool(runner) and alive(runner["pid"])
+
+
+def update_index(sweep_dir: Path, jobs: dict[str, dict], runner: dict | None = None) -> None:
+    """Merge job records (and the runner's) into sweep.json under a lock: the submitting process and
+    a local runner both write it."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with open(sweep_dir / f"{INDEX}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = sweep_dir / INDEX
+        index = json.loads(path.read_text()) if path.exists() else {}
+        index.update(jobs)
+        if runner is not None:
+            index[RUNNER] = runner
+        atomic_write_text(path, json.dumps(index, indent=1))
 
 
 def job_state(sweep_dir: Path, name: str, record: dict | None) -> tuple[str, str]:
@@ -176,6 +209,8 @@ def job_state(sweep_dir: Path, name: str, record: dict | None) -> tuple[str, str
         return "completed", ""
     if record is None:
         return "not submitted", ""
+    if record.get("queued"):  # a local job waiting for a free slot: pending while a runner serves the queue
+        return ("pending", "") if runner_alive(sweep_dir) else ("not submitted", "")
     if record["cluster"] == "slurm":
         word = sacct_state(record["job_id"]).split()[0]
         state = STATES.get(word, word.lower())
@@ -185,6 +220,53 @@ def job_state(sweep_dir: Path, name: str, record: dict | None) -> tuple[str, str
     if state == "completed":  # SLURM says so, but the job wrote no result
         state = "failed"
     return state, last_error(sweep_dir, record["job_id"]) if state in ("failed", "cancelled", "timed out") else ""
+
+
+def local_slots(cfg: FinetuneConfig) -> list[int | None]:
+    """One entry per job a local sweep may run at once: ``slurm.array_parallelism``, and on a machine
+    with GPUs at most one job per visible GPU (the entry: the GPU it is pinned to)."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    return list(range(min(gpus, cfg.slurm.array_parallelism))) if gpus else [None] * cfg.slurm.array_parallelism
+
+
+def run_local_queue(sweep_dir: Path, poll_s: float = 0.5) -> None:
+    """Start the sweep's queued local jobs as slots free, until none is queued or running. Reads
+    sweep.json and config.yaml again each round, so a resubmission that extends the sweep is served."""
+    running: dict[str, tuple[object, int | None]] = {}
+    while True:
+        running = {name: (job, slot) for name, (job, slot) in running.items() if not job.done()}
+        queued = [name for name, record in read_index(sweep_dir).items() if record.get("queued")]
+        if not queued and not running:
+            return
+        cfg = load_config(FinetuneConfig, sweep_dir / "config.yaml")
+        specs = {spec.name: (spec, job_cfg) for spec, job_cfg in expand(cfg)}
+        slots, used = local_slots(cfg), [slot for _, slot in running.values()]
+        free = [slot for slot in slots if slot is None or slot not in used][:len(slots) - len(running)]
+        for name, slot in zip(queued, free):
+            spec, job_cfg = specs[name]
+            executor = make_executor(cfg, sweep_dir / "submitit", "local")
+            if slot is not None:
+                executor.update_parameters(visible_gpus=(slot,), gpus_per_node=1)
+            job = executor.submit(FinetuneJob(job_cfg, spec, str(sweep_dir / "jobs" / name)))
+            update_index(sweep_dir, {name: {"job_id": job.job_id, "cluster": "local"}})
+            running[name] = (job, slot)
+            log.info("started %s (pid %s%s); %d running, %d queued", name, job.job_id,
+                     "" if slot is None else f", GPU {slot}", len(running), len(queued) - len(free))
+        time.sleep(poll_s)
+
+
+def start_local_runner(sweep_dir: Path) -> dict:
+    """A detached process serving the queue (it outlives ``submit``), its log in the sweep folder."""
+    log_path = sweep_dir / "local_runner.log"
+    with open(log_path, "a") as log:
+        process = subprocess.Popen([sys.executable, "-m", "ecgdist.finetune.local_runner", str(sweep_dir)],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    runner = {"pid": process.pid, "log": str(log_path)}
+    update_index(sweep_dir, {}, runner)
+    return runner
 
 
 def last_error(sweep_dir: Path, job_id: str) -> str:
@@ -207,7 +289,7 @@ def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = Fal
     for spec, job_cfg in expand(cfg):
         state, _ = job_state(sweep_dir, spec.name, index.get(spec.name))
         if state in ("pending", "running"):
-            alive.append(f"{spec.name} ({state}, job {index[spec.name]['job_id']})")
+            alive.append(f"{spec.name} ({state}, job {index[spec.name].get('job_id') or 'queued'})")
         elif state != "completed":
             todo.append((spec, job_cfg))
     if dry_run:  # everything is checked; say what would be submitted
@@ -217,14 +299,17 @@ def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = Fal
         return sweep_dir, []
     save_resolved(cfg, sweep_dir)
     atomic_write_text(sweep_dir / WEIGHTS_RECORD, json.dumps(weights, indent=1))
-    specs, jobs = [spec for spec, _ in todo], []
+    specs = [spec for spec, _ in todo]
+    executor = make_executor(cfg, sweep_dir / "submitit", cluster)
+    if executor.cluster == "local":
+        return sweep_dir, submit_local(cfg, sweep_dir, specs, alive, wait)
+    jobs = []
     if todo:
-        executor = make_executor(cfg, sweep_dir / "submitit", cluster)
         with executor.batch():
             jobs = [executor.submit(FinetuneJob(job_cfg, spec, str(sweep_dir / "jobs" / spec.name)))
                     for spec, job_cfg in todo]
-        index.update({spec.name: {"job_id": job.job_id, "cluster": executor.cluster} for spec, job in zip(specs, jobs)})
-        atomic_write_text(sweep_dir / "sweep.json", json.dumps(index, indent=1))
+        update_index(sweep_dir, {spec.name: {"job_id": job.job_id, "cluster": executor.cluster}
+                                 for spec, job in zip(specs, jobs)})
     print(f"sweep {sweep_dir}: {len(expand(cfg))} jobs, {len(specs)} submitted"
           + (f" ({jobs[0].job_id.split('_')[0]} ...)" if jobs else "")
           + (f", {len(alive)} still queued or running (not submitted again)" if alive else ""))
@@ -239,12 +324,43 @@ def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = Fal
                 job.result()
             except Exception:  # a failed job is reported by its log's last error line; the others still count
                 failures.append(f"{spec.name}: {last_error(sweep_dir, job.job_id)}")
-        publish_results(cfg, sweep_dir)
-        print(f"results: {sweep_dir / 'results.md'}  TensorBoard: tensorboard --logdir {sweep_dir / 'jobs'}")
-        if failures:
-            print("failed jobs:\n  " + "\n  ".join(failures), file=sys.stderr)
-            raise JobsFailed(f"{len(failures)} of {len(specs)} jobs failed")
+        finish_wait(cfg, sweep_dir, failures, len(specs))
     return sweep_dir, jobs
+
+
+def submit_local(cfg: FinetuneConfig, sweep_dir: Path, specs: list[JobSpec], alive: list[str], wait: bool) -> list[str]:
+    """Queue the jobs; at most ``local_slots`` run at once. ``wait``: this process serves the queue;
+    else a detached runner does (started unless one already runs), and this returns at once."""
+    update_index(sweep_dir, {spec.name: {"queued": True, "cluster": "local"} for spec in specs})
+    slots = local_slots(cfg)
+    print(f"sweep {sweep_dir}: {len(expand(cfg))} jobs, {len(specs)} submitted"
+          + (f", {len(alive)} still queued or running (not submitted again)" if alive else "")
+          + f"; local queue: at most {len(slots)} at once (slurm.array_parallelism"
+          + (", one per GPU)" if slots[0] is not None else ")"))
+    for line in [spec.name for spec in specs] + alive:
+        print(f"  {line}")
+    if not wait:
+        if specs and not runner_alive(sweep_dir):
+            runner = start_local_runner(sweep_dir)
+            print(f"local runner: pid {runner['pid']}, log {runner['log']}")
+        return [spec.name for spec in specs]
+    while runner_alive(sweep_dir):  # an earlier submission's runner serves the queue: wait for it
+        time.sleep(1)
+    run_local_queue(sweep_dir)
+    index = read_index(sweep_dir)
+    states = {spec.name: job_state(sweep_dir, spec.name, index.get(spec.name)) for spec in specs}
+    failures = [f"{name}: {error}" for name, (state, error) in states.items() if state != "completed"]
+    finish_wait(cfg, sweep_dir, failures, len(specs))
+    return [spec.name for spec in specs]
+
+
+def finish_wait(cfg: FinetuneConfig, sweep_dir: Path, failures: list[str], submitted: int) -> None:
+    """After ``--wait``: the table, then the failed jobs' last error lines."""
+    publish_results(cfg, sweep_dir)
+    print(f"results: {sweep_dir / 'results.md'}  TensorBoard: tensorboard --logdir {sweep_dir / 'jobs'}")
+    if failures:
+        print("failed jobs:\n  " + "\n  ".join(failures), file=sys.stderr)
+        raise JobsFailed(f"{len(failures)} of {submitted} jobs failed")
 
 
 class JobsFailed(RuntimeError):
@@ -252,14 +368,17 @@ class JobsFailed(RuntimeError):
 
 
 def status(sweep_dir: Path) -> dict[str, str]:
-    """Every job's state (from sacct or the local process), with the last error line of failed ones."""
+    """Every job's state (from sacct, the local process or the local queue), with the last error line of failed ones."""
     cfg = load_config(FinetuneConfig, sweep_dir / "config.yaml")
     index = read_index(sweep_dir)
+    runner = read_runner(sweep_dir)
+    if runner:
+        print(f"local runner: pid {runner['pid']} ({'running' if alive(runner['pid']) else 'ended'}), log {runner['log']}")
     states = {}
     for spec, _ in expand(cfg):
         state, error = job_state(sweep_dir, spec.name, index.get(spec.name))
         states[spec.name] = state
-        job_id = index.get(spec.name, {}).get("job_id", "-")
+        job_id = index.get(spec.name, {}).get("job_id") or "-"
         print(f"  {job_id:>12}  {state:13s} {spec.name}" + (f"\n{'':16}{error}" if error else ""))
     counts = Counter(states.values())
     print(f"{counts['completed']}/{len(states)} completed" + "".join(

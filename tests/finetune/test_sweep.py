@@ -76,20 +76,33 @@ def test_bad_config_fails_before_anything_is_submitted(ptbxl_corpus, tmp_path):
 
 
 def test_local_submit_returns_while_jobs_run_and_resubmitting_never_starts_a_second_copy(ptbxl_corpus, tmp_path):
+    """At most slurm.array_parallelism jobs at once, the rest queued: a detached runner starts them
+    as slots free (sampled from the real processes), status shows the queued ones as pending."""
+    from ecgdist.finetune.sweep import read_index, read_runner
+    from ecgdist.processes import alive
+
     sweep = tmp_path / "sweep"
     args = ["finetune", "configs/finetune/ptbxl_tiny.yaml", f"data.corpus={ptbxl_corpus}", f"run.dir={sweep}",
-            "sweep.tasks=[superdiagnostic]", "sweep.strategies=[baseline]", "finetune.epochs=40", "--cluster", "local"]
+            "sweep.tasks=[superdiagnostic]", "sweep.strategies=[baseline]", "sweep.seeds=[0,1]", "finetune.epochs=4",
+            "slurm.array_parallelism=1", "--cluster", "local"]
     first = submit_cli(*args)
-    assert first.returncode == 0 and "1 submitted" in first.stdout
-    assert not list(sweep.glob("jobs/*/result.json"))  # returned at once; the job runs on
-    assert "running" in submit_cli("status", str(sweep)).stdout
+    assert first.returncode == 0 and "2 submitted; local queue: at most 1 at once" in first.stdout
+    assert not list(sweep.glob("jobs/*/result.json"))  # returned at once; the jobs run on
+    assert read_runner(sweep)["log"] == str(sweep / "local_runner.log")
+    status = submit_cli("status", str(sweep)).stdout
+    assert "pending" in status and "local runner: pid" in status
     again = submit_cli(*args)
-    assert "0 submitted, 1 still queued or running (not submitted again)" in again.stdout
-    assert len(json.loads((sweep / "sweep.json").read_text())) == 1
-    deadline = time.time() + 600
-    while not list(sweep.glob("jobs/*/result.json")) and time.time() < deadline:
-        time.sleep(1)
-    assert "1/1 completed" in submit_cli("status", str(sweep)).stdout
+    assert "0 submitted, 2 still queued or running (not submitted again)" in again.stdout
+    assert len(read_index(sweep)) == 2 and "local runner" not in again.stdout  # the first runner serves both
+    most, deadline = 0, time.time() + 600
+    while len(list(sweep.glob("jobs/*/result.json"))) < 2 and time.time() < deadline:
+        pids = [int(r["job_id"]) for r in read_index(sweep).values() if str(r.get("job_id") or "").isdigit()]
+        most = max(most, sum(alive(pid) and not (sweep / "jobs" / name / "result.json").exists()
+                             for pid, name in zip(pids, read_index(sweep))))
+        time.sleep(0.2)
+    assert "2/2 completed" in submit_cli("status", str(sweep)).stdout
+    assert most == 1  # never two at once, and the sampling did see one running
+    assert "started superdiagnostic-baseline-f1-s1" in (sweep / "local_runner.log").read_text()
 
 
 def test_resubmitting_a_sweep_with_another_config_is_refused(ptbxl_corpus, tmp_path):
@@ -156,3 +169,16 @@ def test_weights_replaced_behind_an_unchanged_path_are_refused(ptbxl_corpus, tmp
     job = FinetuneJob(cfg, JobSpec("rhythm", "baseline", 1.0, 0), str(tmp_path / "sweep" / "jobs" / "rhythm-baseline-f1-s0"))
     with pytest.raises(ConfigError, match="changed since the sweep was submitted"):  # a queued job, started late
         job()
+
+
+def test_a_local_sweep_runs_one_job_per_gpu_where_there_are_gpus(ptbxl_corpus, tmp_path, monkeypatch):
+    """No GPU here: torch's device count is mocked (it stands in for the GPUs alone)."""
+    import torch
+
+    from ecgdist.finetune.sweep import local_slots
+
+    cfg = sweep_config(ptbxl_corpus, tmp_path, "slurm.array_parallelism=8")
+    assert local_slots(cfg) == [None] * 8
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert local_slots(cfg) == [0, 1]
+    assert local_slots(sweep_config(ptbxl_corpus, tmp_path, "slurm.array_parallelism=1")) == [0]
