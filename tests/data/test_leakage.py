@@ -1,11 +1,13 @@
 """Content fingerprints: the same ECG through two sources is one record; evaluation folds are left out."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
 from conftest import build_corpus
 
-from ecgdist.data.index import FingerprintsMissing, read_index
+from ecgdist.data.index import FingerprintsMissing, index_problems, read_index
 from ecgdist.data.leakage import TrainingSet, evaluation_fingerprints, overlap_by_fold
 from ecgdist.data.shards import read_metadata
 
@@ -42,7 +44,8 @@ def test_a_corpus_without_fingerprints_says_how_to_add_them_and_the_command_adds
 
     corpus = build_corpus("wfdb", shared_data / "physionet2021-mini", tmp_path / "old")
     expected = read_index(corpus).fingerprint.copy()
-    (corpus / "index" / "fingerprint.npy").unlink()  # as written before fingerprints existed
+    for name in ("fingerprint.npy", "checksums.json"):  # as written before fingerprints (and checksums) existed
+        (corpus / "index" / name).unlink()
     with h5py.File(corpus / "shard-000000.h5", "r+") as f:
         del f["fingerprint"]
     with pytest.raises(FingerprintsMissing, match="python -m preprocess fingerprint"):
@@ -51,7 +54,8 @@ def test_a_corpus_without_fingerprints_says_how_to_add_them_and_the_command_adds
                            str(shared_data / "physionet2021-mini"), "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert np.array_equal(read_index(corpus).fingerprints(corpus), expected)
-    assert not list((corpus / "index").glob("*.tmp"))
+    assert not list((corpus / "index").glob("*.tmp")) and index_problems(corpus) == []
+    assert "fingerprint.npy" in json.loads((corpus / "index" / "checksums.json").read_text())
 
 
 def test_fingerprints_ignore_the_recipe(shared_data, ptbxl_corpus, tmp_path):
