@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ecgdist.data.fingerprint import content_fingerprint
+from ecgdist.data.fingerprint import record_fingerprint
 from ecgdist.data.index import FINGERPRINT, INDEX_DIR, read_index, save_array, write_checksums
 from ecgdist.data.shards import read_manifest, read_metadata
 from preprocess.record import SourceError
@@ -33,7 +33,7 @@ def add_fingerprints(corpus: Path, input_dir: Path, progress: bool = True) -> in
                           f"{', '.join(missing[:3])}): give the folder the corpus was made from")
     fingerprints: dict[str, int] = {}
     for record in tqdm(sorted(set(records)), unit="rec", desc="fingerprints", disable=not progress):
-        fingerprints[record] = content_fingerprint(reader.read_item(by_record[record]))
+        fingerprints[record] = record_fingerprint(reader.read_item(by_record[record]))
     read_index(corpus, manifest)  # the other index arrays must exist and be current
     save_array(corpus / INDEX_DIR, FINGERPRINT, np.array([fingerprints[r] for r in records], dtype=np.uint64))
     write_checksums(corpus / INDEX_DIR)

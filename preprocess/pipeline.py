@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ecgdist.data.fingerprint import content_fingerprint
+from ecgdist.data.fingerprint import record_fingerprint
 from ecgdist.data.index import write_index
 from ecgdist.data.shards import METADATA, REJECTED_NAME, Manifest, Recipe, ShardEntry, write_manifest, write_shard
 from ecgdist.data.windows import make_windows
@@ -77,7 +77,7 @@ def process_chunk(task: ChunkTask) -> dict:
         try:
             raw = reader.read_item(item)
             windows = make_windows(raw, task.recipe)
-            fingerprint = content_fingerprint(raw)
+            fingerprint = record_fingerprint(raw)
         except RecordError as error:
             rejected.append(Rejection(record_id, item.path, str(error)).to_dict())
             continue
@@ -89,7 +89,7 @@ def process_chunk(task: ChunkTask) -> dict:
         for index, (window, flags) in enumerate(windows):
             signals.append(window)
             values = {"record_id": f"{record_id}#{index}", "patient_id": meta.patient_id,
-                      "labels": ";".join(meta.labels), "source_path": item.path, "age": meta.age, "sex": meta.sex,
+                      "labels": ";".join(meta.labels), "source_path": raw.path or item.path, "age": meta.age, "sex": meta.sex,
                       "fold": meta.fold, "window": index, "flags": flags, "source_fs": raw.fs,
                       "fingerprint": fingerprint}
             for name, value in values.items():

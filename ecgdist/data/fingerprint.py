@@ -9,6 +9,13 @@ record's fingerprint. Pre-training uses them to leave out evaluation records, ex
 record the set a model was trained on, and fine-tuning refuses weights whose training set
 holds its validation or test records.
 
+Where a source holds one ECG in several files (PTB-XL's ``records100`` and ``records500``),
+the fingerprint is taken from one fixed file whatever the corpus's rate (PTB-XL: the 500 Hz
+file when it exists, the one the PhysioNet/CinC Challenges redistribute), so a 100 Hz
+benchmark corpus still matches a Challenge pre-training corpus. ``FINGERPRINT_VERSION``
+names this definition; corpora and exports carry it, and older ones are refused with the
+command that fingerprints them again.
+
 Collisions: with 7 million training records and 22,000 fine-tune records, the chance of
 one false match among 64-bit digests is about 1e-8.
 """
@@ -23,6 +30,13 @@ from ecgdist.data.records import RawRecord, RecordError
 from ecgdist.leads import STANDARD_LEADS, lead_indices
 
 MISSING = np.iinfo(np.int32).min  # a NaN sample
+# 1: PTB-XL from whichever file was read; 2: PTB-XL from its 500 Hz file whatever the rate.
+FINGERPRINT_VERSION = 2
+
+
+def record_fingerprint(raw: RawRecord) -> int:
+    """The fingerprint of the ECG ``raw`` came from: the one its source took, else of its own samples."""
+    return raw.fingerprint if raw.fingerprint is not None else content_fingerprint(raw)
 
 
 def content_fingerprint(raw: RawRecord) -> int:

@@ -11,7 +11,7 @@ well under a second:
     index/label_indices.npy  int32   CSR column indices (sorted vocabulary order)
     index/fingerprint.npy    uint64  content fingerprint of the source record (data/fingerprint.py)
 
-    index/checksums.json     sha256 of each array above, written after them
+    index/checksums.json     sha256 of each array above, written after them, and the fingerprints' version
 
 The arrays are checked against their checksums whenever the index is read (about 0.1 s at
 7 M records): a zeroed fold column or a truncated file stops the job naming the file. A
@@ -34,6 +34,7 @@ import h5py
 import numpy as np
 from scipy import sparse
 
+from ecgdist.data.fingerprint import FINGERPRINT_VERSION
 from ecgdist.data.labels import label_vocabulary, multi_hot
 from ecgdist.data.shards import CorruptShard, Manifest, read_manifest, read_metadata
 from ecgdist.files import atomic_write_text, file_sha256
@@ -64,12 +65,18 @@ class CorpusIndex:
     label_indices: np.ndarray
     vocabulary: list[str]  # the manifest's labels, sorted
     fingerprint: np.ndarray | None = None  # None: a corpus from before fingerprints
+    fingerprint_version: int = FINGERPRINT_VERSION  # which definition made them (data/fingerprint.py)
 
     def fingerprints(self, corpus: str | os.PathLike) -> np.ndarray:
+        command = f"python -m preprocess fingerprint {corpus} INPUT (INPUT: the folder it was made from)"
         if self.fingerprint is None:
+            raise FingerprintsMissing(f"corpus {corpus} has no content fingerprints (it was written before they "
+                                      f"existed); add them in place with: {command}")
+        if self.fingerprint_version != FINGERPRINT_VERSION:
             raise FingerprintsMissing(
-                f"corpus {corpus} has no content fingerprints (it was written before they existed); add them in "
-                f"place with: python -m preprocess fingerprint {corpus} INPUT (INPUT: the folder it was made from)")
+                f"corpus {corpus} has fingerprints of version {self.fingerprint_version}, not {FINGERPRINT_VERSION} "
+                "(PTB-XL records are now fingerprinted from their 500 Hz file whatever the rate, so that they match "
+                f"the PhysioNet/CinC copies); fingerprint it again in place with: {command}")
         return self.fingerprint
 
     def targets(self, labels: list[str]) -> sparse.csr_matrix:
@@ -85,16 +92,17 @@ def group_key(patient_id: str, record_id: str) -> str:
     return patient_id if patient_id else record_id.split("#")[0]
 
 
-def has_fingerprints(corpus: Path, manifest: Manifest) -> bool:
+def shard_fingerprints(corpus: Path, manifest: Manifest) -> tuple[bool, int]:
+    """Whether the shards hold fingerprints, and of which version (1: written before versions)."""
     if not manifest.shards:
-        return True
+        return True, FINGERPRINT_VERSION
     with h5py.File(corpus / manifest.shards[0].file, "r") as f:
-        return FINGERPRINT in f
+        return FINGERPRINT in f, int(f.attrs.get("fingerprint_version", 1))
 
 
 def compute_index(corpus: Path, manifest: Manifest) -> CorpusIndex:
     vocabulary = label_vocabulary(manifest)
-    fingerprinted = has_fingerprints(corpus, manifest)
+    fingerprinted, version = shard_fingerprints(corpus, manifest)
     columns = ["record_id", "patient_id", "labels", "fold"] + [FINGERPRINT] * fingerprinted
     table = read_metadata(corpus, columns, manifest)
     group = np.fromiter((zlib.crc32(group_key(p, r).encode()) for p, r in zip(table["patient_id"], table["record_id"])),
@@ -102,7 +110,7 @@ def compute_index(corpus: Path, manifest: Manifest) -> CorpusIndex:
     labels = multi_hot(table["labels"], vocabulary)
     return CorpusIndex(group, table["fold"].astype(np.int8), labels.indptr.astype(np.int64),
                        labels.indices.astype(np.int32), vocabulary,
-                       table[FINGERPRINT].astype(np.uint64) if fingerprinted else None)
+                       table[FINGERPRINT].astype(np.uint64) if fingerprinted else None, version)
 
 
 def save_array(folder: Path, name: str, array: np.ndarray) -> None:
@@ -112,22 +120,28 @@ def save_array(folder: Path, name: str, array: np.ndarray) -> None:
     os.replace(f.name, folder / f"{name}.npy")
 
 
-def write_checksums(folder: Path) -> None:
-    """The sha256 of every index array present, after the arrays themselves were written."""
+def write_checksums(folder: Path, fingerprint_version: int = FINGERPRINT_VERSION) -> None:
+    """The sha256 of every index array present, after the arrays themselves were written, and the
+    version of the fingerprints among them."""
     names = [name for name in ARRAYS + (FINGERPRINT,) if (folder / f"{name}.npy").exists()]
-    atomic_write_text(folder / CHECKSUMS, json.dumps({f"{name}.npy": file_sha256(folder / f"{name}.npy")
-                                                      for name in names}, indent=1))
+    atomic_write_text(folder / CHECKSUMS, json.dumps({
+        "files": {f"{name}.npy": file_sha256(folder / f"{name}.npy") for name in names},
+        "fingerprint_version": fingerprint_version}, indent=1))
+
+
+def read_checksums(folder: Path) -> dict:
+    return json.loads((folder / CHECKSUMS).read_text())
 
 
 def index_problems(corpus: str | os.PathLike) -> list[str]:
     """'FILE: reason' for every index array that does not match its recorded checksum."""
     folder = Path(corpus) / INDEX_DIR
     try:
-        recorded = json.loads((folder / CHECKSUMS).read_text())
+        recorded = read_checksums(folder)["files"]
     except FileNotFoundError:
         return []
-    except ValueError:
-        return [f"{folder / CHECKSUMS}: not valid JSON"]
+    except (ValueError, KeyError, TypeError):
+        return [f"{folder / CHECKSUMS}: not valid"]
     problems = []
     for name, digest in recorded.items():
         path = folder / name
@@ -146,7 +160,7 @@ def write_index(corpus: str | os.PathLike, manifest: Manifest) -> CorpusIndex:
     folder.mkdir(exist_ok=True)
     for name in ARRAYS + (FINGERPRINT,) * (index.fingerprint is not None):
         save_array(folder, name, getattr(index, name))
-    write_checksums(folder)
+    write_checksums(folder, index.fingerprint_version)
     return index
 
 
@@ -163,7 +177,8 @@ def read_index(corpus: str | os.PathLike, manifest: Manifest | None = None) -> C
         if fingerprint.exists():
             arrays[FINGERPRINT] = np.load(fingerprint)
         if all(len(a) == manifest.records for k, a in arrays.items() if k in ("group", FINGERPRINT)):
-            return CorpusIndex(**arrays, vocabulary=label_vocabulary(manifest))
+            return CorpusIndex(**arrays, vocabulary=label_vocabulary(manifest),
+                               fingerprint_version=read_checksums(folder).get("fingerprint_version", 1))
     log.warning("%s has no up-to-date, checksummed index/ (python -m preprocess merge writes it): indexing in memory",
                 corpus)
     return compute_index(corpus, manifest)

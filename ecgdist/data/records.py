@@ -30,3 +30,5 @@ class RawRecord:
     fs: float
     leads: list[str]
     meta: Meta | None = None  # from the signal file (WFDB header comments); None: the source's index has it
+    path: str = ""  # the file actually read, where a source chooses among several ("": the item's own path)
+    fingerprint: int | None = None  # set by a source that fingerprints the ECG from another of its files

@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 
 from ecgdist import __version__
+from ecgdist.data.fingerprint import FINGERPRINT_VERSION
 from ecgdist.files import atomic_write_text, file_sha256, temp_path_for
 from ecgdist.leads import STANDARD_LEADS
 
@@ -135,6 +136,7 @@ def write_shard(path: Path, signals: np.ndarray, metadata: dict[str, list], reci
         with h5py.File(tmp, "w", libver="v110") as f:
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["recipe"] = json.dumps(recipe.to_dict())
+            f.attrs["fingerprint_version"] = FINGERPRINT_VERSION
             f.create_dataset(SIGNALS, data=signals.astype(recipe.dtype, copy=False))  # contiguous: mmap-able
             for name, dtype in METADATA.items():
                 f.create_dataset(name, data=np.asarray(metadata[name], dtype=object if dtype is STRING else dtype),

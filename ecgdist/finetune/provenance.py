@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ecgdist.config import ConfigError
+from ecgdist.data.fingerprint import FINGERPRINT_VERSION
 from ecgdist.data.leakage import fingerprint_set_sha256, overlap_by_fold
 from ecgdist.files import file_sha256
 from ecgdist.models.hub import locate_weights
@@ -45,6 +46,12 @@ def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool
                                              "ECGFounder weights): overlap with folds 9 and 10 cannot be checked"}
     if provenance.get("fingerprints") is None:
         return {"status": UNKNOWN, "detail": provenance.get("note", "the export lists no training records")}
+    version = provenance.get("fingerprint_version", 1)
+    if version != FINGERPRINT_VERSION:
+        raise ConfigError(f"config key 'finetune.weights': {weights} lists its training records by fingerprints of "
+                          f"version {version}, not {FINGERPRINT_VERSION}, which cannot be compared: fingerprint its "
+                          "pre-training corpora again (python -m preprocess fingerprint CORPUS INPUT) and export it "
+                          "again (python -m ecgdist.export RUN OUT)")
     problem = fingerprint_set_problem(provenance)
     if problem:
         return {"status": UNKNOWN, "detail": f"{weights}: the export's set of training records {problem}, so "

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecgdist.data.fingerprint import FINGERPRINT_VERSION
 from ecgdist.data.index import FingerprintsMissing
 from ecgdist.data.leakage import TrainingSet, fingerprint_set_sha256, manifest_sha256
 from ecgdist.data.shards import read_manifest
@@ -99,7 +100,8 @@ def training_provenance(recorded: dict | None) -> dict:
         log.warning("%s: the export cannot list the training records", error)
         return {**recorded, "fingerprints": None, "note": str(error)}
     fingerprints = torch.from_numpy(training.fingerprints.view(np.int64))
-    return {**recorded, "fingerprints": fingerprints, "fingerprints_sha256": fingerprint_set_sha256(fingerprints)}
+    return {**recorded, "fingerprints": fingerprints, "fingerprints_sha256": fingerprint_set_sha256(fingerprints),
+            "fingerprint_version": FINGERPRINT_VERSION}
 
 
 def main(argv: list[str] | None = None) -> int:

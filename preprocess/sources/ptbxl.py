@@ -2,7 +2,12 @@
 
 Labels are the ``scp_codes`` keys (any likelihood counts); a code missing from
 scp_statements.csv marks the row as mislabelled. The file at the requested rate is read
-when present, otherwise the other rate (the pipeline resamples and records it).
+when present, otherwise the other rate (the pipeline resamples and records it; the
+corpus's ``source_path`` names the file read). The fingerprint is always taken from the
+500 Hz file when it exists, whatever the rate read: the PhysioNet/CinC Challenges
+redistribute those files, so a 100 Hz corpus still matches a Challenge corpus by content.
+Where only the 100 Hz file exists, it is fingerprinted instead; such a record cannot
+match its 500 Hz copy elsewhere by content.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import ast
 import csv
 from pathlib import Path
 
+from ecgdist.data.fingerprint import content_fingerprint
 from ecgdist.data.wfdb_io import read_wfdb
 from preprocess.record import Meta, RawRecord, RecordError, SourceError, SourceItem
 from preprocess.sources.csv_rows import optional_float, read_index
@@ -49,7 +55,8 @@ def list_items(input_dir: Path, rate_hz: int):
         meta = Meta(patient_id=str(int(float(patient))) if patient else "", age=optional_float(row["age"]),
                     sex=sex, labels=sorted(codes), fold=fold)
         return SourceItem(str(ecg_id), str(input_dir / files[0]),
-                          {"candidates": [str(input_dir / name) for name in files if name]}, meta)
+                          {"candidates": [str(input_dir / name) for name in files if name],
+                           "fingerprint_from": str(input_dir / row["filename_hr"]) if row["filename_hr"] else ""}, meta)
 
     return read_index(input_dir / "ptbxl_database.csv", REQUIRED, "ptbxl", "ecg_id", make_item)
 
@@ -59,5 +66,9 @@ def read_item(item: SourceItem) -> RawRecord:
         if Path(f"{candidate}.hea").exists():
             raw = read_wfdb(candidate)
             raw.meta = None  # labels, fold and demographics come from ptbxl_database.csv
+            raw.path = candidate
+            high = item.location.get("fingerprint_from", "")
+            if high and high != candidate and Path(f"{high}.hea").exists():
+                raw.fingerprint = content_fingerprint(read_wfdb(high))
             return raw
     raise RecordError("missing signal files: " + " and ".join(f"{c}.hea" for c in item.location["candidates"]))

@@ -55,10 +55,75 @@ def test_a_corpus_without_fingerprints_says_how_to_add_them_and_the_command_adds
     assert done.returncode == 0, done.stderr
     assert np.array_equal(read_index(corpus).fingerprints(corpus), expected)
     assert not list((corpus / "index").glob("*.tmp")) and index_problems(corpus) == []
-    assert "fingerprint.npy" in json.loads((corpus / "index" / "checksums.json").read_text())
+    assert "fingerprint.npy" in json.loads((corpus / "index" / "checksums.json").read_text())["files"]
 
 
 def test_fingerprints_ignore_the_recipe(shared_data, ptbxl_corpus, tmp_path):
     filtered = build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path / "f", "--filter", "ecgfounder",
                             "--rate", "250")
     assert np.array_equal(read_index(filtered).fingerprint, read_index(ptbxl_corpus).fingerprint)
+
+
+def ptbxl_at_both_rates(shared_data, folder):
+    """ptbxl-mini with 6000-6009 at 100 Hz too. ptbxl-mini has no ECG at both rates (every ECG of the full
+    download has), so it is built here as PhysioNet made PTB-XL's records100: each records500 file
+    decimated by 5 into records100/06000/0600N_lr, same header fields, 1,000 samples."""
+    import shutil
+
+    import wfdb
+    from scipy import signal
+
+    shutil.copytree(shared_data / "ptbxl-mini", folder)
+    (folder / "records100" / "06000").mkdir(parents=True)
+    for ecg_id in range(6000, 6010):
+        high = wfdb.rdrecord(str(folder / "records500" / "06000" / f"{ecg_id:05d}_hr"))
+        low = signal.decimate(high.p_signal, 5, axis=0, zero_phase=True)
+        wfdb.wrsamp(f"{ecg_id:05d}_lr", fs=100, units=high.units, sig_name=high.sig_name, p_signal=low,
+                    fmt=high.fmt, adc_gain=high.adc_gain, baseline=high.baseline,
+                    write_dir=str(folder / "records100" / "06000"))
+    return folder
+
+
+def test_one_ecg_at_both_rates_has_one_fingerprint_and_leakage_is_found_at_100_hz(shared_data, tmp_path):
+    from ecgdist.config import ConfigError
+    from ecgdist.data.leakage import manifest_sha256
+    from ecgdist.finetune.provenance import pretraining_data
+    from ecgdist.pretrain.export import training_provenance
+
+    source = ptbxl_at_both_rates(shared_data, tmp_path / "ptb-xl")
+    corpora = {rate: build_corpus("ptbxl", source, tmp_path / f"ptbxl{rate}", "--rate", str(rate)) for rate in (100, 500)}
+    fingerprints, paths = {}, {}
+    for rate, corpus in corpora.items():
+        table = read_metadata(corpus, ["record_id", "fingerprint", "source_path"])
+        fingerprints[rate] = dict(zip(table["record_id"], table["fingerprint"]))
+        paths[rate] = dict(zip(table["record_id"], table["source_path"]))
+    assert fingerprints[100]["ptbxl:6003#0"] == fingerprints[500]["ptbxl:6003#0"]
+    assert paths[100]["ptbxl:6003#0"].endswith("records100/06000/06003_lr")  # the file read, not the preferred one
+    assert paths[500]["ptbxl:6003#0"].endswith("records500/06000/06003_hr")
+    assert paths[500]["ptbxl:5#0"].endswith("records100/00000/00005_lr")  # only at 100 Hz: read (and resampled)
+    # A 100 Hz PhysioNet 2021 pre-training corpus holding PTB-XL's 6000-6009 (two in fold 10) is caught.
+    challenge = build_corpus("physionet2021", shared_data / "physionet2021-mini", tmp_path / "cinc100", "--rate", "100")
+    assert TrainingSet.build(challenge, str(corpora[100]), [9, 10]).excluded == 2
+    provenance = training_provenance({"corpora": [{"path": str(challenge), "manifest_sha256": manifest_sha256(challenge)}],
+                                      "exclude_from": None, "excluded": 0})
+    with pytest.raises(ConfigError, match=r"fold 10: 2 records \(e.g. ptbxl:6000#0, ptbxl:6004#0\)"):
+        pretraining_data("cinc.pth", {"provenance": provenance}, str(corpora[100]), allow_overlap=False)
+
+
+def test_fingerprints_of_an_older_version_are_refused_with_the_command(ptbxl_corpus, tmp_path):
+    import shutil
+
+    from ecgdist.config import ConfigError
+    from ecgdist.finetune.provenance import pretraining_data
+
+    old = tmp_path / "old"
+    shutil.copytree(ptbxl_corpus, old)
+    checksums = json.loads((old / "index" / "checksums.json").read_text())
+    (old / "index" / "checksums.json").write_text(json.dumps({**checksums, "fingerprint_version": 1}))
+    with pytest.raises(FingerprintsMissing, match=f"version 1, not 2 .*python -m preprocess fingerprint {old} INPUT"):
+        read_index(old).fingerprints(old)
+    with pytest.raises(FingerprintsMissing, match="version 1"):
+        TrainingSet.build([str(ptbxl_corpus)], str(old), [9, 10])
+    export = {"provenance": {"fingerprints": read_index(ptbxl_corpus).fingerprint.view(np.int64)}}  # no version: 1
+    with pytest.raises(ConfigError, match="fingerprints of version 1, not 2.*python -m ecgdist.export RUN OUT"):
+        pretraining_data("old.pth", export, str(ptbxl_corpus), allow_overlap=False)
