@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from common import emit
 
-from ecgdist.data.index import INDEX_DIR, save_array, write_index
+from ecgdist.data.index import INDEX_DIR, save_array, write_checksums, write_index
 from ecgdist.data.leakage import TrainingSet, overlap_by_fold
 from ecgdist.data.shards import MANIFEST_NAME, METADATA, Manifest, Recipe, ShardEntry, write_manifest, write_shard
 
@@ -78,9 +78,10 @@ def training_index(out: Path, records: int, planted: np.ndarray, rng: np.random.
     (out / MANIFEST_NAME).write_text(json.dumps(manifest.to_dict()))
     arrays = {"group": np.zeros(records, np.uint32), "fold": np.zeros(records, np.int8),
               "label_indptr": np.zeros(records + 1, np.int64), "label_indices": np.zeros(0, np.int32),
-              "fingerprint": fingerprints}
+              "identity": np.zeros(records, np.uint64), "fingerprint": fingerprints}
     for name, array in arrays.items():
         save_array(out / INDEX_DIR, name, array)
+    write_checksums(out / INDEX_DIR)
 
 
 def main() -> None:

@@ -94,6 +94,7 @@ class PretrainDataSection(DataSection):
     min_label_count: int = 1  # labels with fewer positives leave the target vocabulary
     exclude_from: str = ""  # a corpus whose evaluation folds must not be pre-trained on (matched by content)
     exclude_folds: list[int] = field(default_factory=lambda: [9, 10])  # PTB-XL: validation and test
+    allow_none_excluded: bool = False  # run although exclude_from left out nothing while data.corpus holds PTB-XL ids
 
     def __post_init__(self) -> None:
         super().__post_init__()

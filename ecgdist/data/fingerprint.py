@@ -16,6 +16,12 @@ benchmark corpus still matches a Challenge pre-training corpus. ``FINGERPRINT_VE
 names this definition; corpora and exports carry it, and older ones are refused with the
 command that fingerprints them again.
 
+Content misses a copy that was re-filtered, re-quantised or resampled on its way into
+another corpus. Where one public corpus is known to contain another, records also carry
+an identity: the hash of a canonical record id (``ptbxl:<ecg_id>`` for PTB-XL's records
+and for the PhysioNet/CinC Challenge's ``HR#####`` copies of them), 0 where none is known.
+Neither catches a shifted or cropped copy, nor the same patient under another id.
+
 Collisions: with 7 million training records and 22,000 fine-tune records, the chance of
 one false match among 64-bit digests is about 1e-8.
 """
@@ -23,6 +29,7 @@ one false match among 64-bit digests is about 1e-8.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 
@@ -32,6 +39,27 @@ from ecgdist.leads import STANDARD_LEADS, lead_indices
 MISSING = np.iinfo(np.int32).min  # a NaN sample
 # 1: PTB-XL from whichever file was read; 2: PTB-XL from its 500 Hz file whatever the rate.
 FINGERPRINT_VERSION = 2
+
+
+CHALLENGE_PTBXL = re.compile(r"(?:^|/)HR(\d{5})$")  # PhysioNet/CinC 2020/2021: HR##### is PTB-XL's ecg_id ####
+
+
+def canonical_id(record_id: str) -> str | None:
+    """The id a record has in the corpus it came from first ("ptbxl:17"), where that is known."""
+    source, _, rest = record_id.partition(":")
+    name = rest.split("#")[0]
+    if source == "ptbxl" and name.isdigit():
+        return f"ptbxl:{int(name)}"
+    challenge = CHALLENGE_PTBXL.search(name) if source in ("physionet2021", "wfdb") else None
+    return f"ptbxl:{int(challenge.group(1))}" if challenge else None
+
+
+def identity_hash(record_id: str) -> int:
+    """64-bit hash of the record's canonical id; 0 when it has none."""
+    canonical = canonical_id(record_id)
+    if canonical is None:
+        return 0
+    return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "little") or 1
 
 
 def record_fingerprint(raw: RawRecord) -> int:

@@ -9,6 +9,7 @@ well under a second:
     index/fold.npy           int8    the source's fold, 0 when none
     index/label_indptr.npy   int64   CSR row pointers over the manifest's label vocabulary
     index/label_indices.npy  int32   CSR column indices (sorted vocabulary order)
+    index/identity.npy       uint64  hash of the record's canonical id (ptbxl:<ecg_id>), 0 when none
     index/fingerprint.npy    uint64  content fingerprint of the source record (data/fingerprint.py)
 
     index/checksums.json     sha256 of each array above, written after them, and the fingerprints' version
@@ -34,14 +35,14 @@ import h5py
 import numpy as np
 from scipy import sparse
 
-from ecgdist.data.fingerprint import FINGERPRINT_VERSION
+from ecgdist.data.fingerprint import FINGERPRINT_VERSION, identity_hash
 from ecgdist.data.labels import label_vocabulary, multi_hot
 from ecgdist.data.shards import CorruptShard, Manifest, read_manifest, read_metadata
 from ecgdist.files import atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 INDEX_DIR = "index"
-ARRAYS = ("group", "fold", "label_indptr", "label_indices")
+ARRAYS = ("group", "fold", "label_indptr", "label_indices", "identity")
 FINGERPRINT = "fingerprint"
 
 
@@ -63,6 +64,7 @@ class CorpusIndex:
     fold: np.ndarray
     label_indptr: np.ndarray
     label_indices: np.ndarray
+    identity: np.ndarray  # hash of each record's canonical id, 0 where none is known
     vocabulary: list[str]  # the manifest's labels, sorted
     fingerprint: np.ndarray | None = None  # None: a corpus from before fingerprints
     fingerprint_version: int = FINGERPRINT_VERSION  # which definition made them (data/fingerprint.py)
@@ -108,8 +110,9 @@ def compute_index(corpus: Path, manifest: Manifest) -> CorpusIndex:
     group = np.fromiter((zlib.crc32(group_key(p, r).encode()) for p, r in zip(table["patient_id"], table["record_id"])),
                         dtype=np.uint32, count=len(table["record_id"]))
     labels = multi_hot(table["labels"], vocabulary)
+    identity = np.fromiter(map(identity_hash, table["record_id"]), dtype=np.uint64, count=len(table["record_id"]))
     return CorpusIndex(group, table["fold"].astype(np.int8), labels.indptr.astype(np.int64),
-                       labels.indices.astype(np.int32), vocabulary,
+                       labels.indices.astype(np.int32), identity, vocabulary,
                        table[FINGERPRINT].astype(np.uint64) if fingerprinted else None, version)
 
 

@@ -40,10 +40,19 @@ def first_copies(fingerprints: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(keep) if keep else np.empty(0, bool)
 
 
-def evaluation_fingerprints(corpus: str | os.PathLike, folds: list[int]) -> np.ndarray:
-    """Sorted unique fingerprints of the records in ``folds`` of ``corpus``."""
+class NoEvaluationRecords(ValueError):
+    """``exclude_from`` names a corpus without records in the folds to leave out: nothing could be excluded."""
+
+
+def evaluation_sets(corpus: str | os.PathLike, folds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique fingerprints and identities (0 left out) of the records in ``folds`` of ``corpus``."""
     index = read_index(corpus)
-    return np.unique(index.fingerprints(corpus)[np.isin(index.fold, folds)])
+    chosen = np.isin(index.fold, folds)
+    if not chosen.any():
+        raise NoEvaluationRecords(f"{corpus} has no records in folds {', '.join(map(str, folds))}: leaving them out "
+                                  "would leave out nothing (is it the evaluation corpus? see data.exclude_folds)")
+    identities = np.unique(index.identity[chosen])
+    return np.unique(index.fingerprints(corpus)[chosen]), identities[identities != 0]
 
 
 def fingerprint_set_sha256(fingerprints) -> str:
@@ -58,27 +67,31 @@ def manifest_sha256(corpus: str | os.PathLike) -> str:
 
 @dataclass
 class TrainingSet:
-    """A pre-training corpus after leaving out the records that match an evaluation corpus."""
+    """A pre-training corpus after leaving out the records that match an evaluation corpus, by content
+    or by identity."""
 
     keep: np.ndarray  # (records,) bool: rows of the corpus that pre-training may use
     all_fingerprints: np.ndarray  # of every row
+    all_identities: np.ndarray  # of every row, 0 where none is known
 
     @classmethod
     def build(cls, corpora: str | os.PathLike | list, exclude_from: str = "",
               exclude_folds: list[int] = ()) -> "TrainingSet":
         """Over one corpus or several joined end to end (rows in that order)."""
         corpora = [corpora] if isinstance(corpora, (str, os.PathLike)) else corpora
-        return cls.leaving_out(np.concatenate([read_index(c).fingerprints(c) for c in corpora]), exclude_from,
-                               exclude_folds)
+        indexes = [read_index(c) for c in corpora]
+        return cls.leaving_out(np.concatenate([index.fingerprints(c) for c, index in zip(corpora, indexes)]),
+                               np.concatenate([index.identity for index in indexes]), exclude_from, exclude_folds)
 
     @classmethod
-    def leaving_out(cls, fingerprints: np.ndarray, exclude_from: str = "",
+    def leaving_out(cls, fingerprints: np.ndarray, identities: np.ndarray, exclude_from: str = "",
                     exclude_folds: list[int] = ()) -> "TrainingSet":
-        """From the training rows' fingerprints, for a caller that has read the indexes already."""
+        """From the training rows' fingerprints and identities, for a caller that has read the indexes already."""
         keep = np.ones(len(fingerprints), dtype=bool)
         if exclude_from:
-            keep = ~members(fingerprints, evaluation_fingerprints(exclude_from, list(exclude_folds)))
-        return cls(keep, fingerprints)
+            contents, ids = evaluation_sets(exclude_from, list(exclude_folds))
+            keep = ~(members(fingerprints, contents) | (members(identities, ids) & (identities != 0)))
+        return cls(keep, fingerprints, identities)
 
     @property
     def excluded(self) -> int:
@@ -89,14 +102,27 @@ class TrainingSet:
         """Sorted unique fingerprints of the kept rows (what an export records)."""
         return np.unique(self.all_fingerprints[self.keep])
 
+    @property
+    def identities(self) -> np.ndarray:
+        """Sorted unique identities of the kept rows (0 left out), the export's second set."""
+        kept = np.unique(self.all_identities[self.keep])
+        return kept[kept != 0]
 
-def overlap_by_fold(corpus: str | os.PathLike, seen: np.ndarray, folds: list[int],
+
+def sorted_set(values: np.ndarray) -> np.ndarray:
+    """``values`` sorted and unique (an export's sets are already)."""
+    return values if len(values) < 2 or (values[1:] > values[:-1]).all() else np.unique(values)
+
+
+def overlap_by_fold(corpus: str | os.PathLike, seen: np.ndarray, folds: list[int], seen_identities: np.ndarray = None,
                     examples: int = 3) -> dict[int, tuple[int, list[str]]]:
-    """{fold: (records of that fold whose fingerprint is in ``seen``, a few of their ids)} where any."""
-    if len(seen) > 1 and not (seen[1:] > seen[:-1]).all():  # an export's set is sorted already
-        seen = np.unique(seen)
+    """{fold: (records of that fold whose fingerprint is in ``seen`` or whose identity is in
+    ``seen_identities``, a few of their ids)} where any."""
     index = read_index(corpus)
-    hit = members(index.fingerprints(corpus), seen) & np.isin(index.fold, folds)
+    hit = members(index.fingerprints(corpus), sorted_set(seen))
+    if seen_identities is not None:
+        hit |= members(index.identity, sorted_set(seen_identities)) & (index.identity != 0)
+    hit &= np.isin(index.fold, folds)
     if not hit.any():
         return {}
     ids = read_metadata(corpus, ["record_id"], read_manifest(corpus))["record_id"]

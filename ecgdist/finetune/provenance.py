@@ -24,15 +24,17 @@ UNKNOWN, CHECKED, OVERLAP = "unknown", "no overlap", "OVERLAP"
 
 
 def fingerprint_set_problem(provenance: dict) -> str | None:
-    """Why an export's fingerprint set cannot be relied on (edited, emptied, another dtype), or None."""
-    fingerprints = provenance["fingerprints"]
-    if not isinstance(fingerprints, torch.Tensor) or fingerprints.dtype != torch.int64 or fingerprints.dim() != 1:
-        return "is not the int64 vector exports write"
-    if "fingerprints_sha256" not in provenance:
-        return "carries no checksum (an export from before checksums)"
-    if fingerprint_set_sha256(fingerprints) != provenance["fingerprints_sha256"]:
-        return "does not match its checksum (edited after the export)"
-    if not len(fingerprints):
+    """Why an export's sets of training records (content fingerprints, identities) cannot be relied on
+    (edited, emptied, another dtype), or None."""
+    for key in ("fingerprints", "identities"):
+        values = provenance.get(key)
+        if not isinstance(values, torch.Tensor) or values.dtype != torch.int64 or values.dim() != 1:
+            return f"({key}) is not the int64 vector exports write"
+        if f"{key}_sha256" not in provenance:
+            return f"({key}) carries no checksum (an export from before checksums)"
+        if fingerprint_set_sha256(values) != provenance[f"{key}_sha256"]:
+            return f"({key}) does not match its checksum (edited after the export)"
+    if not len(provenance["fingerprints"]):
         return "is empty"
     return None
 
@@ -58,7 +60,7 @@ def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool
                                              "overlap with folds 9 and 10 cannot be checked"}
     seen = provenance["fingerprints"].numpy().view(np.uint64)
     try:
-        overlap = overlap_by_fold(corpus, seen, EVALUATION_FOLDS)
+        overlap = overlap_by_fold(corpus, seen, EVALUATION_FOLDS, provenance["identities"].numpy().view(np.uint64))
     except ValueError as error:  # the fine-tune corpus has no fingerprints
         raise ConfigError(f"config key 'data.corpus': {error}") from None
     if not overlap:

@@ -100,7 +100,9 @@ def training_provenance(recorded: dict | None) -> dict:
         log.warning("%s: the export cannot list the training records", error)
         return {**recorded, "fingerprints": None, "note": str(error)}
     fingerprints = torch.from_numpy(training.fingerprints.view(np.int64))
+    identities = torch.from_numpy(training.identities.view(np.int64))
     return {**recorded, "fingerprints": fingerprints, "fingerprints_sha256": fingerprint_set_sha256(fingerprints),
+            "identities": identities, "identities_sha256": fingerprint_set_sha256(identities),
             "fingerprint_version": FINGERPRINT_VERSION}
 
 

@@ -134,19 +134,26 @@ def once_each(corpora: list[Path], indexes: list[CorpusIndex], provenance: dict)
 
 def leave_out_evaluation_records(cfg: PretrainConfig, corpora: list[Path],
                                  indexes: list[CorpusIndex]) -> tuple[np.ndarray, dict]:
-    """Rows pre-training may use (all but those matching ``data.exclude_from``'s folds by content),
-    and the provenance an export carries: the corpora, what was left out and why."""
+    """Rows pre-training may use (all but those matching ``data.exclude_from``'s folds by content or
+    by identity), and the provenance an export carries: the corpora, what was left out and why."""
     d = cfg.data
     provenance = {"corpora": [{"path": str(c.resolve()), "manifest_sha256": manifest_sha256(c)} for c in corpora],
                   "exclude_from": None, "excluded": 0}
     if not d.exclude_from:
         return np.ones(sum(len(index.group) for index in indexes), dtype=bool), provenance
     evaluation = resolve_path(d.exclude_from)
+    identities = np.concatenate([index.identity for index in indexes])
     try:
         fingerprints = np.concatenate([index.fingerprints(c) for c, index in zip(corpora, indexes)])
-        training = TrainingSet.leaving_out(fingerprints, evaluation, d.exclude_folds)
-    except (FileNotFoundError, ValueError) as error:  # no such corpus, or one without fingerprints
+        training = TrainingSet.leaving_out(fingerprints, identities, evaluation, d.exclude_folds)
+    except (FileNotFoundError, ValueError) as error:  # no such corpus, no such folds, or no fingerprints
         raise ConfigError(f"config key 'data.exclude_from': {error}") from None
+    known = int((identities != 0).sum())
+    if training.excluded == 0 and known and not d.allow_none_excluded:
+        raise ConfigError(f"config key 'data.exclude_from': no record of {evaluation} was left out, yet data.corpus "
+                          f"holds {known} records of PTB-XL by identity (PTB-XL itself, or the PhysioNet/CinC HR "
+                          "copies): is exclude_from the corpus they would be evaluated on? data.allow_none_excluded="
+                          "true runs anyway")
     provenance.update(excluded=training.excluded, exclude_from={
         "path": str(evaluation.resolve()), "manifest_sha256": manifest_sha256(evaluation), "folds": list(d.exclude_folds)})
     return training.keep, provenance

@@ -5,10 +5,10 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import build_corpus
+from conftest import REPO, build_corpus
 
 from ecgdist.data.index import FingerprintsMissing, index_problems, read_index
-from ecgdist.data.leakage import TrainingSet, evaluation_fingerprints, overlap_by_fold
+from ecgdist.data.leakage import TrainingSet, evaluation_sets, overlap_by_fold
 from ecgdist.data.shards import read_metadata
 
 
@@ -32,7 +32,7 @@ def test_exclude_from_drops_exactly_the_matching_records(ptbxl_corpus, challenge
     ids = read_metadata(challenge_corpus, ["record_id"])["record_id"]
     assert sorted(ids[~training.keep]) == ["wfdb:HR06000#0", "wfdb:HR06004#0"] and training.excluded == 2
     assert len(training.fingerprints) == 8
-    assert not np.isin(training.fingerprints, evaluation_fingerprints(ptbxl_corpus, [9, 10])).any()
+    assert not np.isin(training.fingerprints, evaluation_sets(ptbxl_corpus, [9, 10])[0]).any()
     # A corpus left out of itself: exactly its folds 9 and 10 go.
     own = TrainingSet.build(ptbxl_corpus, ptbxl_corpus, [9, 10])
     assert own.excluded == int(np.isin(read_index(ptbxl_corpus).fold, [9, 10]).sum()) == 35
@@ -127,3 +127,50 @@ def test_fingerprints_of_an_older_version_are_refused_with_the_command(ptbxl_cor
     export = {"provenance": {"fingerprints": read_index(ptbxl_corpus).fingerprint.view(np.int64)}}  # no version: 1
     with pytest.raises(ConfigError, match="fingerprints of version 1, not 2.*python -m ecgdist.export RUN OUT"):
         pretraining_data("old.pth", export, str(ptbxl_corpus), allow_overlap=False)
+
+
+def test_identity_catches_a_copy_whose_samples_changed_on_the_way(shared_data, ptbxl_corpus, tmp_path):
+    """The Challenge's HR06000-HR06009 rescaled by 0.1 % (as a re-quantised copy would be): no content
+    match, but each is PTB-XL's ecg_id by name."""
+    import wfdb
+
+    from ecgdist.config import ConfigError
+    from ecgdist.data.leakage import manifest_sha256
+    from ecgdist.finetune.provenance import pretraining_data
+    from ecgdist.pretrain.export import training_provenance
+
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    for header in sorted((shared_data / "physionet2021-mini").glob("HR*.hea")):
+        record = wfdb.rdrecord(str(header.with_suffix("")))
+        wfdb.wrsamp(header.stem, fs=record.fs, units=record.units, sig_name=record.sig_name,
+                    p_signal=record.p_signal * 1.001, fmt=["16"] * record.n_sig, adc_gain=record.adc_gain,
+                    baseline=record.baseline, comments=record.comments, write_dir=str(folder))
+    copies = build_corpus("wfdb", folder, tmp_path / "c")
+    assert not np.isin(read_index(copies).fingerprint, read_index(ptbxl_corpus).fingerprint).any()
+    assert TrainingSet.build(copies, str(ptbxl_corpus), [9, 10]).excluded == 2  # 6000 and 6004: fold 10
+    provenance = training_provenance({"corpora": [{"path": str(copies), "manifest_sha256": manifest_sha256(copies)}],
+                                      "exclude_from": None, "excluded": 0})
+    assert len(provenance["identities"]) == 10
+    with pytest.raises(ConfigError, match=r"fold 10: 2 records \(e.g. ptbxl:6000#0, ptbxl:6004#0\)"):
+        pretraining_data("copies.pth", {"provenance": provenance}, str(ptbxl_corpus), allow_overlap=False)
+
+
+def test_exclude_from_must_leave_out_something_it_could(shared_data, ptbxl_corpus, tmp_path):
+    from ecgdist.config import ConfigError, PretrainConfig, load_config
+    from ecgdist.pretrain.main import leave_out_evaluation_records
+
+    challenge = build_corpus("physionet2021", shared_data / "physionet2021-mini", tmp_path / "cinc")
+
+    def leave_out(exclude_from, *overrides):
+        cfg = load_config(PretrainConfig, REPO / "configs/pretrain/ecgfounder_tiny.yaml",
+                          [f"data.corpus={challenge}", f"data.exclude_from={exclude_from}", *overrides])
+        return leave_out_evaluation_records(cfg, [challenge], [read_index(challenge)])
+
+    with pytest.raises(ConfigError, match=f"data.exclude_from': {challenge} has no records in folds 9, 10"):
+        leave_out(challenge)  # a corpus without PTB-XL's folds: nothing could be left out
+    with pytest.raises(ConfigError, match="no record of .* was left out, yet data.corpus holds 10 records of PTB-XL"):
+        leave_out(ptbxl_corpus, "data.exclude_folds=[1]")  # none of 6000-6009 is in fold 1
+    keep, provenance = leave_out(ptbxl_corpus, "data.exclude_folds=[1]", "data.allow_none_excluded=true")
+    assert keep.all() and provenance["excluded"] == 0
+    assert leave_out(ptbxl_corpus)[1]["excluded"] == 2

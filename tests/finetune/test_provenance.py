@@ -83,13 +83,13 @@ def test_weights_without_a_record_of_their_data_are_unknown_not_refused(ptbxl_co
 def test_hand_edited_provenance_reads_as_unknown_never_as_no_overlap(ptbxl_corpus, leaky_weights, tmp_path, edit):
     import numpy as np
 
-    from ecgdist.data.leakage import evaluation_fingerprints
+    from ecgdist.data.leakage import evaluation_sets
 
     blob = torch.load(leaky_weights, weights_only=True)
     provenance = blob["provenance"]
     assert pretraining_data(str(leaky_weights), {"provenance": provenance}, str(ptbxl_corpus), True)["status"] == OVERLAP
     fingerprints = provenance["fingerprints"]
-    test_fold = evaluation_fingerprints(ptbxl_corpus, [9, 10]).view(np.int64)
+    test_fold = evaluation_sets(ptbxl_corpus, [9, 10])[0].view(np.int64)
     provenance["fingerprints"] = {
         "drop the fold-10 entries": fingerprints[~torch.from_numpy(np.isin(fingerprints.numpy(), test_fold))],
         "empty": fingerprints[:0], "int32": fingerprints.to(torch.int32), "float32": fingerprints.to(torch.float32),
