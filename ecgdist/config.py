@@ -148,6 +148,7 @@ class TrainSection:
     micro_batch: int = 32  # per rank
     grad_accum: int = 1
     lr_peak: float = 1e-3
+    lr_base: float = 0.0  # > 0: MAE's rule, lr_peak = lr_base x global batch / 256 (replaces lr_peak)
     lr_min_ratio: float = 0.01  # cosine floor as a share of lr_peak
     warmup_steps: int = 100
     weight_decay: float = 0.05  # never applied to norms and biases
@@ -161,6 +162,7 @@ class TrainSection:
         for key in ("steps", "micro_batch", "grad_accum", "log_every_steps", "val_every_steps"):
             check_range(f"train.{key}", getattr(self, key), 1)
         check_range("train.lr_peak", self.lr_peak, 0.0)
+        check_range("train.lr_base", self.lr_base, 0.0)
         check_range("train.lr_min_ratio", self.lr_min_ratio, 0.0, 1.0)
 
 

@@ -39,7 +39,7 @@ from ecgdist.pretrain.deepspeed_config import BatchLayout, build_ds_config
 from ecgdist.pretrain.engine import TrainLoop
 from ecgdist.pretrain.figures import reconstruction_figure
 from ecgdist.pretrain.objectives import objective_for
-from ecgdist.pretrain.optim import build_adamw, param_groups, warmup_cosine
+from ecgdist.pretrain.optim import build_adamw, param_groups, peak_lr, warmup_cosine
 from ecgdist.pretrain.preemption import PreemptionFlag, requeue_slurm_job
 from ecgdist.pretrain.submission import record_job
 from ecgdist.tensorboard_log import make_logger
@@ -195,7 +195,11 @@ def prepare(cfg: PretrainConfig, env: DistEnv) -> Prepared:
     torch.manual_seed(cfg.run.seed)  # identical initial weights on every rank
     model = build_model(cfg.model, len(cfg.data.leads), cfg.data.crop_samples, len(data.labels))
     torch.manual_seed(cfg.run.seed + 1000 * (env.rank + 1))  # rank-specific masks and drop-path
-    optimizer = build_adamw(param_groups(model, cfg.train.lr_peak, cfg.train.weight_decay), cfg.train.lr_peak)
+    lr = peak_lr(cfg.train, layout.global_batch)
+    if cfg.train.lr_base > 0:
+        log.info("train.lr_base %.3g x global batch %d / 256: peak learning rate %.3g", cfg.train.lr_base,
+                 layout.global_batch, lr)
+    optimizer = build_adamw(param_groups(model, lr, cfg.train.weight_decay), lr)
     scheduler = warmup_cosine(optimizer, cfg.train.steps, cfg.train.warmup_steps, cfg.train.lr_min_ratio)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config,
                                       dist_init_required=False)

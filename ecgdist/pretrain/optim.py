@@ -13,6 +13,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgdist.config import TrainSection
+
+
+def peak_lr(train: TrainSection, global_batch: int) -> float:
+    """The peak learning rate: ``train.lr_peak``, or by MAE's rule from ``train.lr_base`` when set (the
+    rate then follows the global batch: more GPUs, a proportionally higher rate)."""
+    return train.lr_base * global_batch / 256 if train.lr_base > 0 else train.lr_peak
+
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0,
                  frozen: set[str] = frozenset(), decay_all: bool = False) -> list[dict]:

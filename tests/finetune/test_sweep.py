@@ -182,3 +182,12 @@ def test_a_local_sweep_runs_one_job_per_gpu_where_there_are_gpus(ptbxl_corpus, t
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert local_slots(cfg) == [0, 1]
     assert local_slots(sweep_config(ptbxl_corpus, tmp_path, "slurm.array_parallelism=1")) == [0]
+
+
+def test_the_shipped_benchmark_gives_both_strategies_the_same_epochs():
+    """A gain must not come from more epochs or more selection candidates."""
+    from ecgdist.finetune.sweep import protocol
+
+    header = protocol(load_config(FinetuneConfig, REPO / "configs/finetune/ptbxl.yaml"))
+    assert "Epochs: baseline 35, post_training 35 (post_training: 5 probe + 30 full)" in header
+    assert "finetune.match_epochs=true" in header

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 from ecgdist.pretrain.optim import build_adamw, param_groups, warmup_cosine
 
@@ -37,3 +38,15 @@ def test_decay_all_puts_weight_decay_on_biases_and_norms():
     everything = {n: g["weight_decay"] for g in param_groups(model, 1e-3, 0.1, decay_all=True) for n in g["names"]}
     assert by_default == {"0.weight": 0.1, "0.bias": 0.0, "1.weight": 0.0, "1.bias": 0.0}
     assert set(everything.values()) == {0.1}
+
+
+def test_mae_rule_scales_the_peak_rate_with_the_global_batch():
+    from ecgdist.config import PretrainConfig, load_config
+    from ecgdist.pretrain.optim import peak_lr
+
+    shipped = load_config(PretrainConfig, REPO / "configs/pretrain/mtecg_t.yaml").train
+    assert shipped.lr_base == 1.5e-4
+    assert peak_lr(shipped, 256 * 8) == pytest.approx(1.2e-3)  # 8 GPUs x micro batch 256
+    assert peak_lr(shipped, 256) == pytest.approx(1.5e-4)
+    tiny = load_config(PretrainConfig, REPO / "configs/pretrain/mtecg_tiny.yaml").train
+    assert tiny.lr_base == 0 and peak_lr(tiny, 4096) == tiny.lr_peak  # an absolute rate stays as given
