@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from ecgdist.data.label_fractions import nested_subsets
 from ecgdist.data.labels import multi_hot
 from ecgdist.data.shards import read_metadata
 
@@ -59,27 +60,34 @@ def task_classes(statements: dict[str, dict], task: str) -> list[str]:
 class TaskSplit:
     indices: np.ndarray  # global record indices in the corpus
     targets: sparse.csr_matrix  # (n, K)
+    record_ids: np.ndarray  # the corpus's record ids of those rows
 
-
-def label_fraction(n: int, fraction: float, seed: int) -> np.ndarray:
-    """Sorted positions of a seeded ``fraction`` of n records; smaller fractions are subsets of larger."""
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[:max(1, int(round(fraction * n)))])
+    def classes_without_positive(self, classes: list[str]) -> list[str]:
+        return [c for c, count in zip(classes, np.asarray(self.targets.sum(axis=0)).ravel()) if count == 0]
 
 
 def ptbxl_task(corpus: str | Path, task: str, statements_path: str | Path | None = None,
-               train_fraction: float = 1.0, seed: int = 0) -> tuple[list[str], dict[str, TaskSplit]]:
-    """Classes and train/val/test splits of a PTB-XL corpus for one task."""
+               train_fraction: float = 1.0, seed: int = 0,
+               train_records: list[str] | None = None) -> tuple[list[str], dict[str, TaskSplit]]:
+    """Classes and train/val/test splits of a PTB-XL corpus for one task. Below fraction 1 the
+    training split is its stratified nested subset (data/label_fractions.py), or, when given,
+    exactly ``train_records`` (the record ids a sweep wrote down for it)."""
     statements = read_statements(statements_path or Path(corpus) / STATEMENTS_FILE)
     classes = task_classes(statements, task)
     mapping = task_mapping(statements, task)
-    table = read_metadata(corpus, ["labels", "fold"])
+    table = read_metadata(corpus, ["record_id", "labels", "fold"])
     targets = multi_hot(table["labels"], classes, lambda code: mapping.get(code, ()))
     labelled = np.asarray(targets.sum(axis=1)).ravel() > 0
     splits = {}
     for name, folds in SPLIT_FOLDS.items():
         rows = np.flatnonzero(labelled & np.isin(table["fold"], list(folds)))
-        if name == "train" and train_fraction < 1.0:
-            rows = rows[label_fraction(len(rows), train_fraction, seed)]
-        splits[name] = TaskSplit(rows, targets[rows])
+        if name == "train" and train_records is not None:
+            wanted = np.isin(table["record_id"][rows], train_records)
+            if wanted.sum() != len(set(train_records)):
+                raise ValueError(f"{len(set(train_records)) - int(wanted.sum())} of the recorded training records "
+                                 f"of {task} are not training records of {corpus}")
+            rows = rows[wanted]
+        elif name == "train" and train_fraction < 1.0:
+            rows = rows[nested_subsets(targets[rows], [train_fraction], seed)[train_fraction]]
+        splits[name] = TaskSplit(rows, targets[rows], table["record_id"][rows])
     return classes, splits

@@ -194,11 +194,23 @@ def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus,
     return state, pretraining_data(cfg.finetune.weights, extra, str(corpus.path), cfg.finetune.allow_overlap)
 
 
+LABEL_FRACTIONS = "label_fractions.json"  # a sweep's record: {fraction_key(spec): training record ids}
+
+
+def fraction_key(spec: JobSpec) -> str:
+    """Which subset a job trains on: one per task, fraction and seed, shared by strategies and backbones."""
+    return f"{spec.task}/fraction{spec.fraction:g}/seed{spec.seed}"
+
+
 class Loaders:
-    def __init__(self, cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus | None = None) -> None:
+    def __init__(self, cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus | None = None,
+                 train_records: list[str] | None = None) -> None:
+        """``train_records``: the subset the sweep recorded for a label fraction below 1 (else drawn here)."""
         corpus = ShardCorpus(cfg.data.corpus) if corpus is None else corpus
         check_crop(cfg.data.crop_samples, corpus.manifest.recipe.samples, corpus.path)
-        self.classes, splits = ptbxl_task(corpus.path, spec.task, train_fraction=spec.fraction, seed=spec.seed)
+        self.classes, splits = ptbxl_task(corpus.path, spec.task, train_fraction=spec.fraction, seed=spec.seed,
+                                          train_records=train_records)
+        self.without_training_positive = splits["train"].classes_without_positive(self.classes)
         d, bs = cfg.data, cfg.finetune.batch_size
         train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
         eval_t = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
@@ -223,6 +235,12 @@ def submitted_weights_sha256(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) 
     return entry.get("sha256", "") if entry.get("weights") == cfg.finetune.weights else ""
 
 
+def recorded_training_records(spec: JobSpec, job_dir: Path) -> list[str] | None:
+    """The label-fraction subset the job's sweep wrote down (``SWEEP/label_fractions.json``), if any."""
+    record = job_dir.parent.parent / LABEL_FRACTIONS
+    return json.loads(record.read_text()).get(fraction_key(spec)) if spec.fraction < 1 and record.exists() else None
+
+
 def save_state(job_dir: Path, state: dict) -> None:
     tmp = temp_path_for(job_dir / STATE)
     torch.save(state, tmp)
@@ -236,7 +254,7 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     torch.manual_seed(spec.seed)
     corpus = ShardCorpus(cfg.data.corpus)
     pretrained, pretraining = starting_weights(cfg, spec, corpus, submitted_weights_sha256(cfg, spec, job_dir))
-    loaders = Loaders(cfg, spec, corpus)
+    loaders = Loaders(cfg, spec, corpus, recorded_training_records(spec, job_dir))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_finetune_model(cfg, spec.strategy, len(loaders.classes), pretrained).to(device)
     del pretrained  # the model holds its own copy
@@ -311,7 +329,7 @@ def finish(cfg, spec, job_dir, model, loaders, state, logger, pretraining) -> di
               "strategy": spec.strategy, "fraction": spec.fraction,
               "pretraining_data": pretraining, "simulated": loaders.simulated,
               "seed": spec.seed, "selected_epoch": state["best_epoch"], "val_macro_auroc": state["best_auroc"],
-              "resumes": state["resumes"],
+              "resumes": state["resumes"], "classes_without_training_positive": loaders.without_training_positive,
               "records": loaders.sizes, **metrics}
     atomic_write_text(job_dir / RESULT, json.dumps(result, indent=1))
     return result

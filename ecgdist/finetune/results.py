@@ -122,6 +122,16 @@ def paired_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def missing_classes_note(results: list[dict]) -> str:
+    """Which classes a row's training records hold no positive of (its AUROC then scores them unlearnt)."""
+    missing = defaultdict(set)
+    for r in results:
+        if r.get("classes_without_training_positive"):
+            missing[(r.get("backbone", ""), r["task"], r["fraction"])].update(r["classes_without_training_positive"])
+    return "".join(f"\nNo training positive in {task} at fraction {fraction:g}" + f" ({backbone})" * bool(backbone)
+                   + f": {', '.join(sorted(classes))}\n" for (backbone, task, fraction), classes in sorted(missing.items()))
+
+
 def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
@@ -139,7 +149,7 @@ def write_results(sweep_dir: Path, header: str = "", resamples: int = 0, simulat
     rows, paired = summarise(results, resamples), paired_gains(results, resamples)
     write_csv(sweep_dir / "results.csv", COLUMNS, rows)
     write_csv(sweep_dir / "paired.csv", PAIRED_COLUMNS, paired)
-    text = (header + "\n\n" if header else "") + markdown_table(rows)
+    text = (header + "\n\n" if header else "") + markdown_table(rows) + missing_classes_note(results)
     if paired:
         text += ("\n**Paired gain, post_training − baseline** (same test records and seeds; a gain whose "
                  "interval excludes 0 is more than test-set noise):\n\n" + paired_table(paired))

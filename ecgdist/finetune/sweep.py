@@ -21,10 +21,20 @@ from pathlib import Path
 
 from ecgdist.config import ConfigError, FinetuneConfig, load_config, save_resolved, to_dict
 from ecgdist.data.dataset import ShardCorpus
+from ecgdist.data.ptbxl import ptbxl_task
 from ecgdist.data.shards import read_manifest
 from ecgdist.data.transforms import check_crop
 from ecgdist.files import atomic_write_text
-from ecgdist.finetune.job import RESULT, WEIGHTS_RECORD, FinetuneJob, JobSpec, check_weights, stages
+from ecgdist.finetune.job import (
+    LABEL_FRACTIONS,
+    RESULT,
+    WEIGHTS_RECORD,
+    FinetuneJob,
+    JobSpec,
+    check_weights,
+    fraction_key,
+    stages,
+)
 from ecgdist.finetune.provenance import pretraining_data, weights_sha256
 from ecgdist.finetune.results import write_results
 from ecgdist.processes import alive
@@ -171,6 +181,19 @@ INDEX = "sweep.json"  # {job name: {"job_id", "cluster"} or {"queued": true, "cl
 RUNNER = "local_runner"  # the detached process that starts a local sweep's queued jobs (no job name is this)
 
 
+def record_label_fractions(cfg: FinetuneConfig, sweep_dir: Path, specs: list[JobSpec]) -> None:
+    """Write down, once, the training records of every label-fraction subset the jobs will use (by record
+    id): every strategy and backbone, and every later extension of the sweep, trains on the same ones."""
+    path = sweep_dir / LABEL_FRACTIONS
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    missing = {fraction_key(spec): spec for spec in specs if spec.fraction < 1 and fraction_key(spec) not in recorded}
+    for key, spec in missing.items():
+        _, splits = ptbxl_task(cfg.data.corpus, spec.task, train_fraction=spec.fraction, seed=spec.seed)
+        recorded[key] = splits["train"].record_ids.tolist()
+    if missing:
+        atomic_write_text(path, json.dumps(recorded))
+
+
 def read_index(sweep_dir: Path) -> dict[str, dict]:
     """{job name: its record} of every submission (older folders stored the id alone)."""
     path = sweep_dir / INDEX
@@ -299,6 +322,7 @@ def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = Fal
         return sweep_dir, []
     save_resolved(cfg, sweep_dir)
     atomic_write_text(sweep_dir / WEIGHTS_RECORD, json.dumps(weights, indent=1))
+    record_label_fractions(cfg, sweep_dir, [spec for spec, _ in todo])
     specs = [spec for spec, _ in todo]
     executor = make_executor(cfg, sweep_dir / "submitit", cluster)
     if executor.cluster == "local":

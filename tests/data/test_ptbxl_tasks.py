@@ -4,7 +4,8 @@ import csv
 import numpy as np
 import pytest
 
-from ecgdist.data.ptbxl import TASKS, label_fraction, ptbxl_task, read_statements, task_classes
+from ecgdist.data.label_fractions import nested_subsets
+from ecgdist.data.ptbxl import TASKS, ptbxl_task, read_statements, task_classes
 from ecgdist.data.shards import read_metadata
 
 
@@ -57,12 +58,26 @@ def test_folds_select_train_validation_and_test(ptbxl_corpus):
     assert (len(splits["val"].indices), len(splits["test"].indices)) == (21, 14)
 
 
-def test_label_fractions_are_seeded_and_nested():
-    ten, twenty = label_fraction(1000, 0.1, seed=3), label_fraction(1000, 0.2, seed=3)
-    assert len(ten) == 100 and len(twenty) == 200
-    assert set(ten) <= set(twenty)
-    assert np.array_equal(ten, label_fraction(1000, 0.1, seed=3))
-    assert not np.array_equal(ten, label_fraction(1000, 0.1, seed=4))
+def test_label_fractions_are_stratified_nested_seeded_and_keep_every_class_they_can():
+    """A constructed label matrix: 2,000 records, 10 classes from common to a handful of positives."""
+    rng = np.random.default_rng(0)
+    prevalence = np.array([0.5, 0.3, 0.1, 0.05, 0.02, 0.011, 0.006, 0.003, 0.0015, 0.001])
+    targets = rng.random((2000, 10)) < prevalence
+    counts = targets.sum(axis=0)
+    fractions = [0.01, 0.05, 0.1, 0.5]
+    subsets = nested_subsets(targets, fractions + [1.0], seed=3)
+    assert sorted(subsets) == fractions  # fraction 1 is the whole training split
+    for small, large in zip(fractions, fractions[1:]):
+        assert set(subsets[small]) <= set(subsets[large])
+    for fraction, rows in subsets.items():
+        kept = targets[rows].sum(axis=0)
+        assert (kept[counts >= 1 / fraction] > 0).all(), (fraction, kept, counts)
+        assert round(fraction * 2000) <= len(rows) <= round(fraction * 2000) + 10
+        share = kept[:3] / counts[:3]  # common classes keep their share (stratified), within 1/3
+        assert np.all(np.abs(share - fraction) <= max(fraction / 3, 2 / counts[:3].min())), (fraction, share)
+    # The same subset whichever other fractions run beside it; another seed, another subset.
+    assert np.array_equal(nested_subsets(targets, [0.1], seed=3)[0.1], subsets[0.1])
+    assert not np.array_equal(nested_subsets(targets, [0.1], seed=4)[0.1], subsets[0.1])
 
 
 def test_train_fraction_only_shrinks_the_training_folds(ptbxl_corpus):

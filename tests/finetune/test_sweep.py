@@ -191,3 +191,27 @@ def test_the_shipped_benchmark_gives_both_strategies_the_same_epochs():
     header = protocol(load_config(FinetuneConfig, REPO / "configs/finetune/ptbxl.yaml"))
     assert "Epochs: baseline 35, post_training 35 (post_training: 5 probe + 30 full)" in header
     assert "finetune.match_epochs=true" in header
+
+
+def test_label_fraction_subsets_are_written_once_and_shared_by_every_strategy(ptbxl_corpus, tmp_path):
+    """And a row whose training records hold no positive of a class says so."""
+    cfg = sweep_config(ptbxl_corpus, tmp_path / "sweep", "sweep.tasks=[superdiagnostic]", "sweep.fractions=[0.2]",
+                       "finetune.epochs=1", "finetune.probe_epochs=1")
+    submit_finetune(cfg, "local", wait=True)
+    recorded = json.loads((tmp_path / "sweep" / "label_fractions.json").read_text())
+    assert list(recorded) == ["superdiagnostic/fraction0.2/seed0"]
+    subset = recorded["superdiagnostic/fraction0.2/seed0"]
+    from ecgdist.data.ptbxl import ptbxl_task
+    _, full = ptbxl_task(ptbxl_corpus, "superdiagnostic")
+    assert set(subset) < set(full["train"].record_ids) and len(subset) >= round(0.2 * len(full["train"].record_ids))
+    results = [json.loads(p.read_text()) for p in (tmp_path / "sweep" / "jobs").glob("*/result.json")]
+    assert len(results) == 2 and {r["records"]["train"] for r in results} == {len(subset)}
+    missing = results[0]["classes_without_training_positive"]
+    assert missing == results[1]["classes_without_training_positive"]
+    text = (tmp_path / "sweep" / "results.md").read_text()
+    assert (f"No training positive in superdiagnostic at fraction 0.2 (net1d): {', '.join(sorted(missing))}" in text) == bool(missing)
+    # The record is the truth: a job reads its subset from it, whatever it would draw now.
+    (tmp_path / "sweep" / "label_fractions.json").write_text(json.dumps({"superdiagnostic/fraction0.2/seed0": subset[:5]}))
+    from ecgdist.finetune.job import JobSpec, recorded_training_records
+    job_dir = tmp_path / "sweep" / "jobs" / "superdiagnostic-baseline-f0.2-s0"
+    assert recorded_training_records(JobSpec("superdiagnostic", "baseline", 0.2, 0), job_dir) == subset[:5]
