@@ -342,6 +342,7 @@ class FinetuneSection:
     weights: str = ""  # pre-trained weights (released ECGFounder format or ecgdist export); "" = none
     keep_head: bool = False  # keep a pre-trained head of the task's shape (default: always a fresh head)
     allow_overlap: bool = False  # run with weights pre-trained on folds 9/10 of this corpus (rows are marked)
+    allow_recipe_mismatch: bool = False  # run with weights trained on another rate, filter or normalisation (marked)
     trusted_types: list[str] = field(default_factory=list)  # classes (module.Class) a weights file may hold
     epochs: int = 20
     batch_size: int = 256
@@ -376,11 +377,22 @@ class FinetuneSection:
 
 @dataclass
 class BackboneSection:
-    """One pre-trained model a sweep fine-tunes: its label in the table, weights and architecture."""
+    """One pre-trained model a sweep fine-tunes: its label in the table, weights and architecture, and
+    what its authors fine-tune it with: its own corpus (the same records made with the input recipe
+    it was trained on) and any ``finetune`` keys it changes."""
 
     name: str = ""
     weights: str = ""
     model: ModelSection = field(default_factory=ModelSection)
+    corpus: str = ""  # "": data.corpus
+    finetune: dict[str, Any] = field(default_factory=dict)  # finetune.* keys this backbone's jobs change
+
+    def __post_init__(self) -> None:
+        valid = [f.name for f in fields(FinetuneSection)]
+        unknown = [key for key in self.finetune if key not in valid or key == "weights"]
+        if unknown:
+            raise ConfigError(f"config key 'sweep.backbones ({self.name}) finetune' has {', '.join(unknown)}; valid "
+                              f"keys: {', '.join(k for k in valid if k != 'weights')} (weights is the backbone's own key)")
 
 
 @dataclass

@@ -25,6 +25,8 @@ import pytest
 from conftest import REPO
 from real_records import write_mimic_layout
 
+from ecgdist.data.shards import read_manifest
+
 BIN = str(Path(sys.executable).parent)
 
 
@@ -98,6 +100,7 @@ def test_the_tour_runs_as_printed(shared_data, tmp_path):
 
 SITE = {  # the cluster section's site paths -> fixtures made by the test
     "/data/mimic-iv-ecg": "mimic-iv-ecg", "/data/shards/mimic": "shards/mimic", "/data/shards/ptbxl": "shards/ptbxl",
+    "/data/ptb-xl": "ptb-xl", "/data/shards/ptbxl_ecgfounder": "shards/ptbxl_ecgfounder",
     "/weights/12_lead_ECGFounder.pth": "weights/ecgfounder.pth", "/runs": "runs"}
 SANDBOX_SIZE = {"--array=0-63": "--array=0-1", "--cpus-per-task=16": "--cpus-per-task=1"}
 
@@ -116,6 +119,7 @@ def test_the_cluster_section_runs_on_the_sandbox_and_in_dry_run_form(slurm_clust
     (tmp_path / "slurm").symlink_to(REPO / "slurm")  # run where a user runs them: a checkout's root
     write_mimic_layout(shared_data, tmp_path / "mimic-iv-ecg")
     shutil.copytree(ptbxl_corpus, tmp_path / "shards/ptbxl")
+    (tmp_path / "ptb-xl").symlink_to(shared_data / "ptbxl-mini")
     (tmp_path / "weights").mkdir()
     save_weights(Net1D(), tmp_path / "weights/ecgfounder.pth")
     commands = readme_commands("On a cluster")
@@ -143,6 +147,9 @@ def test_the_cluster_section_runs_on_the_sandbox_and_in_dry_run_form(slurm_clust
         elif command.startswith("python -m ecgdist.export"):
             tiny_run(tmp_path, "mtecg_tiny", command.split()[-2])
             run(command, tmp_path)
+        elif command.startswith("python -m preprocess"):
+            run(command, tmp_path)
+            assert read_manifest(tmp_path / "shards/ptbxl_ecgfounder").recipe.filter == "ecgfounder"
         elif command.startswith("python -m ecgdist.submit finetune"):
             printed = run(command + " --dry-run", tmp_path).stdout  # GPU jobs: what would be submitted
             assert "144 jobs" in printed and "slurm_partition: gpu" in printed

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection, to_dict
+from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection, ModelSection, to_dict
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.loader import make_loader
 from ecgdist.data.ptbxl import ptbxl_task
@@ -97,12 +97,41 @@ def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int,
 
 
 RECIPE_FIELDS = ("rate_hz", "seconds", "filter")  # what a model's input depends on
+# The released ECGFounder weights were trained on 500 Hz, 10 s windows through its filter, z-scored
+# over the whole array; its README asks users to preprocess exactly so.
+RELEASED_ECGFOUNDER = {"rate_hz": 500, "seconds": 10.0, "filter": "ecgfounder", "normalize": "ecgfounder"}
+RELEASED_HUB_REPO = "hf://PKUDigitalHealth/ECGFounder/"
+
+
+def released_ecgfounder(cfg: FinetuneConfig, extra: dict) -> bool:
+    """Weights in the released ECGFounder layout: its Hub repository, or the released Net1D's shape
+    in a file without ecgdist's record of how it was made."""
+    released_shape = cfg.model.name == "net1d" and (cfg.model.widths, cfg.model.blocks) == \
+        (ModelSection().widths, ModelSection().blocks)
+    return str(cfg.finetune.weights).startswith(RELEASED_HUB_REPO) or \
+        (released_shape and "recipe" not in extra and "provenance" not in extra)
+
+
+def recipe_mismatch(cfg: FinetuneConfig, corpus: ShardCorpus, extra: dict) -> str:
+    """How the inputs this corpus gives differ from those the weights were trained on ("" when they agree)."""
+    ours = {**corpus.manifest.recipe.to_dict(), "normalize": cfg.data.normalize}
+    trained = dict(extra.get("recipe") or {})
+    if not trained and released_ecgfounder(cfg, extra):
+        trained = RELEASED_ECGFOUNDER
+    known = "the released ECGFounder recipe" if trained is RELEASED_ECGFOUNDER else "weights"
+    differ = [f"{k} {trained[k]} ({known}) vs {ours[k]} ({'data.normalize' if k == 'normalize' else 'corpus'})"
+              for k in (*RECIPE_FIELDS, "normalize") if k in trained and trained[k] != ours[k]]
+    trained_leads = (extra.get("config") or {}).get("data", {}).get("leads")
+    if trained_leads and list(trained_leads) != list(cfg.data.leads):
+        differ.append(f"leads {','.join(trained_leads)} (weights) vs {','.join(cfg.data.leads)} (data.leads)")
+    return "; ".join(differ)
 
 
 def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus) -> tuple[dict[str, torch.Tensor], dict]:
     """Before anything trains or is submitted: the weights file loads without running pickled code,
-    fits the model, and (an ecgdist export) was trained on data made with this corpus's recipe.
-    Returns what it read (``read_weights``), so a job reads the file once."""
+    fits the model, and was trained on inputs made as this corpus's (an ecgdist export says how; the
+    released ECGFounder weights have their published recipe). Returns what it read
+    (``read_weights``), so a job reads the file once."""
     weights = cfg.finetune.weights
     try:
         state, extra = read_weights(weights, cfg.finetune.trusted_types)
@@ -110,15 +139,11 @@ def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus) -> tuple[dict[str, t
         raise ConfigError(f"config key 'finetune.weights': {weights} does not exist") from None
     except UnreadableWeights as error:
         raise ConfigError(f"config key 'finetune.weights': {error}") from None
-    trained, ours = extra.get("recipe") or {}, corpus.manifest.recipe.to_dict()
-    differ = [f"{k} {trained[k]} (weights) vs {ours[k]} (corpus)" for k in RECIPE_FIELDS if k in trained
-              and trained[k] != ours[k]]
-    trained_leads = (extra.get("config") or {}).get("data", {}).get("leads")
-    if trained_leads and list(trained_leads) != list(cfg.data.leads):
-        differ.append(f"leads {','.join(trained_leads)} (weights) vs {','.join(cfg.data.leads)} (data.leads)")
-    if differ:
+    differ = recipe_mismatch(cfg, corpus, extra)
+    if differ and not cfg.finetune.allow_recipe_mismatch:
         raise ConfigError(f"config key 'finetune.weights': {weights} was trained on other inputs than corpus "
-                          f"{corpus.path} gives: {'; '.join(differ)}")
+                          f"{corpus.path} gives: {differ}. Make the corpus with that recipe (python -m preprocess "
+                          "... --filter/--rate), or finetune.allow_recipe_mismatch=true to run anyway (rows marked)")
     try:
         build_finetune_model(cfg, "baseline", num_classes=1, pretrained=state)
     except CheckpointMismatchError as error:
@@ -191,7 +216,9 @@ def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus,
         raise ConfigError(f"config key 'finetune.weights': {cfg.finetune.weights} changed since the sweep was "
                           "submitted (sha256): this job would train another model than its row's other jobs")
     state, extra = check_weights(cfg, corpus)
-    return state, pretraining_data(cfg.finetune.weights, extra, str(corpus.path), cfg.finetune.allow_overlap)
+    known = pretraining_data(cfg.finetune.weights, extra, str(corpus.path), cfg.finetune.allow_overlap)
+    differ = recipe_mismatch(cfg, corpus, extra)  # only with finetune.allow_recipe_mismatch: the row is marked
+    return state, {**known, "recipe_mismatch": differ} if differ else known
 
 
 LABEL_FRACTIONS = "label_fractions.json"  # a sweep's record: {fraction_key(spec): training record ids}
@@ -330,6 +357,7 @@ def finish(cfg, spec, job_dir, model, loaders, state, logger, pretraining) -> di
               "pretraining_data": pretraining, "simulated": loaders.simulated,
               "seed": spec.seed, "selected_epoch": state["best_epoch"], "val_macro_auroc": state["best_auroc"],
               "resumes": state["resumes"], "classes_without_training_positive": loaders.without_training_positive,
+              "recipe": {"corpus": str(cfg.data.corpus), "inputs": loaders.recipe, "finetune": to_dict(cfg)["finetune"]},
               "records": loaders.sizes, **metrics}
     atomic_write_text(job_dir / RESULT, json.dumps(result, indent=1))
     return result

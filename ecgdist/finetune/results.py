@@ -24,6 +24,7 @@ from ecgdist.finetune.job import RESULT
 from ecgdist.finetune.metrics import bootstrap, macro_auprc, macro_auroc, paired_difference, seed_mean
 
 METRICS = {"macro_auroc": macro_auroc, "macro_auprc": macro_auprc}
+RECIPE_MISMATCH = "**inputs differ from the weights' recipe**"
 COLUMNS = ["backbone", "task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd", "macro_auroc_low",
            "macro_auroc_high", "macro_auprc_mean", "macro_auprc_sd", "macro_auprc_low", "macro_auprc_high",
            "auroc_gain_pct", "auprc_gain_pct", "pretraining_data"]
@@ -56,6 +57,8 @@ def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
         statuses = sorted({j.get("pretraining_data", {}).get("status", "unknown") for j in jobs})
         row = {"backbone": backbone, "task": task, "strategy": strategy, "fraction": fraction, "n_jobs": len(jobs),
                "pretraining_data": "OVERLAP" if "OVERLAP" in statuses else ", ".join(statuses)}
+        if any(j.get("pretraining_data", {}).get("recipe_mismatch") for j in jobs):
+            row["pretraining_data"] += f"; {RECIPE_MISMATCH}"
         for name, metric in METRICS.items():
             values = np.array([j[name] for j in jobs], dtype=float)
             row[f"{name}_mean"] = float(np.nanmean(values))
@@ -149,7 +152,9 @@ def write_results(sweep_dir: Path, header: str = "", resamples: int = 0, simulat
     rows, paired = summarise(results, resamples), paired_gains(results, resamples)
     write_csv(sweep_dir / "results.csv", COLUMNS, rows)
     write_csv(sweep_dir / "paired.csv", PAIRED_COLUMNS, paired)
-    text = (header + "\n\n" if header else "") + markdown_table(rows) + missing_classes_note(results)
+    tested = {r["task"]: r["records"]["test"] for r in results if "records" in r}
+    header += "\nTest records: " + ", ".join(f"{task} {n}" for task, n in sorted(tested.items())) + "." * bool(tested)
+    text = header.strip() + "\n\n" + markdown_table(rows) + missing_classes_note(results)
     if paired:
         text += ("\n**Paired gain, post_training − baseline** (same test records and seeds; a gain whose "
                  "interval excludes 0 is more than test-set noise):\n\n" + paired_table(paired))

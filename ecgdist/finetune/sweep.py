@@ -45,12 +45,14 @@ SIMULATED_BANNER = "**SIMULATED ECGs: a built-in synthetic corpus, not PTB-XL. T
 
 
 def backbones(cfg: FinetuneConfig) -> list[tuple[str, FinetuneConfig]]:
-    """(label, the config its jobs run with) per backbone: ``model`` and ``finetune.weights`` set from it."""
+    """(label, the config its jobs run with) per backbone: ``model``, ``finetune.weights`` and its own
+    corpus and ``finetune`` keys set from it."""
     if not cfg.sweep.backbones:
         return [("", cfg)]
-    return [(b.name, dataclasses.replace(cfg, model=b.model, finetune=dataclasses.replace(cfg.finetune,
-                                                                                          weights=b.weights)))
-            for b in cfg.sweep.backbones]
+    return [(b.name, dataclasses.replace(
+        cfg, model=b.model, data=dataclasses.replace(cfg.data, corpus=b.corpus or cfg.data.corpus),
+        finetune=dataclasses.replace(cfg.finetune, **b.finetune, weights=b.weights)))
+        for b in cfg.sweep.backbones]
 
 
 def expand(cfg: FinetuneConfig) -> list[tuple[JobSpec, FinetuneConfig]]:
@@ -60,16 +62,12 @@ def expand(cfg: FinetuneConfig) -> list[tuple[JobSpec, FinetuneConfig]]:
 
 
 def check_inputs(cfg: FinetuneConfig) -> None:
-    """Files named by the config exist and every backbone's weights may be used: fail here, not in a job."""
-    try:
-        corpus = ShardCorpus(cfg.data.corpus)  # the manifest, and every shard's size against it
-    except (FileNotFoundError, ValueError) as error:
-        raise ConfigError(f"config key 'data.corpus': {error}") from None
-    check_crop(cfg.data.crop_samples, corpus.manifest.recipe.samples, cfg.data.corpus)
-    if not (Path(cfg.data.corpus) / "scp_statements.csv").exists():
-        raise ConfigError(f"config key 'data.corpus': {cfg.data.corpus} has no scp_statements.csv (not a PTB-XL corpus)")
+    """Files named by the config exist and every backbone's weights may be used on its corpus: fail here,
+    not in a job."""
     needs_weights = any(s in ("baseline", "post_training") for s in cfg.sweep.strategies)
     for name, job_cfg in backbones(cfg):
+        own = job_cfg.data.corpus != cfg.data.corpus
+        corpus = open_ptbxl_corpus(job_cfg, f"sweep.backbones ({name}) corpus" if own else "data.corpus")
         key = f"sweep.backbones ({name}) weights" if name else "finetune.weights"
         weights = job_cfg.finetune.weights
         if weights and not Path(weights).exists():
@@ -81,8 +79,21 @@ def check_inputs(cfg: FinetuneConfig) -> None:
                 _, extra = check_weights(job_cfg, corpus)
             except ConfigError as error:
                 raise ConfigError(str(error).replace("config key 'finetune.weights'", f"config key '{key}'")) from None
-            checked = pretraining_data(weights, extra, cfg.data.corpus, cfg.finetune.allow_overlap)
+            checked = pretraining_data(weights, extra, job_cfg.data.corpus, job_cfg.finetune.allow_overlap)
             print(f"pre-training data{f' of {name}' if name else ''}: {checked['status']}: {checked['detail']}")
+
+
+def open_ptbxl_corpus(cfg: FinetuneConfig, key: str) -> ShardCorpus:
+    """The job config's corpus, checked: its manifest and shard sizes, a PTB-XL statements table, a window
+    that fits ``data.crop_samples``."""
+    try:
+        corpus = ShardCorpus(cfg.data.corpus)
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(f"config key '{key}': {error}") from None
+    check_crop(cfg.data.crop_samples, corpus.manifest.recipe.samples, cfg.data.corpus)
+    if not (Path(cfg.data.corpus) / "scp_statements.csv").exists():
+        raise ConfigError(f"config key '{key}': {cfg.data.corpus} has no scp_statements.csv (not a PTB-XL corpus)")
+    return corpus
 
 
 def banner(cfg: FinetuneConfig) -> str:
@@ -99,7 +110,21 @@ def protocol(cfg: FinetuneConfig) -> str:
             f"{ft.bootstrap} resamples of the test records that keep every scored class (as the PTB-XL benchmark). "
             f"Epochs: " + ", ".join(f"{s} {n}" for s, n in epochs.items())
             + (f" (post_training: {probe} probe + {ft.epochs} full)" if "post_training" in epochs else "")
-            + f"; finetune.match_epochs={str(ft.match_epochs).lower()}.")
+            + f"; finetune.match_epochs={str(ft.match_epochs).lower()}. Inputs: " + "; ".join(inputs(cfg)) + ".")
+
+
+def inputs(cfg: FinetuneConfig) -> list[str]:
+    """Each backbone's corpus recipe, as the table's header states it."""
+    described = []
+    for name, job_cfg in backbones(cfg):
+        label = f"{name + ': ' if name else ''}"
+        if not (Path(job_cfg.data.corpus) / "manifest.json").exists():
+            described.append(f"{label}{job_cfg.data.corpus} (no corpus there yet)")
+            continue
+        r = read_manifest(job_cfg.data.corpus).recipe
+        described.append(f"{label}{r.rate_hz} Hz, {r.seconds:g} s, filter {r.filter}, "
+                         f"{len(job_cfg.data.leads)} leads, normalize {job_cfg.data.normalize}")
+    return described
 
 
 def publish_results(cfg: FinetuneConfig, sweep_dir: Path) -> list[dict]:

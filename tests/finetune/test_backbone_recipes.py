@@ -1,0 +1,63 @@
+"""Each backbone fine-tuned the way its authors do: its input recipe, its own corpus and keys."""
+
+import json
+
+import pytest
+from conftest import REPO, build_corpus
+
+from ecgdist.config import ConfigError, FinetuneConfig, load_config
+from ecgdist.data.dataset import ShardCorpus
+from ecgdist.finetune.job import JobSpec, check_weights, starting_weights
+from ecgdist.finetune.sweep import backbones, expand
+from ecgdist.models.net1d import Net1D
+from ecgdist.models.pretrained import save_weights
+
+
+@pytest.fixture(scope="module")
+def filtered_corpus(shared_data, tmp_path_factory):
+    """ptbxl-mini made as the released ECGFounder code prepares its input."""
+    return build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path_factory.mktemp("f") / "c", "--filter", "ecgfounder")
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """A file in the released ECGFounder layout: the released Net1D, no ecgdist record of its recipe."""
+    path = tmp_path_factory.mktemp("w") / "12_lead_ECGFounder.pth"
+    save_weights(Net1D(), path, epoch=3)
+    return path
+
+
+def config(corpus, weights, *overrides):
+    return load_config(FinetuneConfig, REPO / "configs/finetune/ptbxl_tiny.yaml",
+                       [f"data.corpus={corpus}", f"finetune.weights={weights}", "model.widths=[64,160,160,400,400,1024,1024]",
+                        "model.blocks=[2,2,2,3,3,4,4]", "data.crop_samples=5000", *overrides])
+
+
+def test_released_ecgfounder_weights_want_their_filter(ptbxl_corpus, filtered_corpus, released):
+    with pytest.raises(ConfigError, match=r"filter ecgfounder \(the released ECGFounder recipe\) vs none \(corpus\)"):
+        check_weights(config(ptbxl_corpus, released), ShardCorpus(ptbxl_corpus))
+    check_weights(config(filtered_corpus, released), ShardCorpus(filtered_corpus))  # as released: accepted
+    with pytest.raises(ConfigError, match=r"normalize ecgfounder \(the released ECGFounder recipe\) vs per_lead"):
+        check_weights(config(filtered_corpus, released, "data.normalize=per_lead"), ShardCorpus(filtered_corpus))
+    anyway = config(ptbxl_corpus, released, "finetune.allow_recipe_mismatch=true")
+    _, known = starting_weights(anyway, JobSpec("superdiagnostic", "baseline", 1.0, 0), ShardCorpus(ptbxl_corpus))
+    assert "filter ecgfounder" in known["recipe_mismatch"]  # the row is marked in results.md
+
+
+def test_a_backbones_corpus_and_keys_reach_its_jobs(ptbxl_corpus, filtered_corpus, released, tmp_path):
+    cfg = load_config(FinetuneConfig, REPO / "configs/finetune/ptbxl_tiny_two_backbones.yaml", [
+        f"data.corpus={ptbxl_corpus}", f"sweep.backbones.0.weights={released}",
+        f"sweep.backbones.0.corpus={filtered_corpus}", "sweep.backbones.0.finetune={lr: 3.0e-4, drop_path: 0.3}"])
+    (net1d, first), (mtecg, second) = backbones(cfg)
+    assert (net1d, mtecg) == ("net1d", "mtecg")
+    assert first.data.corpus == str(filtered_corpus) and second.data.corpus == str(ptbxl_corpus)
+    assert (first.finetune.lr, first.finetune.drop_path) == (3.0e-4, 0.3)
+    assert (second.finetune.lr, second.finetune.drop_path) == (cfg.finetune.lr, cfg.finetune.drop_path)
+    assert {job_cfg.finetune.lr for spec, job_cfg in expand(cfg) if spec.backbone == "net1d"} == {3.0e-4}
+    with pytest.raises(ConfigError, match=r"'sweep.backbones \(net1d\) finetune' has lrr"):
+        load_config(FinetuneConfig, REPO / "configs/finetune/ptbxl_tiny_two_backbones.yaml",
+                    ["sweep.backbones.0.finetune={lrr: 1}"])
+    with pytest.raises(ConfigError, match="finetune.drop_path"):  # the override is range-checked like the key
+        backbones(load_config(FinetuneConfig, REPO / "configs/finetune/ptbxl_tiny_two_backbones.yaml",
+                              ["sweep.backbones.0.finetune={drop_path: 5}"]))
+    assert json.dumps(cfg.sweep.backbones[0].finetune)  # plain data: saved in the sweep's config.yaml
