@@ -37,7 +37,7 @@ from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_write_text, temp_path_for
 from ecgdist.finetune.metrics import evaluate, macro_auroc
-from ecgdist.finetune.provenance import pretraining_data, weights_sha256
+from ecgdist.finetune.provenance import pretraining_data, training_records_seen, weights_sha256
 from ecgdist.models import CLASSIFIERS, build_model
 from ecgdist.models.pretrained import (
     CheckpointMismatchError,
@@ -206,10 +206,11 @@ def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection, stra
     return torch.optim.Adam([{k: v for k, v in g.items() if k != "names"} for g in groups], lr=ft.lr)
 
 
-def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus,
-                     expected_sha256: str = "") -> tuple[dict | None, dict]:
+def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus, expected_sha256: str = "",
+                     training_rows: np.ndarray | None = None) -> tuple[dict | None, dict]:
     """(the pre-trained tensors the job starts from, or None; what is known of their training data),
-    from one read of the file; ``expected_sha256``: the file's checksum when its sweep was submitted."""
+    from one read of the file; ``expected_sha256``: the file's checksum when its sweep was submitted;
+    ``training_rows``: the task's training records, counted against what pre-training saw."""
     if not cfg.finetune.weights or spec.strategy == "scratch":
         return None, {"status": "none", "detail": "no pre-trained weights"}
     if expected_sha256 and weights_sha256(cfg.finetune.weights) != expected_sha256:
@@ -217,6 +218,8 @@ def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus,
                           "submitted (sha256): this job would train another model than its row's other jobs")
     state, extra = check_weights(cfg, corpus)
     known = pretraining_data(cfg.finetune.weights, extra, str(corpus.path), cfg.finetune.allow_overlap)
+    if training_rows is not None:
+        known["training_records_seen"] = training_records_seen(extra, str(corpus.path), training_rows)
     differ = recipe_mismatch(cfg, corpus, extra)  # only with finetune.allow_recipe_mismatch: the row is marked
     return state, {**known, "recipe_mismatch": differ} if differ else known
 
@@ -238,6 +241,9 @@ class Loaders:
         self.classes, splits = ptbxl_task(corpus.path, spec.task, train_fraction=spec.fraction, seed=spec.seed,
                                           train_records=train_records)
         self.without_training_positive = splits["train"].classes_without_positive(self.classes)
+        # every training-fold record of the task (not only the fraction): what pre-training must not have seen
+        self.training_rows = splits["train"].indices if spec.fraction >= 1 else \
+            ptbxl_task(corpus.path, spec.task)[1]["train"].indices
         d, bs = cfg.data, cfg.finetune.batch_size
         train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
         eval_t = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
@@ -280,8 +286,9 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
         return json.loads((job_dir / RESULT).read_text())
     torch.manual_seed(spec.seed)
     corpus = ShardCorpus(cfg.data.corpus)
-    pretrained, pretraining = starting_weights(cfg, spec, corpus, submitted_weights_sha256(cfg, spec, job_dir))
     loaders = Loaders(cfg, spec, corpus, recorded_training_records(spec, job_dir))
+    pretrained, pretraining = starting_weights(cfg, spec, corpus, submitted_weights_sha256(cfg, spec, job_dir),
+                                               loaders.training_rows)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_finetune_model(cfg, spec.strategy, len(loaders.classes), pretrained).to(device)
     del pretrained  # the model holds its own copy

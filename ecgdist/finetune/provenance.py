@@ -15,7 +15,8 @@ import torch
 
 from ecgdist.config import ConfigError
 from ecgdist.data.fingerprint import FINGERPRINT_VERSION
-from ecgdist.data.leakage import fingerprint_set_sha256, overlap_by_fold
+from ecgdist.data.index import read_index
+from ecgdist.data.leakage import fingerprint_set_sha256, members, overlap_by_fold
 from ecgdist.files import file_sha256
 from ecgdist.models.hub import locate_weights
 
@@ -71,6 +72,21 @@ def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool
                           f"of {corpus}: {detail}. Pre-train with data.exclude_from={corpus}, or set "
                           "finetune.allow_overlap=true to run anyway (its rows are then marked)")
     return {"status": OVERLAP, "detail": f"allowed by finetune.allow_overlap: {detail}"}
+
+
+def training_records_seen(extra: dict, corpus: str, rows: np.ndarray) -> int | None:
+    """How many of ``rows`` (a task's training records) the weights' pre-training could train on, by
+    content or identity; None when the weights do not say what they were trained on. A supervised
+    backbone that saw them has seen their labels, which voids a label-fraction claim."""
+    provenance = extra.get("provenance") or {}
+    if provenance.get("fingerprints") is None or fingerprint_set_problem(provenance) or \
+            provenance.get("fingerprint_version", 1) != FINGERPRINT_VERSION:
+        return None
+    index = read_index(corpus)
+    seen = members(index.fingerprints(corpus)[rows], provenance["fingerprints"].numpy().view(np.uint64))
+    identities = index.identity[rows]
+    seen |= members(identities, provenance["identities"].numpy().view(np.uint64)) & (identities != 0)
+    return int(seen.sum())
 
 
 def weights_sha256(weights: str) -> str:

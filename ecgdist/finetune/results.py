@@ -59,6 +59,10 @@ def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
                "pretraining_data": "OVERLAP" if "OVERLAP" in statuses else ", ".join(statuses)}
         if any(j.get("pretraining_data", {}).get("recipe_mismatch") for j in jobs):
             row["pretraining_data"] += f"; {RECIPE_MISMATCH}"
+        seen = max((j.get("pretraining_data", {}).get("training_records_seen") or 0 for j in jobs), default=0)
+        if seen:
+            row["pretraining_data"] += f"; saw {seen} training-fold records" + (
+                " (**label fraction < 1: a supervised pre-training has seen their labels**)" if fraction < 1 else "")
         for name, metric in METRICS.items():
             values = np.array([j[name] for j in jobs], dtype=float)
             row[f"{name}_mean"] = float(np.nanmean(values))

@@ -100,3 +100,16 @@ def test_hand_edited_provenance_reads_as_unknown_never_as_no_overlap(ptbxl_corpu
     checked = pretraining_data(str(tmp_path / "edited.pth"), read_weights(tmp_path / "edited.pth")[1],
                                str(ptbxl_corpus), allow_overlap=False)
     assert checked["status"] == UNKNOWN and "cannot be checked" in checked["detail"]
+
+
+def test_a_label_fraction_row_whose_backbone_saw_training_folds_is_marked(ptbxl_corpus, leaky_weights, tmp_path):
+    """The Challenge copies of 6000-6009: eight of them are in PTB-XL's training folds 1-8."""
+    out = sweep(ptbxl_corpus, leaky_weights, tmp_path / "sweep", "finetune.allow_overlap=true", "sweep.fractions=[0.5]")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(next((tmp_path / "sweep" / "jobs").glob("*/result.json")).read_text())
+    from ecgdist.data.ptbxl import ptbxl_task
+    _, splits = ptbxl_task(ptbxl_corpus, "superdiagnostic")
+    expected = sum(r.split("#")[0] in {f"ptbxl:{i}" for i in range(6000, 6010)} for r in splits["train"].record_ids)
+    assert expected == 8 and result["pretraining_data"]["training_records_seen"] == expected
+    assert "saw 8 training-fold records (**label fraction < 1: a supervised pre-training has seen their labels**)" \
+        in (tmp_path / "sweep" / "results.md").read_text()
