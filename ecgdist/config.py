@@ -348,6 +348,9 @@ class FinetuneSection:
     batch_size: int = 256
     lr: float = 1e-4  # the official ECGFounder recipe: Adam 1e-4, weight decay 1e-5
     weight_decay: float = 1e-5
+    optimizer: str = "adam"  # adam: weight decay on every parameter (released ECGFounder) | adamw: not on norms, biases (MAE)
+    schedule: str = "plateau"  # plateau: ReduceLROnPlateau on validation AUROC (released) | cosine: warm-up, cosine (MAE)
+    warmup_epochs: int = 0  # cosine: linear warm-up over this many epochs of each stage
     plateau_patience: int = 10  # ReduceLROnPlateau (mode max) on validation macro AUROC, as released
     plateau_factor: float = 0.1
     # post_training: stage 1 trains the head on the frozen backbone, stage 2 everything
@@ -355,8 +358,9 @@ class FinetuneSection:
     linear_probe: bool = True
     probe_epochs: int = 5
     probe_lr: float = 1e-3
-    drop_path: float = 0.1  # stochastic depth in stage 2 (baseline and scratch use none)
-    layer_decay: float = 1.0  # 1.0 = off
+    drop_path: float = 0.1  # post_training's stochastic depth in stage 2
+    baseline_drop_path: float = 0.0  # the baseline's (and scratch's) own; post_training's drop_path must exceed it
+    layer_decay: float = 1.0  # 1.0 = off; part of a backbone's recipe: every strategy's full stage uses it
     ema_decay: float = 0.0  # 0 = off; else evaluate an exponential moving average of the weights
     bootstrap: int = 1000  # test-record resamples for the 90 % intervals and paired differences
 
@@ -364,6 +368,13 @@ class FinetuneSection:
         check_range("finetune.epochs", self.epochs, 1)
         check_range("finetune.probe_epochs", self.probe_epochs, 0)
         check_range("finetune.drop_path", self.drop_path, 0.0, 0.9)
+        check_range("finetune.baseline_drop_path", self.baseline_drop_path, 0.0, 0.9)
+        if self.baseline_drop_path and self.drop_path <= self.baseline_drop_path:
+            raise ConfigError(f"config key 'finetune.drop_path' is {self.drop_path}: post_training adds stochastic depth "
+                              f"to the baseline's, so it must exceed finetune.baseline_drop_path={self.baseline_drop_path}")
+        check_choice("finetune.optimizer", self.optimizer, ["adam", "adamw"])
+        check_choice("finetune.schedule", self.schedule, ["plateau", "cosine"])
+        check_range("finetune.warmup_epochs", self.warmup_epochs, 0)
         check_range("finetune.ema_decay", self.ema_decay, 0.0, 0.99999)
         check_range("finetune.layer_decay", self.layer_decay, 0.0, 1.0)
         for key in ("lr", "probe_lr", "weight_decay", "plateau_factor"):

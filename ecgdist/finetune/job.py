@@ -2,10 +2,14 @@
 
 Strategies (every part a config switch, so ablations are config lines):
 
-- ``baseline``: the official recipe on the pre-trained model with a fresh head: Adam
-  (lr 1e-4, weight decay 1e-5), BCE, ReduceLROnPlateau on validation macro AUROC.
-- ``post_training``: stage 1, preview linear probing (only the new head trains, the
-  backbone frozen and in eval mode); stage 2, full fine-tuning with stochastic depth.
+- ``baseline``: the backbone's own recipe on the pre-trained model with a fresh head. By
+  default the released ECGFounder one: Adam (lr 1e-4, weight decay 1e-5 on every
+  parameter), BCE, ReduceLROnPlateau on validation macro AUROC; a backbone may name MAE's
+  instead (``optimizer: adamw``, ``schedule: cosine``, ``warmup_epochs``, ``layer_decay``,
+  ``baseline_drop_path``).
+- ``post_training``: the same recipe, plus stage 1, preview linear probing (only the new
+  head trains, the backbone frozen and in eval mode), and a stochastic-depth rate of its
+  own (``drop_path``) in stage 2, full fine-tuning.
 - ``scratch``: the baseline recipe from random weights.
 
 Model selection uses fold 9 only: the weights with the best validation macro AUROC over
@@ -38,6 +42,7 @@ from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_write_text, temp_path_for
 from ecgdist.finetune.metrics import evaluate, macro_auroc
 from ecgdist.finetune.provenance import pretraining_data, training_records_seen, weights_sha256
+from ecgdist.finetune.schedule import StageSchedule
 from ecgdist.models import CLASSIFIERS, build_model
 from ecgdist.models.pretrained import (
     CheckpointMismatchError,
@@ -87,8 +92,8 @@ def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int,
     ``finetune.weights`` when already read."""
     if cfg.model.name not in CLASSIFIERS:
         raise ConfigError(f"config key 'model.name' is {cfg.model.name!r}; fine-tuning needs one of {CLASSIFIERS}")
-    section = dataclasses.replace(cfg.model, num_classes=num_classes,
-                                  drop_path=cfg.finetune.drop_path if strategy == "post_training" else 0.0)
+    section = dataclasses.replace(cfg.model, num_classes=num_classes, drop_path=cfg.finetune.drop_path
+                                  if strategy == "post_training" else cfg.finetune.baseline_drop_path)
     model = build_model(section, len(cfg.data.leads), cfg.data.crop_samples, num_classes)
     if strategy != "scratch" and cfg.finetune.weights:
         load_pretrained(model, cfg.finetune.weights, not cfg.finetune.keep_head, cfg.finetune.trusted_types,
@@ -171,7 +176,7 @@ def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.
     return np.concatenate(scores), np.concatenate(targets)
 
 
-def train_epoch(model, loader, optimizer, stage: str, ema=None) -> float:
+def train_epoch(model, loader, optimizer, stage: str, ema=None, schedule: StageSchedule | None = None) -> float:
     model.train()
     if stage == "probe":  # frozen backbone: its dropout/drop-path/BatchNorm stay in eval mode
         model.eval()
@@ -185,6 +190,8 @@ def train_epoch(model, loader, optimizer, stage: str, ema=None) -> float:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if schedule is not None:
+            schedule.after_step()
         if ema is not None:
             ema.update_parameters(model)
         total += loss.item() * len(batch["index"])
@@ -193,17 +200,18 @@ def train_epoch(model, loader, optimizer, stage: str, ema=None) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection, strategy: str) -> torch.optim.Optimizer:
-    """The released recipe: Adam with weight decay on every parameter; post-training may add
-    layer-wise LR decay to its full stage."""
+    """The backbone's recipe: Adam with weight decay on every parameter (released ECGFounder), or AdamW
+    without it on norms and biases (MAE), with its layer-wise LR decay in the full stage. The probe
+    stage trains the head alone."""
     frozen = stage == "probe"
     for p in backbone_parameters(model):
         p.requires_grad_(not frozen)
+    kind = torch.optim.AdamW if ft.optimizer == "adamw" else torch.optim.Adam
     if frozen:
         head = [p for n, p in model.named_parameters() if n in model.head_parameter_names()]
-        return torch.optim.Adam(head, lr=ft.probe_lr, weight_decay=ft.weight_decay)
-    layer_decay = ft.layer_decay if strategy == "post_training" else 1.0
-    groups = param_groups(model, ft.lr, ft.weight_decay, layer_decay, decay_all=True)
-    return torch.optim.Adam([{k: v for k, v in g.items() if k != "names"} for g in groups], lr=ft.lr)
+        return kind(head, lr=ft.probe_lr, weight_decay=ft.weight_decay)
+    groups = param_groups(model, ft.lr, ft.weight_decay, ft.layer_decay, decay_all=ft.optimizer == "adam")
+    return kind([{k: v for k, v in g.items() if k != "names"} for g in groups], lr=ft.lr)
 
 
 def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus, expected_sha256: str = "",
@@ -306,8 +314,7 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     for index in range(state["stage"], len(plan)):
         stage, epochs = plan[index]
         optimizer = make_optimizer(model, stage, cfg.finetune, spec.strategy)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.finetune.plateau_factor,
-                                                               patience=cfg.finetune.plateau_patience)
+        scheduler = StageSchedule(optimizer, cfg.finetune, epochs, len(loaders.train))
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.finetune.ema_decay)) \
             if cfg.finetune.ema_decay else None
         if state["epoch"]:  # resuming inside this stage
@@ -317,10 +324,10 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
                 ema.load_state_dict(state["ema"])
         for epoch in range(state["epoch"], epochs):
             loaders.train_sampler.set_epoch(global_epoch)
-            train_loss = train_epoch(model, loaders.train, optimizer, stage, ema)
+            train_loss = train_epoch(model, loaders.train, optimizer, stage, ema, scheduler)
             evaluated = ema.module if ema is not None else model
             val_auroc = float(macro_auroc(*reversed(predict(evaluated, loaders.val))))
-            scheduler.step(val_auroc if np.isfinite(val_auroc) else 0.0)
+            scheduler.after_epoch(val_auroc)
             global_epoch += 1
             if np.isfinite(val_auroc) and val_auroc > state["best_auroc"]:
                 state.update(best_auroc=val_auroc, best_epoch=global_epoch,

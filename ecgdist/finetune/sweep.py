@@ -110,7 +110,21 @@ def protocol(cfg: FinetuneConfig) -> str:
             f"{ft.bootstrap} resamples of the test records that keep every scored class (as the PTB-XL benchmark). "
             f"Epochs: " + ", ".join(f"{s} {n}" for s, n in epochs.items())
             + (f" (post_training: {probe} probe + {ft.epochs} full)" if "post_training" in epochs else "")
-            + f"; finetune.match_epochs={str(ft.match_epochs).lower()}. Inputs: " + "; ".join(inputs(cfg)) + ".")
+            + f"; finetune.match_epochs={str(ft.match_epochs).lower()}. Inputs: " + "; ".join(inputs(cfg))
+            + ". Recipes: " + "; ".join(recipes(cfg)) + ".")
+
+
+def recipes(cfg: FinetuneConfig) -> list[str]:
+    """Each backbone's fine-tuning recipe, as the table's header states it."""
+    described = []
+    for name, job_cfg in backbones(cfg):
+        ft = job_cfg.finetune
+        schedule = f"cosine after {ft.warmup_epochs} warm-up epochs" if ft.schedule == "cosine" else \
+            f"plateau (patience {ft.plateau_patience})"
+        described.append(f"{name + ': ' if name else ''}{ft.optimizer} lr {ft.lr:g} weight decay {ft.weight_decay:g}"
+                         + (f" layer decay {ft.layer_decay:g}" if ft.layer_decay < 1 else "") + f", {schedule}, "
+                         f"drop path {ft.baseline_drop_path:g} (post_training {ft.drop_path:g}), batch {ft.batch_size}")
+    return described
 
 
 def inputs(cfg: FinetuneConfig) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from ecgdist.config import FinetuneConfig, load_config
+from ecgdist.config import ConfigError, FinetuneConfig, load_config
 from ecgdist.data.shards import ShardEntry, read_manifest, read_metadata, write_manifest
 from ecgdist.files import file_sha256
 from ecgdist.finetune.job import (
@@ -181,19 +181,54 @@ def test_a_head_of_the_task_shape_in_the_weights_is_reinitialised_unless_kept(pt
 def test_baseline_is_the_released_recipe_and_match_epochs_gives_it_the_same_epochs(ptbxl_corpus, weights):
     from ecgdist.finetune.job import stages
 
-    cfg = tiny(ptbxl_corpus, weights, "finetune.layer_decay=0.5")
+    cfg = tiny(ptbxl_corpus, weights)
     model = build_finetune_model(cfg, "baseline", 5)
     optimizer = make_optimizer(model, "full", cfg.finetune, "baseline")
     assert isinstance(optimizer, torch.optim.Adam) and len(optimizer.param_groups) == 1  # no layer decay
     group = optimizer.param_groups[0]
     assert group["lr"] == cfg.finetune.lr and group["weight_decay"] == cfg.finetune.weight_decay
     assert len(group["params"]) == len(list(model.parameters()))  # biases decay too
-    assert len(make_optimizer(model, "full", cfg.finetune, "post_training").param_groups) > 1
     ft = cfg.finetune
     assert stages(ft, "baseline") == [("full", ft.epochs)]
     matched = tiny(ptbxl_corpus, weights, "finetune.match_epochs=true").finetune
     assert stages(matched, "baseline") == [("full", ft.epochs + ft.probe_epochs)]
     assert sum(n for _, n in stages(matched, "post_training")) == ft.epochs + ft.probe_epochs
+
+
+def test_post_training_is_its_baseline_plus_probe_and_more_stochastic_depth(ptbxl_corpus, weights):
+    """The MAE-style recipe a ViT backbone names: AdamW without decay on norms and biases, layer-wise
+    LR decay, the baseline's own drop path, warm-up then cosine; post_training changes only the probe
+    and the drop path."""
+    from ecgdist.finetune.schedule import StageSchedule
+    from ecgdist.models.drop_path import DropPath
+
+    cfg = tiny(ptbxl_corpus, weights, "finetune.optimizer=adamw", "finetune.layer_decay=0.5",
+               "finetune.baseline_drop_path=0.1", "finetune.drop_path=0.2", "finetune.schedule=cosine",
+               "finetune.warmup_epochs=1", "finetune.weight_decay=0.05")
+    rates = {}
+    for strategy in ("baseline", "post_training"):
+        model = build_finetune_model(cfg, strategy, 5)
+        optimizer = make_optimizer(model, "full", cfg.finetune, strategy)
+        assert isinstance(optimizer, torch.optim.AdamW)
+        rates[strategy] = sorted((g["lr"], g["weight_decay"]) for g in optimizer.param_groups)
+        rates[strategy + " drop path"] = max(m.rate for m in model.modules() if isinstance(m, DropPath))
+    assert rates["baseline"] == rates["post_training"]  # the same optimizer groups and rates
+    lrs = sorted({lr for lr, _ in rates["baseline"]})
+    assert lrs[-1] == cfg.finetune.lr and lrs[0] == pytest.approx(cfg.finetune.lr * 0.5 ** (len(lrs) - 1))
+    assert {wd for _, wd in rates["baseline"]} == {0.0, 0.05}  # norms and biases undecayed
+    assert (rates["baseline drop path"], rates["post_training drop path"]) == (pytest.approx(0.1), pytest.approx(0.2))
+    with pytest.raises(ConfigError, match="must exceed finetune.baseline_drop_path=0.2"):
+        tiny(ptbxl_corpus, weights, "finetune.baseline_drop_path=0.2", "finetune.drop_path=0.2")
+    # Warm-up over the first epoch's 4 steps, then cosine to 0 at the stage's last step.
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = StageSchedule(optimizer, cfg.finetune, epochs=3, steps_per_epoch=4)
+    seen = [optimizer.param_groups[0]["lr"]]
+    for _ in range(12):
+        optimizer.step()
+        schedule.after_step()
+        seen.append(optimizer.param_groups[0]["lr"])
+    assert seen[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0]) and seen[4] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(seen[4:], seen[5:])) and seen[12] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_training_batches_mix_shards_in_a_fresh_order_each_epoch(shared_data, tmp_path, weights):
