@@ -21,6 +21,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ecgdist.files import file_digest, temp_path_for
+from ecgdist.files import atomic_write_text, file_digest, temp_path_for
 
 log = logging.getLogger(__name__)
 SOURCES = {  # name -> where the publisher serves it
@@ -158,6 +159,16 @@ def csv_rows(path: Path, records: int | None) -> list[dict]:
     return rows[:records] if records else rows
 
 
+DOWNLOAD_RECORD = "DOWNLOAD.json"  # which release a folder was downloaded from; preprocessing copies it
+
+
+def record_download(out: Path, dataset: str, base_url: str) -> None:
+    """Name the release in the folder (PhysioNet's URLs end in it), for the corpus and the results table."""
+    version = re.search(r"/(\d+(?:\.\d+)+)/?$", base_url)
+    atomic_write_text(Path(out) / DOWNLOAD_RECORD, json.dumps(
+        {"dataset": dataset, "url": base_url, "version": version.group(1) if version else "unknown"}))
+
+
 def download_ptbxl(out: Path, records: int | None = None, base_url: str = SOURCES["ptbxl"],
                    rates: tuple[str, ...] = ("500",), progress: bool = True) -> DownloadReport:
     """The metadata and the first ``records`` records (all when None) at ``rates``.
@@ -168,6 +179,7 @@ def download_ptbxl(out: Path, records: int | None = None, base_url: str = SOURCE
     downloader, report = Downloader(base_url, out), DownloadReport()
     downloader.read_sha256sums()
     downloader.require(PTBXL_METADATA, report)
+    record_download(out, "ptb-xl", base_url)
     for row in tqdm(csv_rows(Path(out) / "ptbxl_database.csv", records), unit="rec", desc="PTB-XL",
                     disable=not progress):
         for rate in rates:

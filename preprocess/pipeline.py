@@ -31,6 +31,7 @@ from ecgdist.data.index import write_index
 from ecgdist.data.shards import METADATA, REJECTED_NAME, Manifest, Recipe, ShardEntry, write_manifest, write_shard
 from ecgdist.data.windows import make_windows
 from ecgdist.files import atomic_write_text
+from preprocess.download import DOWNLOAD_RECORD
 from preprocess.listing import Listing
 from preprocess.record import RecordError, Rejection, SourceError, SourceItem
 from preprocess.simulate import MARKER as SIMULATED_MARKER
@@ -163,6 +164,8 @@ def run(listing: Listing, output: Path, recipe: Recipe, workers: int = 1, shard_
     members = chunk_members(len(listing), shard_size, seed)
     if slice_index == 0:
         extra = {"simulated": True} if (input_dir / SIMULATED_MARKER).exists() else {}
+        if (input_dir / DOWNLOAD_RECORD).exists():  # the release the input was downloaded from
+            extra["source_version"] = json.loads((input_dir / DOWNLOAD_RECORD).read_text())["version"]
         atomic_write_text(output / PARTS / LISTING_PART, json.dumps(
             {"total_chunks": len(members), "inputs": len(listing.rejections), "placement_seed": seed,
              "rejected": [r.to_dict() for r in listing.rejections], "extra": extra}))

@@ -135,9 +135,11 @@ def inputs(cfg: FinetuneConfig) -> list[str]:
         if not (Path(job_cfg.data.corpus) / "manifest.json").exists():
             described.append(f"{label}{job_cfg.data.corpus} (no corpus there yet)")
             continue
-        r = read_manifest(job_cfg.data.corpus).recipe
+        manifest = read_manifest(job_cfg.data.corpus)
+        r = manifest.recipe
         described.append(f"{label}{r.rate_hz} Hz, {r.seconds:g} s, filter {r.filter}, "
-                         f"{len(job_cfg.data.leads)} leads, normalize {job_cfg.data.normalize}")
+                         f"{len(job_cfg.data.leads)} leads, normalize {job_cfg.data.normalize}, "
+                         f"{r.source} version {manifest.extra.get('source_version', 'unknown')}")
     return described
 
 

@@ -214,7 +214,7 @@ def test_label_fraction_subsets_are_written_once_and_shared_by_every_strategy(pt
     assert missing == results[1]["classes_without_training_positive"]
     assert results[0]["recipe"]["finetune"]["epochs"] == 1 and results[0]["recipe"]["inputs"]["filter"] == "none"
     text = (tmp_path / "sweep" / "results.md").read_text()
-    assert "Inputs: 500 Hz, 10 s, filter none, 12 leads, normalize ecgfounder." in text
+    assert "Inputs: 500 Hz, 10 s, filter none, 12 leads, normalize ecgfounder, ptbxl version unknown." in text
     assert "Test records: superdiagnostic 14." in text
     assert (f"No training positive in superdiagnostic at fraction 0.2 (net1d): {', '.join(sorted(missing))}" in text) == bool(missing)
     # The record is the truth: a job reads its subset from it, whatever it would draw now.

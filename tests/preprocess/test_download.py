@@ -41,6 +41,7 @@ def test_downloads_metadata_and_records_then_preprocesses(mirror, shared_data, t
     assert "12 not on the server" in result.stdout
     manifest = read_manifest(build_corpus("ptbxl", tmp_path / "ptbxl", tmp_path / "corpus"))
     assert manifest.written_inputs == 12 and manifest.rejected == 98  # the rest of the CSV was not fetched
+    assert manifest.extra["source_version"] == "1.0.3"  # from PhysioNet's URL, for the results table
     again = download(url, tmp_path / "ptbxl")
     assert "0 files fetched, 26 already verified" in again.stdout
 
