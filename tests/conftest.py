@@ -52,3 +52,10 @@ def build_corpus(source: str, input_dir: Path, output: Path, *options: str) -> P
 def ptbxl_corpus(shared_data, tmp_path_factory) -> Path:
     """ptbxl-mini as a 500 Hz shard corpus, built once per test session."""
     return build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path_factory.mktemp("corpus") / "ptbxl")
+
+
+@pytest.fixture(scope="session")
+def ptbxl_ecgfounder_corpus(shared_data, tmp_path_factory) -> Path:
+    """ptbxl-mini made as the released ECGFounder code prepares its input (its filter), built once."""
+    return build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path_factory.mktemp("corpus") / "ptbxl_ecgfounder",
+                        "--filter", "ecgfounder")

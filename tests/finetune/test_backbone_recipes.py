@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import REPO, build_corpus
+from conftest import REPO
 
 from ecgdist.config import ConfigError, FinetuneConfig, load_config
 from ecgdist.data.dataset import ShardCorpus
@@ -14,9 +14,8 @@ from ecgdist.models.pretrained import save_weights
 
 
 @pytest.fixture(scope="module")
-def filtered_corpus(shared_data, tmp_path_factory):
-    """ptbxl-mini made as the released ECGFounder code prepares its input."""
-    return build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path_factory.mktemp("f") / "c", "--filter", "ecgfounder")
+def filtered_corpus(ptbxl_ecgfounder_corpus):
+    return ptbxl_ecgfounder_corpus
 
 
 @pytest.fixture(scope="module")

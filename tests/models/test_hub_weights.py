@@ -10,7 +10,7 @@ import pytest
 import torch
 from hub_server import HubServer
 
-from ecgdist.config import FinetuneConfig, load_config
+from ecgdist.config import ConfigError, FinetuneConfig, load_config
 from ecgdist.data.dataset import ShardCorpus
 from ecgdist.finetune.job import JobSpec, build_finetune_model, check_weights, run_job
 from ecgdist.models.pretrained import UnreadableWeights, read_weights, save_weights
@@ -48,11 +48,15 @@ def config(corpus, *overrides):
     return load_config(FinetuneConfig, TINY, [f"data.corpus={corpus}", "finetune.bootstrap=20", *overrides])
 
 
-def test_a_fine_tune_job_loads_released_weights_by_hub_reference(ptbxl_corpus, shared_data, hub, tmp_path):
-    cfg = config(ptbxl_corpus, f"finetune.weights={REF}")
+def test_a_fine_tune_job_loads_released_weights_by_hub_reference(ptbxl_ecgfounder_corpus, ptbxl_corpus, shared_data,
+                                                                 hub, tmp_path):
+    """On the corpus made with the released recipe (its filter); an unfiltered one is refused."""
+    cfg = config(ptbxl_ecgfounder_corpus, f"finetune.weights={REF}")
     model = released_net1d(cfg, tmp_path / "released.pth")
     hub.publish("PKUDigitalHealth/ECGFounder", "12_lead_ECGFounder.pth", tmp_path / "released.pth")
-    check_weights(cfg, ShardCorpus(ptbxl_corpus))  # what submission checks
+    check_weights(cfg, ShardCorpus(ptbxl_ecgfounder_corpus))  # what submission checks
+    with pytest.raises(ConfigError, match="filter ecgfounder"):
+        check_weights(config(ptbxl_corpus, f"finetune.weights={REF}"), ShardCorpus(ptbxl_corpus))
     loaded = build_finetune_model(cfg, "baseline", 150)
     body = [k for k in model.state_dict() if k not in model.head_parameter_names()]
     assert all(torch.equal(loaded.state_dict()[k], model.state_dict()[k]) for k in body)
