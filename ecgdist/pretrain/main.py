@@ -256,14 +256,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # disk full or unwritable run folder: one line naming the file
         print(f"error: {error.strerror or error}" + (f" ({error.filename})" if error.filename else ""), file=sys.stderr)
         return 1
-    except RuntimeError as error:
+    except (CheckpointsCorrupt, FloatingPointError) as error:  # every checkpoint corrupt; a non-finite loss or state
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except RuntimeError as error:  # after CheckpointsCorrupt, a RuntimeError too
         if "DataLoader worker" not in str(error):
             raise
         line = next(ln for ln in str(error).splitlines() if "DataLoader worker" in ln).strip()
         print(f"error: {line} (out of memory? a node's OOM killer ends the largest process first)", file=sys.stderr)
-        return 1
-    except CheckpointsCorrupt as error:
-        print(f"error: {error}", file=sys.stderr)
         return 1
     except CorruptShard as error:  # raised in a loader worker, it arrives wrapped in that worker's traceback
         print(f"error: {str(error).strip().splitlines()[-1].split('CorruptShard: ')[-1]}", file=sys.stderr)
