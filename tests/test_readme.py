@@ -93,7 +93,8 @@ def test_the_tour_runs_as_printed(shared_data, tmp_path):
         assert "data.exclude_from left out 35 records" in config
     assert (tmp_path / "weights/net1d.pth").exists()
     results = (tmp_path / "runs/ptbxl_tiny_sweep/results.md").read_text()
-    assert "| no overlap |" in results and "Paired gain" in results
+    assert re.search(r"\| no overlap; saw \d+ training-fold records \|", results) and "OVERLAP" not in results
+    assert "Paired gain" in results
     assert "4/4 completed" in outputs["ecgdist.submit"].stdout  # the last submit command: status
     assert re.search(r"00001_lr\.hea: \w+ \d\.\d\d", outputs["ecgdist.predict"].stdout)
 
