@@ -18,7 +18,7 @@ over the rate with none, same batches, both through ``make_loader`` as training 
 The workers hand over float16 (``device_transform``) and the training process finishes the
 batch (here on the CPU, standing in for the GPU). ``device_transform_w1_per_s`` /
 ``_w2_per_s``: records/s into the training process, finished there, at 1 and 2 workers;
-``device_transform_received_*``: records/s as handed over and given back, not finished
+``device_transform_received_*``: records/s as handed over, not finished
 (what the training process itself pays when a GPU finishes). ``workers_vs_inprocess_float32``:
 the same ratio when the workers finish float32 batches themselves. Each configuration runs
 in turn, several rounds, in each of ``--processes`` fresh processes, best kept (see
@@ -142,19 +142,15 @@ def into_training_step(dataset: ShardDataset, batches: list, workers: int, finis
                        epochs: int = 2) -> Callable[[], int]:
     """A pass over ``epochs`` x ``batches`` through ``make_loader`` (persistent workers, cores shared
     as a training process with that loader shares them), counting records delivered to this process
-    as the float32 tensor a training step consumes (``finish``), or as handed over and given back
-    (what the training process pays when a GPU finishes the batch)."""
+    as the float32 tensor a training step consumes (``finish``), or as handed over (what the
+    training process pays when a GPU finishes the batch)."""
     loader = make_loader(dataset, batches * epochs, workers)
 
     def one_pass() -> int:
         share_cores_with_workers(workers)  # several loaders live here at once: each pass as its own process
         count = 0
         for batch in loader:
-            if finish:
-                count += len(dataset.to_device(batch, "cpu")["signal"])
-            else:
-                count += len(batch["signal"])
-                dataset.release(batch)
+            count += len(dataset.to_device(batch, "cpu")["signal"] if finish else batch["signal"])
         return count
     return one_pass
 

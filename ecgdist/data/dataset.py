@@ -29,7 +29,6 @@ import torch
 from scipy import sparse
 from torch.utils.data import Dataset
 
-from ecgdist.data.handoff import SlotHandOff
 from ecgdist.data.shards import (
     SIGNALS,
     CorruptShard,
@@ -178,9 +177,7 @@ class ShardDataset(Dataset):
             that a batch is transformed the same way wherever and whenever it is read.
         device_transform: hand batches over as float16 (cropped, leads chosen) with their
             augmentation draws; ``to_device`` finishes them where training runs. Off, the loader
-            finishes them (float32) itself. A DataLoader worker hands the signal over in a reused
-            shared-memory slot (``ecgdist.data.handoff``), which ``to_device`` gives back: the
-            loader-side batch is spent once ``to_device`` has returned.
+            finishes them (float32) itself.
     """
 
     def __init__(self, corpus: ShardCorpus | str | os.PathLike, indices: np.ndarray | None = None,
@@ -193,7 +190,6 @@ class ShardDataset(Dataset):
             raise ValueError(f"{self.targets.shape[0]} target rows for {len(self.indices)} records")
         self.transform, self.seed, self.device_transform = transform or Transform(), seed, device_transform
         self.target_mask = None if target_mask is None else np.asarray(target_mask, dtype=np.float32)
-        self.handoff = SlotHandOff()
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -223,24 +219,14 @@ class ShardDataset(Dataset):
             batch["target"] = torch.from_numpy(self.targets[positions].toarray())
         if self.target_mask is not None:
             batch["target_mask"] = torch.from_numpy(self.target_mask[self.corpus.corpus_of(self.indices[positions])])
-        return self.handoff.pack(batch)
+        return batch
 
     def to_device(self, batch: dict, device: torch.device | str) -> dict:
-        """The batch's tensors on ``device``; a float16 batch (``device_transform``) finished there.
-        The signal is a tensor of its own: the batch's hand-off slot is given back."""
+        """The batch's tensors on ``device``; a float16 batch (``device_transform``) finished there."""
         moved = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
         if self.device_transform:
             moved["signal"] = self.transform.finish(moved["signal"], moved.pop("scale", None), batch.get("noise_seed"))
-        elif "slot" in batch and moved["signal"].data_ptr() == batch["signal"].data_ptr():
-            moved["signal"] = moved["signal"].clone()  # still the slot's memory (the CPU): keep a copy
-        self.release(batch)
         return moved
-
-    def release(self, batch: dict) -> None:
-        """Give the batch's hand-off slot back to its worker (``to_device`` does this); the batch's
-        signal must not be read afterwards."""
-        if "slot" in batch:
-            self.handoff.release(batch["slot"])
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         return {k: v[0] if torch.is_tensor(v) else v for k, v in self.__getitems__([position]).items()}
