@@ -62,9 +62,10 @@ def time_ours(cfg, warmup: int, steps: int, stage: int) -> float:
     from ecgdist.models import build_model
     from ecgdist.pretrain.deepspeed_config import build_ds_config
     from ecgdist.pretrain.engine import TrainLoop
-    from ecgdist.pretrain.main import build_data
+    from ecgdist.pretrain.data import build_data
     from ecgdist.pretrain.objectives import multilabel_bce
-    from ecgdist.pretrain.optim import build_adamw, param_groups, warmup_cosine
+    from ecgdist.models.param_groups import param_groups
+    from ecgdist.pretrain.optim import build_adamw, warmup_cosine
 
     env = init_distributed(single_group=True)
     ds_config, layout = build_ds_config(REPO / f"configs/deepspeed/zero{stage}.json", cfg.train, 1)
@@ -89,8 +90,9 @@ def time_hand_loop(cfg, warmup: int, steps: int) -> float:
 
     from ecgdist.dist import DistEnv
     from ecgdist.models import build_model
-    from ecgdist.pretrain.main import build_data
-    from ecgdist.pretrain.optim import build_adamw, param_groups, warmup_cosine
+    from ecgdist.pretrain.data import build_data
+    from ecgdist.models.param_groups import param_groups
+    from ecgdist.pretrain.optim import build_adamw, warmup_cosine
 
     data = build_data(cfg, DistEnv(0, 0, 1, "127.0.0.1", 0, "single"))
     torch.manual_seed(0)
@@ -153,7 +155,8 @@ def memory_worker(stage: int, bf16: bool) -> None:
     from ecgdist.dist import init_distributed
     from ecgdist.models.net1d import Net1D
     from ecgdist.pretrain.deepspeed_config import build_ds_config
-    from ecgdist.pretrain.optim import build_adamw, param_groups
+    from ecgdist.models.param_groups import param_groups
+    from ecgdist.pretrain.optim import build_adamw
 
     env = init_distributed()
     torch.manual_seed(0)

@@ -26,5 +26,13 @@ def build_model(cfg: ModelSection, in_leads: int = 12, num_samples: int = 5000, 
                              target=cfg.target)
 
 
+def head_parameter_names(model: nn.Module) -> set[str]:
+    """State-dict names of the model's classifier head (none for a model without one)."""
+    if not hasattr(model, "get_classifier"):
+        return set()
+    prefix = next(name for name, module in model.named_modules() if module is model.get_classifier())
+    return {f"{prefix}.{name}" for name in model.get_classifier().state_dict()}
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -156,11 +156,9 @@ class Net1D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def reset_head(self, num_classes: int) -> None:
-        self.dense = nn.Linear(self.num_features, num_classes)
-
-    def head_parameter_names(self) -> set[str]:
-        return {"dense.weight", "dense.bias"}
+    def get_classifier(self) -> nn.Linear:
+        """The head a fine-tune starts fresh and a linear probe trains alone."""
+        return self.dense
 
     def no_weight_decay(self) -> set[str]:
         return {name for name, p in self.named_parameters() if p.ndim <= 1}

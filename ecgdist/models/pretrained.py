@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgdist.files import temp_path_for
+from ecgdist.models import head_parameter_names
 from ecgdist.models.hub import WeightsUnavailable, locate_weights
 from ecgdist.safe_load import UnreadableFile, load
 
@@ -106,7 +107,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, reset_head: bool 
     if not any(k in own for k in state) and any(k.startswith("encoder.") for k in state):
         state = _encoder_only(state)
     fit_position_embedding(state, own, path)
-    head = model.head_parameter_names() if hasattr(model, "head_parameter_names") else set()
+    head = head_parameter_names(model)
     missing = sorted(set(own) - set(state) - head)
     unexpected = sorted(set(state) - set(own) - head)
     shapes = sorted(f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"

@@ -153,11 +153,9 @@ class EcgViT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def reset_head(self, num_classes: int) -> None:
-        self.head = nn.Linear(self.num_features, num_classes)
-
-    def head_parameter_names(self) -> set[str]:
-        return {"head.weight", "head.bias"}
+    def get_classifier(self) -> nn.Module:
+        """The head a fine-tune starts fresh and a linear probe trains alone."""
+        return self.head
 
     def no_weight_decay(self) -> set[str]:
         return {"embed.pos_embed", "embed.cls_token"} | {n for n, p in self.named_parameters() if p.ndim <= 1}

@@ -13,6 +13,7 @@ from hub_server import HubServer
 from ecgdist.config import ConfigError, FinetuneConfig, load_config
 from ecgdist.data.dataset import ShardCorpus
 from ecgdist.finetune.job import JobSpec, build_finetune_model, check_weights, run_job
+from ecgdist.models import head_parameter_names
 from ecgdist.models.pretrained import UnreadableWeights, read_weights, save_weights
 
 TINY = "configs/finetune/ptbxl_tiny.yaml"
@@ -58,7 +59,7 @@ def test_a_fine_tune_job_loads_released_weights_by_hub_reference(ptbxl_ecgfounde
     with pytest.raises(ConfigError, match="filter ecgfounder"):
         check_weights(config(ptbxl_corpus, f"finetune.weights={REF}"), ShardCorpus(ptbxl_corpus))
     loaded = build_finetune_model(cfg, "baseline", 150)
-    body = [k for k in model.state_dict() if k not in model.head_parameter_names()]
+    body = [k for k in model.state_dict() if k not in head_parameter_names(model)]
     assert all(torch.equal(loaded.state_dict()[k], model.state_dict()[k]) for k in body)
     cached = list((tmp_path / "hf-home" / "hub").rglob("12_lead_ECGFounder.pth"))
     assert cached, "fetched into huggingface_hub's own cache"

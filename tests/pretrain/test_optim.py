@@ -7,7 +7,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from ecgdist.pretrain.optim import build_adamw, param_groups, warmup_cosine
+from ecgdist.models.param_groups import param_groups
+from ecgdist.pretrain.optim import build_adamw, warmup_cosine
 
 
 def learning_rates(steps: int, warmup: int, total: int, peak: float = 1e-3) -> list[float]:
