@@ -112,6 +112,3 @@ def build_ds_config(path: str | Path, train: TrainSection, world_size: int) -> t
         ds.setdefault("fp16", {})["enabled"] = False
     return ds, layout
 
-
-def zero_stage(ds: dict) -> int:
-    return int(ds.get("zero_optimization", {}).get("stage", 0))

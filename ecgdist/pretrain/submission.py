@@ -52,7 +52,7 @@ def sbatch_command(cfg: PretrainConfig, config: str, overrides: list[str], wait:
 def check_job(cfg: PretrainConfig) -> str:
     """Everything rank 0 checks before training, for the world size the job will have; a summary line."""
     from ecgdist.pretrain.deepspeed_config import build_ds_config
-    from ecgdist.pretrain.main import build_data
+    from ecgdist.pretrain.data import build_data
 
     world = cfg.slurm.nodes * cfg.slurm.tasks_per_node
     _, layout = build_ds_config(resolve_path(cfg.deepspeed), cfg.train, world)

@@ -158,7 +158,7 @@ def test_identity_catches_a_copy_whose_samples_changed_on_the_way(shared_data, p
 
 def test_exclude_from_must_leave_out_something_it_could(shared_data, ptbxl_corpus, tmp_path):
     from ecgdist.config import ConfigError, PretrainConfig, load_config
-    from ecgdist.pretrain.main import leave_out_evaluation_records
+    from ecgdist.pretrain.data import leave_out_evaluation_records
 
     challenge = build_corpus("physionet2021", shared_data / "physionet2021-mini", tmp_path / "cinc")
 

@@ -14,7 +14,7 @@ from ecgdist.data.shards import CorruptShard, read_manifest
 from ecgdist.data.staging import stage_corpus
 from ecgdist.dist import DistEnv
 from ecgdist.files import file_sha256
-from ecgdist.pretrain.main import build_data
+from ecgdist.pretrain.data import build_data
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def test_a_crop_longer_than_the_corpus_window_is_refused_naming_both(ptbxl_corpu
                                           f"{ptbxl_corpus}: 17% of every input would be zero padding"):
         Loaders(cfg, JobSpec("superdiagnostic", "baseline", 1.0, 0))
     from ecgdist.config import PretrainConfig
-    from ecgdist.pretrain.main import open_corpora
+    from ecgdist.pretrain.data import open_corpora
     pretraining = load_config(PretrainConfig, REPO / "configs/pretrain/ecgfounder_tiny.yaml",
                               [f"data.corpus={ptbxl_corpus}", "data.crop_samples=6000"])
     with pytest.raises(ConfigError, match="'data.crop_samples' is 6000, longer than the 5000-sample windows"):

@@ -14,7 +14,7 @@ from launch import run_ranks, start_ranks
 from ecgdist.config import PretrainConfig, load_config
 from ecgdist.dist import DistEnv
 from ecgdist.models import build_model
-from ecgdist.pretrain.main import build_data
+from ecgdist.pretrain.data import build_data
 from ecgdist.pretrain.objectives import multilabel_bce
 
 TINY = "configs/pretrain/ecgfounder_tiny.yaml"

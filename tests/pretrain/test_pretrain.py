@@ -16,7 +16,7 @@ from ecgdist.dist import DistEnv
 from ecgdist.models import build_model
 from ecgdist.models.pretrained import load_pretrained
 from ecgdist.pretrain.engine import validation_batches
-from ecgdist.pretrain.main import build_data
+from ecgdist.pretrain.data import build_data
 
 pytestmark = pytest.mark.deepspeed
 TINY = "configs/pretrain/ecgfounder_tiny.yaml"
