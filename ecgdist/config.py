@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
@@ -113,6 +113,17 @@ class PretrainDataSection(DataSection):
             raise ConfigError("config key 'data.exclude_folds' is empty while data.exclude_from is set")
 
 
+# Which model.name reads each key that one family (or one of MTECG's two models) alone uses: set
+# to anything but its default where it would be ignored, it is an error naming it.
+MODEL_KEYS_USED_BY = {
+    "widths": ("net1d",), "blocks": ("net1d",),
+    "size": ("mtecg_mae", "mtecg_cls"), "patch_samples": ("mtecg_mae", "mtecg_cls"),
+    "mask_ratio": ("mtecg_mae",), "target": ("mtecg_mae",), "decoder_depth": ("mtecg_mae",),
+    "decoder_width": ("mtecg_mae",),
+    "pool": ("mtecg_cls",), "num_classes": ("net1d", "mtecg_cls"),
+}
+
+
 @dataclass
 class ModelSection:
     name: str = "net1d"  # net1d | mtecg_mae | mtecg_cls
@@ -140,6 +151,22 @@ class ModelSection:
         check_range("model.drop_path", self.drop_path, 0.0, 0.9)
         if len(self.widths) != len(self.blocks):
             raise ConfigError("config keys 'model.widths' and 'model.blocks' must have the same length")
+        defaults = {f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+                    for f in fields(ModelSection)}
+        for key, names in MODEL_KEYS_USED_BY.items():
+            value = getattr(self, key)
+            if self.name not in names and (list(value) if isinstance(value, (list, tuple)) else value) != defaults[key]:
+                raise ConfigError(f"config key 'model.{key}' is {getattr(self, key)}, but model.name={self.name} "
+                                  f"does not read it (only {' and '.join(names)}): remove it")
+
+    def check_for_finetuning(self, where: str) -> None:
+        """Fine-tuning sets the head's classes (the task's) and drop path (finetune.drop_path,
+        finetune.baseline_drop_path) itself: a value here would be ignored."""
+        for key, instead in (("num_classes", "the task's classes"),
+                             ("drop_path", "finetune.drop_path and finetune.baseline_drop_path")):
+            if getattr(self, key):
+                raise ConfigError(f"config key '{where}.{key}' is {getattr(self, key)}, but fine-tuning ignores it "
+                                  f"({instead} decide): remove it")
 
 
 @dataclass
@@ -399,6 +426,7 @@ class BackboneSection:
     finetune: dict[str, Any] = field(default_factory=dict)  # finetune.* keys this backbone's jobs change
 
     def __post_init__(self) -> None:
+        self.model.check_for_finetuning(f"sweep.backbones ({self.name}) model")
         valid = [f.name for f in fields(FinetuneSection)]
         unknown = [key for key in self.finetune if key not in valid or key == "weights"]
         if unknown:
@@ -436,3 +464,6 @@ class FinetuneConfig:
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
     sweep: SweepSection = field(default_factory=SweepSection)
     slurm: FinetuneSlurmSection = field(default_factory=FinetuneSlurmSection)
+
+    def __post_init__(self) -> None:
+        self.model.check_for_finetuning("model")

@@ -1,6 +1,6 @@
 import pytest
 
-from ecgdist.config import ConfigError, PretrainConfig, load_config, save_resolved
+from ecgdist.config import ConfigError, FinetuneConfig, PretrainConfig, load_config, save_resolved
 
 
 def test_defaults_then_yaml_then_overrides(tmp_path):
@@ -44,6 +44,29 @@ def test_resolved_config_round_trips(tmp_path):
     path = save_resolved(cfg, tmp_path / "run")
     again = load_config(PretrainConfig, path)
     assert again == cfg
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["model.mask_ratio=0.5"], "model.mask_ratio"),  # a masked-autoencoder key with net1d
+    (["model.name=mtecg_mae", "model.widths=[8,16]", "model.blocks=[1,1]"], "model.widths"),
+    (["model.name=mtecg_cls", "model.decoder_width=64"], "model.decoder_width"),  # the classifier has no decoder
+    (["model.name=mtecg_mae", "model.pool=mean"], "model.pool"),  # the autoencoder has no head to pool for
+    (["model.name=mtecg_mae", "model.num_classes=5"], "model.num_classes"),
+])
+def test_a_model_key_the_chosen_model_would_ignore_is_an_error_naming_it(overrides, key):
+    with pytest.raises(ConfigError, match=rf"config key '{key}' is .* but model.name=\w+ does not read it"):
+        load_config(PretrainConfig, None, overrides)
+    same_default = load_config(PretrainConfig, None, ["model.name=mtecg_mae", "model.widths=[64,160,160,400,400,1024,1024]"])
+    assert same_default.model.name == "mtecg_mae"  # a default restated is not a setting
+
+
+@pytest.mark.parametrize("override", ["model.drop_path=0.2", "model.num_classes=5"])
+def test_model_keys_fine_tuning_sets_itself_are_refused_there(override):
+    with pytest.raises(ConfigError, match=rf"config key '{override.split('=')[0]}' is .* fine-tuning ignores it"):
+        load_config(FinetuneConfig, None, [override])
+    with pytest.raises(ConfigError, match=r"'sweep.backbones \(b\) model.drop_path' is 0.2"):
+        load_config(FinetuneConfig, None, ["sweep.backbones=[{name: b, model: {drop_path: 0.2}}]"])
+    assert load_config(PretrainConfig, None, [override]).model  # pre-training reads both
 
 
 @pytest.mark.parametrize("override, key", [("train.lr_peak=inf", "train.lr_peak"),
