@@ -14,8 +14,9 @@ Strategies (every part a config switch, so ablations are config lines):
 
 Model selection uses fold 9 only: the weights with the best validation macro AUROC over
 all epochs of all stages. Fold 10 is read once, at the end, with those weights. The job
-saves its state after every epoch; a requeued job (``checkpoint()``) resumes at its stage
-and epoch. ``result.json``, written last, marks the job finished.
+saves its progress after every epoch (``state.pt``, plain data) and the selected weights
+when they improve (``best.pt``); a requeued job (``checkpoint()``) resumes at its stage and
+epoch. ``result.json``, written last, marks the job finished.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from ecgdist.finetune.metrics import evaluate, macro_auroc
 from ecgdist.finetune.provenance import pretraining_data, training_records_seen, weights_sha256
 from ecgdist.finetune.schedule import StageSchedule
 from ecgdist.models import CLASSIFIERS, build_model
+from ecgdist.models.param_groups import param_groups
 from ecgdist.models.pretrained import (
     CheckpointMismatchError,
     UnreadableWeights,
@@ -51,12 +53,11 @@ from ecgdist.models.pretrained import (
     read_weights,
     save_weights,
 )
-from ecgdist.pretrain.optim import param_groups
 from ecgdist.safe_load import load
 from ecgdist.tensorboard_log import TensorBoardLogger
 
 log = logging.getLogger(__name__)
-STATE, RESULT = "state.pt", "result.json"
+STATE, BEST, RESULT = "state.pt", "best.pt", "result.json"
 
 
 @dataclass(frozen=True)
@@ -157,8 +158,8 @@ def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus) -> tuple[dict[str, t
 
 
 def backbone_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
-    head = model.head_parameter_names()
-    return [p for n, p in model.named_parameters() if n not in head]
+    head = {id(p) for p in model.get_classifier().parameters()}
+    return [p for p in model.parameters() if id(p) not in head]
 
 
 def device_of(model: torch.nn.Module) -> torch.device:
@@ -180,7 +181,7 @@ def train_epoch(model, loader, optimizer, stage: str, ema=None, schedule: StageS
     model.train()
     if stage == "probe":  # frozen backbone: its dropout/drop-path/BatchNorm stay in eval mode
         model.eval()
-        model.get_submodule(next(iter(model.head_parameter_names())).rsplit(".", 1)[0]).train()
+        model.get_classifier().train()
     total, count, device = 0.0, 0, device_of(model)
     for batch in loader:
         batch = loader.dataset.to_device(batch, device)
@@ -208,8 +209,7 @@ def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection, stra
         p.requires_grad_(not frozen)
     kind = torch.optim.AdamW if ft.optimizer == "adamw" else torch.optim.Adam
     if frozen:
-        head = [p for n, p in model.named_parameters() if n in model.head_parameter_names()]
-        return kind(head, lr=ft.probe_lr, weight_decay=ft.weight_decay)
+        return kind(model.get_classifier().parameters(), lr=ft.probe_lr, weight_decay=ft.weight_decay)
     groups = param_groups(model, ft.lr, ft.weight_decay, ft.layer_decay, decay_all=ft.optimizer == "adam")
     return kind([{k: v for k, v in g.items() if k != "names"} for g in groups], lr=ft.lr)
 
@@ -282,10 +282,94 @@ def recorded_training_records(spec: JobSpec, job_dir: Path) -> list[str] | None:
     return json.loads(record.read_text()).get(fraction_key(spec)) if spec.fraction < 1 and record.exists() else None
 
 
-def save_state(job_dir: Path, state: dict) -> None:
-    tmp = temp_path_for(job_dir / STATE)
-    torch.save(state, tmp)
-    os.replace(tmp, job_dir / STATE)
+@dataclass
+class JobProgress:
+    """Where a job stands between epochs; plain data, so that state.pt reads with ``weights_only``."""
+
+    stage: int = 0  # index into ``stages``
+    epoch: int = 0  # epochs done in that stage
+    best_auroc: float = -1.0  # validation macro AUROC of the weights in best.pt
+    best_epoch: int | None = None  # their epoch, counted over all stages
+    history: list[dict] = dataclasses.field(default_factory=list)
+    resumes: int = 0
+
+    @property
+    def global_epoch(self) -> int:
+        return len(self.history)
+
+
+def save_torch(path: Path, payload: dict) -> None:
+    tmp = temp_path_for(path)
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def save_progress(job_dir: Path, progress: JobProgress, model, optimizer=None, scheduler=None, ema=None) -> None:
+    """After each epoch and between stages: where the job is, the trainer's state, and the RNG streams
+    (CPU, and every CUDA device's), so a requeued job continues the same run."""
+    save_torch(job_dir / STATE, {
+        "progress": dataclasses.asdict(progress), "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "ema": ema.state_dict() if ema is not None else None,
+        "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
+
+
+def resume_progress(job_dir: Path, model, device) -> tuple[JobProgress, dict]:
+    """The saved progress with the model and RNG streams restored, and the saved trainer state
+    (optimizer, scheduler, EMA) for the stage to load; a fresh start when nothing is saved."""
+    if not (job_dir / STATE).exists():
+        (job_dir / BEST).unlink(missing_ok=True)  # from a start that saved no progress: not this run's
+        return JobProgress(), {}
+    saved = load(job_dir / STATE, map_location=device)
+    progress = JobProgress(**saved["progress"])
+    model.load_state_dict(saved["model"])
+    torch.set_rng_state(saved["rng"].cpu())
+    if saved["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
+    progress.resumes += 1
+    return progress, saved
+
+
+def keep_if_best(job_dir: Path, progress: JobProgress, evaluated, val_auroc: float) -> None:
+    """best.pt holds the weights model selection chose so far; rewritten only when they improve."""
+    if np.isfinite(val_auroc) and val_auroc > progress.best_auroc:
+        save_torch(job_dir / BEST, {"state_dict": evaluated.state_dict(), "epoch": progress.global_epoch,
+                                    "val_macro_auroc": val_auroc})
+        progress.best_auroc, progress.best_epoch = val_auroc, progress.global_epoch
+
+
+def load_best(job_dir: Path, model) -> None:
+    if (job_dir / BEST).exists():
+        model.load_state_dict(load(job_dir / BEST, map_location=device_of(model))["state_dict"])
+
+
+def train_stage(cfg: FinetuneConfig, job_dir: Path, model, loaders, progress: JobProgress, saved: dict,
+                logger, strategy: str) -> None:
+    """The epochs left in ``progress.stage``: train, select on fold 9, save after each."""
+    stage, epochs = stages(cfg.finetune, strategy)[progress.stage]
+    optimizer = make_optimizer(model, stage, cfg.finetune, strategy)
+    scheduler = StageSchedule(optimizer, cfg.finetune, epochs, len(loaders.train))
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.finetune.ema_decay)) \
+        if cfg.finetune.ema_decay else None
+    if progress.epoch:  # resuming inside this stage
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
+    for epoch in range(progress.epoch, epochs):
+        loaders.train_sampler.set_epoch(progress.global_epoch)
+        train_loss = train_epoch(model, loaders.train, optimizer, stage, ema, scheduler)
+        evaluated = ema.module if ema is not None else model  # the weights scored are the ones kept
+        val_auroc = float(macro_auroc(*reversed(predict(evaluated, loaders.val))))
+        scheduler.after_epoch(val_auroc)
+        progress.history.append({"stage": stage, "epoch": progress.global_epoch + 1, "train_loss": train_loss,
+                                 "val_macro_auroc": val_auroc})
+        keep_if_best(job_dir, progress, evaluated, val_auroc)
+        logger.log({f"{stage}/train_loss": train_loss, "val/macro_auroc": val_auroc,
+                    "lr": optimizer.param_groups[0]["lr"]}, progress.global_epoch)
+        progress.epoch = epoch + 1
+        save_progress(job_dir, progress, model, optimizer, scheduler, ema)
 
 
 def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
@@ -301,59 +385,25 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     model = build_finetune_model(cfg, spec.strategy, len(loaders.classes), pretrained).to(device)
     del pretrained  # the model holds its own copy
     plan = stages(cfg.finetune, spec.strategy)
-    state = load(job_dir / STATE, map_location=device) if (job_dir / STATE).exists() else \
-        {"stage": 0, "epoch": 0, "best_auroc": -1.0, "best_state": None, "best_epoch": None, "history": [],
-         "resumes": 0}
-    if state["stage"] or state["epoch"]:
-        model.load_state_dict(state["model"])
-        torch.set_rng_state(state["rng"].cpu())
-        state["resumes"] += 1
-        log.info("%s: resuming at stage %s epoch %d", spec.name, plan[state["stage"]][0], state["epoch"])
+    progress, saved = resume_progress(job_dir, model, device)
+    if saved:
+        log.info("%s: resuming at stage %s epoch %d", spec.name, plan[progress.stage][0], progress.epoch)
     logger = TensorBoardLogger(job_dir / "tb")
-    global_epoch = sum(n for _, n in plan[:state["stage"]]) + state["epoch"]
-    for index in range(state["stage"], len(plan)):
-        stage, epochs = plan[index]
-        optimizer = make_optimizer(model, stage, cfg.finetune, spec.strategy)
-        scheduler = StageSchedule(optimizer, cfg.finetune, epochs, len(loaders.train))
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.finetune.ema_decay)) \
-            if cfg.finetune.ema_decay else None
-        if state["epoch"]:  # resuming inside this stage
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if ema is not None:
-                ema.load_state_dict(state["ema"])
-        for epoch in range(state["epoch"], epochs):
-            loaders.train_sampler.set_epoch(global_epoch)
-            train_loss = train_epoch(model, loaders.train, optimizer, stage, ema, scheduler)
-            evaluated = ema.module if ema is not None else model
-            val_auroc = float(macro_auroc(*reversed(predict(evaluated, loaders.val))))
-            scheduler.after_epoch(val_auroc)
-            global_epoch += 1
-            if np.isfinite(val_auroc) and val_auroc > state["best_auroc"]:
-                state.update(best_auroc=val_auroc, best_epoch=global_epoch,
-                             best_state={k: v.detach().clone() for k, v in evaluated.state_dict().items()})
-            state["history"].append({"stage": stage, "epoch": global_epoch, "train_loss": train_loss,
-                                     "val_macro_auroc": val_auroc})
-            logger.log({f"{stage}/train_loss": train_loss, "val/macro_auroc": val_auroc,
-                        "lr": optimizer.param_groups[0]["lr"]}, global_epoch)
-            state.update(stage=index, epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                         scheduler=scheduler.state_dict(), ema=ema.state_dict() if ema is not None else None,
-                         rng=torch.get_rng_state())
-            save_state(job_dir, state)
-        if index + 1 < len(plan):
-            if state["best_state"] is not None:  # stage 2 starts from the probe's selected weights
-                model.load_state_dict(state["best_state"])
-            state.update(stage=index + 1, epoch=0, model=model.state_dict())
-            save_state(job_dir, state)
-    return finish(cfg, spec, job_dir, model, loaders, state, logger, pretraining)
+    while True:
+        train_stage(cfg, job_dir, model, loaders, progress, saved, logger, spec.strategy)
+        if progress.stage + 1 == len(plan):
+            break
+        load_best(job_dir, model)  # stage 2 starts from the probe's selected weights
+        progress.stage, progress.epoch = progress.stage + 1, 0
+        save_progress(job_dir, progress, model)
+    return finish(cfg, spec, job_dir, model, loaders, progress, logger, pretraining)
 
 
-def finish(cfg, spec, job_dir, model, loaders, state, logger, pretraining) -> dict:
+def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pretraining) -> dict:
     """Fold 10, once, with the weights fold 9 selected."""
     from ecgdist.finetune.plots import roc_pr_figure
 
-    if state["best_state"] is not None:
-        model.load_state_dict(state["best_state"])
+    load_best(job_dir, model)
     save_weights(model, job_dir / "model.pth", classes=loaders.classes, config=to_dict(cfg), recipe=loaders.recipe,
                  task=spec.task, simulated=loaders.simulated)  # what ``python -m ecgdist.predict`` loads
     scores, targets = predict(model, loaders.test)
@@ -362,15 +412,15 @@ def finish(cfg, spec, job_dir, model, loaders, state, logger, pretraining) -> di
     atomic_write_text(job_dir / "classes.json", json.dumps(loaders.classes))
     metrics = evaluate(targets, scores, loaders.classes, cfg.finetune.bootstrap, spec.seed)
     title = ("SIMULATED ECGs (not PTB-XL): " if loaders.simulated else "PTB-XL ") + f"{spec.task} test fold"
-    logger.figure("test/roc_pr", roc_pr_figure(targets, scores, loaders.classes, title=title), state["best_epoch"] or 0)
+    logger.figure("test/roc_pr", roc_pr_figure(targets, scores, loaders.classes, title=title), progress.best_epoch or 0)
     logger.hparams({"task": spec.task, "strategy": spec.strategy, "fraction": spec.fraction, "seed": spec.seed},
                    {"test/macro_auroc": metrics["macro_auroc"], "test/macro_auprc": metrics["macro_auprc"]})
     logger.close()
     result = {"job": spec.name, "backbone": spec.backbone or cfg.model.name, "task": spec.task,
               "strategy": spec.strategy, "fraction": spec.fraction,
               "pretraining_data": pretraining, "simulated": loaders.simulated,
-              "seed": spec.seed, "selected_epoch": state["best_epoch"], "val_macro_auroc": state["best_auroc"],
-              "resumes": state["resumes"], "classes_without_training_positive": loaders.without_training_positive,
+              "seed": spec.seed, "selected_epoch": progress.best_epoch,
+              "val_macro_auroc": progress.best_auroc, "resumes": progress.resumes, "classes_without_training_positive": loaders.without_training_positive,
               "recipe": {"corpus": str(cfg.data.corpus), "inputs": loaders.recipe, "finetune": to_dict(cfg)["finetune"]},
               "records": loaders.sizes, **metrics}
     atomic_write_text(job_dir / RESULT, json.dumps(result, indent=1))

@@ -1,5 +1,6 @@
 """The fine-tune job on the real ptbxl-mini corpus: strategies, selection on fold 9 only, resume."""
 
+import dataclasses
 import json
 import shutil
 import time
@@ -10,7 +11,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from ecgdist.config import ConfigError, FinetuneConfig, load_config
+from ecgdist.config import ConfigError, FinetuneConfig, ModelSection, load_config
 from ecgdist.data.shards import ShardEntry, read_manifest, read_metadata, write_manifest
 from ecgdist.files import file_sha256
 from ecgdist.finetune.job import (
@@ -133,7 +134,7 @@ def test_job_interrupted_through_submitit_resumes_and_finishes(ptbxl_corpus, wei
     job = executor.submit(FinetuneJob(cfg, JobSpec("superdiagnostic", "post_training", 1.0, 0), str(job_dir)))
     deadline = time.time() + 120
     while time.time() < deadline:
-        if (job_dir / "state.pt").exists() and torch.load(job_dir / "state.pt", weights_only=False)["stage"] == 1:
+        if (job_dir / "state.pt").exists() and torch.load(job_dir / "state.pt", weights_only=True)["progress"]["stage"] == 1:
             break
         time.sleep(0.2)
     # What SLURM does on preemption: the signal reaches the task itself (submitit's local
@@ -145,24 +146,42 @@ def test_job_interrupted_through_submitit_resumes_and_finishes(ptbxl_corpus, wei
     task.send_signal(LocalJobEnvironment._usr_sig())
     result = job.result()
     assert result["job"] == "superdiagnostic-post_training-f1-s0"
-    history = torch.load(job_dir / "state.pt", weights_only=False)["history"]
+    history = torch.load(job_dir / "state.pt", weights_only=True)["progress"]["history"]  # plain data only
     assert result["resumes"] == 1  # the requeued run picked up the saved state
     assert [h["epoch"] for h in history] == list(range(1, 33))  # every epoch once: resumed, not restarted
 
 
-def test_mtecg_classifier_fine_tunes_from_an_autoencoder_export_with_layer_decay_and_ema(ptbxl_corpus, tmp_path):
+def test_mtecg_classifier_fine_tunes_from_an_autoencoder_export_with_layer_decay_and_ema(ptbxl_corpus, tmp_path,
+                                                                                          monkeypatch):
+    import ecgdist.finetune.job as job
     from ecgdist.models.mae import MaskedAutoencoder
     from ecgdist.models.vit import EcgViT
 
     torch.manual_seed(0)
     mae = MaskedAutoencoder(EcgViT(num_samples=2500, width=192, depth=12, heads=3), decoder_width=64)
     save_weights(mae, tmp_path / "mae.pth")
-    cfg = tiny(ptbxl_corpus, tmp_path / "mae.pth", "model.name=mtecg_cls", "finetune.epochs=1",
-               "finetune.probe_epochs=1", "finetune.layer_decay=0.75", "finetune.ema_decay=0.9")
+    cfg = dataclasses.replace(tiny(ptbxl_corpus, tmp_path / "mae.pth", "finetune.epochs=1", "finetune.probe_epochs=1",
+                                   "finetune.layer_decay=0.75", "finetune.ema_decay=0.9"),
+                              model=ModelSection(name="mtecg_cls"))
+    optimizers, averages, scored = [], [], []
+    real_optimizer, real_predict, real_average = job.make_optimizer, job.predict, job.AveragedModel
+    monkeypatch.setattr(job, "make_optimizer", lambda *a: optimizers.append(real_optimizer(*a)) or optimizers[-1])
+    monkeypatch.setattr(job, "AveragedModel", lambda *a, **k: averages.append(real_average(*a, **k)) or averages[-1])
+    monkeypatch.setattr(job, "predict", lambda model, loader: scored.append(model) or real_predict(model, loader))
     result = run_job(cfg, JobSpec("superdiagnostic", "post_training", 1.0, 0), tmp_path / "job")
     assert result["classes"] == 5 and 0.0 <= result["macro_auroc"] <= 1.0
-    state = torch.load(tmp_path / "job" / "state.pt", weights_only=False)
-    assert state["ema"] is not None and [h["stage"] for h in state["history"]] == ["probe", "full"]
+    probe, full = optimizers
+    assert [g["lr"] for g in probe.param_groups] == [cfg.finetune.probe_lr]  # the head alone, at the probe's rate
+    layers = 12 + 2  # embeddings, 12 blocks, norm and head: layer i learns at lr x 0.75 ** (13 - i)
+    assert sorted({round(g["lr"] / cfg.finetune.lr, 9) for g in full.param_groups}) == \
+        sorted(round(0.75 ** (layers - 1 - i), 9) for i in range(layers))
+    assert [id(m) for m in scored[:2]] == [id(a.module) for a in averages]  # fold 9 scored the EMA weights
+    best = torch.load(tmp_path / "job" / "best.pt", weights_only=True)
+    assert best["epoch"] == result["selected_epoch"]
+    kept = torch.load(tmp_path / "job" / "model.pth", weights_only=True)["state_dict"]
+    assert all(torch.equal(kept[k], v) for k, v in best["state_dict"].items())  # fold 10 ran on the selected weights
+    progress = torch.load(tmp_path / "job" / "state.pt", weights_only=True)["progress"]
+    assert [h["stage"] for h in progress["history"]] == ["probe", "full"]
 
 
 def test_a_head_of_the_task_shape_in_the_weights_is_reinitialised_unless_kept(ptbxl_corpus, tmp_path):
@@ -245,3 +264,43 @@ def test_training_batches_mix_shards_in_a_fresh_order_each_epoch(shared_data, tm
     full = [b for b in epochs[0] if len(b) == cfg.finetune.batch_size]
     assert full and min(len(np.unique(shard_of[b])) for b in full) >= 3
     assert not np.array_equal(np.concatenate(epochs[0]), np.concatenate(epochs[1]))
+
+
+def test_best_weights_are_written_only_when_they_improve(tmp_path):
+    from ecgdist.finetune.job import BEST, JobProgress, keep_if_best
+
+    model, progress, writes = torch.nn.Linear(3, 2), JobProgress(), []
+    for auroc in (0.6, 0.55, float("nan"), 0.7, 0.7):
+        progress.history.append({"val_macro_auroc": auroc})
+        before = (tmp_path / BEST).stat().st_mtime_ns if (tmp_path / BEST).exists() else None
+        with torch.no_grad():
+            model.weight.fill_(auroc)
+        keep_if_best(tmp_path, progress, model, auroc)
+        writes.append((tmp_path / BEST).stat().st_mtime_ns != before)
+        time.sleep(0.01)
+    assert writes == [True, False, False, True, False]
+    best = torch.load(tmp_path / BEST, weights_only=True)
+    assert (best["epoch"], best["val_macro_auroc"]) == (4, 0.7) == (progress.best_epoch, progress.best_auroc)
+    assert torch.all(best["state_dict"]["weight"] == 0.7)
+
+
+def test_progress_restores_the_model_and_rng_streams_cuda_included(tmp_path, monkeypatch):
+    """No GPU here: torch.cuda's RNG calls are stood in for, to show the CUDA streams are saved and restored."""
+    from ecgdist.finetune.job import JobProgress, resume_progress, save_progress
+
+    cuda_streams = [torch.tensor([1, 2, 3], dtype=torch.uint8), torch.tensor([4, 5], dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: cuda_streams)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)
+    model = torch.nn.Linear(3, 2)
+    torch.manual_seed(3)
+    save_progress(tmp_path, JobProgress(stage=1, epoch=2, history=[{"epoch": 1}, {"epoch": 2}]), model)
+    expected_draw = torch.rand(4)
+    fresh = torch.nn.Linear(3, 2)
+    progress, saved = resume_progress(tmp_path, fresh, "cpu")
+    assert (progress.stage, progress.epoch, progress.global_epoch, progress.resumes) == (1, 2, 2, 1)
+    assert torch.equal(torch.rand(4), expected_draw)  # the CPU stream continues where it was saved
+    assert [t.tolist() for t in restored] == [[1, 2, 3], [4, 5]]
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
+    assert saved["optimizer"] is None and torch.load(tmp_path / "state.pt", weights_only=True)["progress"]["epoch"] == 2
