@@ -31,6 +31,7 @@ import torch.distributed as dist
 
 from ecgdist.dist import any_rank, from_rank0
 from ecgdist.files import atomic_write_text, file_sha256
+from ecgdist.pretrain.engine_interface import TrainingEngine
 from ecgdist.pretrain.universal_checkpoint import PREFIX, convert, partitioned, universal_tag, wait_for_conversion
 from ecgdist.safe_load import load
 
@@ -44,7 +45,7 @@ class CheckpointsCorrupt(RuntimeError):
     """Every checkpoint of a run is corrupt: resuming would silently restart; the message names them."""
 
 
-def finite_state(engine) -> bool:
+def finite_state(engine: TrainingEngine) -> bool:
     """Whether this rank's model and optimizer tensors (its partition under ZeRO) are all finite."""
     optimizer = getattr(engine.optimizer, "optimizer", engine.optimizer)  # ZeRO wraps the torch optimizer
     tensors = [getattr(p, "ds_tensor", p) for p in engine.module.parameters()]
@@ -116,7 +117,7 @@ class Checkpointer:
         by_time = self.save_every_minutes > 0 and time.monotonic() - self.last_save_time >= 60 * self.save_every_minutes
         return last_step or by_steps or by_time
 
-    def save(self, engine, step: int, client_state: dict) -> Path:
+    def save(self, engine: TrainingEngine, step: int, client_state: dict) -> Path:
         """Collective: every rank must call it. A folder of the same step left by a crashed
         attempt is cleared first; DeepSpeed's ``latest`` pointer is written last, after the marker.
         Refuses (every rank) when any rank's model or optimizer holds a non-finite value."""
@@ -243,7 +244,7 @@ class Checkpointer:
         barrier()
         return Resume(tag, universal_tag(tag), saved)
 
-    def load(self, engine, resume: Resume) -> tuple[int, dict]:
+    def load(self, engine: TrainingEngine, resume: Resume) -> tuple[int, dict]:
         """Restore ``resume`` into ``engine`` (built with ``checkpoint.load_universal`` when
         ``resume.universal``): (step, client state)."""
         path, client_state = engine.load_checkpoint(str(self.folder), tag=resume.load_tag)

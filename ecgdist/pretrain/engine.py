@@ -23,6 +23,7 @@ from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.dist import any_rank, sum_over_ranks
 from ecgdist.pretrain.checkpoint import Checkpointer
 from ecgdist.pretrain.deepspeed_config import BatchLayout
+from ecgdist.pretrain.engine_interface import TrainingEngine
 from ecgdist.pretrain.objectives import Objective
 from ecgdist.pretrain.preemption import PreemptionFlag
 from ecgdist.tensorboard_log import NullLogger
@@ -37,7 +38,7 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def on_engine(batch: dict, engine, data: ShardDataset) -> dict:
+def on_engine(batch: dict, engine: TrainingEngine, data: ShardDataset) -> dict:
     """The batch on the engine's device, finished there (``ShardDataset.to_device``), its signal in
     the engine's compute precision (the bundled ZeRO configs run bf16 on GPUs); targets stay
     fp32, the losses are taken in fp32."""
@@ -58,7 +59,7 @@ def validation_batches(data: ShardDataset, batch_size: int, rank: int, world_siz
 
 @dataclass
 class TrainLoop:
-    engine: torch.nn.Module
+    engine: TrainingEngine
     stream: EpochStream
     val_data: ShardDataset
     objective: Objective
@@ -69,7 +70,7 @@ class TrainLoop:
     logger: NullLogger = field(default_factory=NullLogger)
     preemption: PreemptionFlag | None = None
     client_state: Callable[[], dict] = dict
-    figure: Callable[[torch.nn.Module, dict], object] | None = None  # e.g. the MAE reconstruction
+    figure: Callable[[TrainingEngine, dict], object] | None = None  # e.g. the MAE reconstruction
 
     def run(self, start_step: int) -> tuple[int, str]:
         """Train from ``start_step`` to ``train.steps``; returns (last step, "done" | "requeue" | "stopped"),

@@ -84,3 +84,29 @@ def test_no_checkpoint_is_written_from_a_non_finite_model_or_optimizer(tmp_path,
     with pytest.raises(FloatingPointError, match="not saving step 4: the model or optimizer holds non-finite"):
         checkpointer.save(engine, 4, {"step": 4})
     assert folders(tmp_path) == ["step-00000002"] and (tmp_path / "latest").read_text() == "step-00000002"
+
+
+def test_a_checkpoint_without_its_marker_is_a_save_that_did_not_finish_and_is_passed_over(tmp_path, caplog):
+    saved(tmp_path, [2, 4])
+    (tmp_path / "step-00000004" / MARKER).unlink()  # as if the save was killed before rank 0 wrote it
+    resume = Checkpointer(tmp_path).plan_resume()
+    assert resume.tag == "step-00000002"
+    assert "ignoring step-00000004: no complete.json" in caplog.text
+    assert "step-00000004" in folders(tmp_path)  # not corrupt, not set aside: the next save of step 4 replaces it
+
+
+def test_a_corrupt_newest_checkpoint_is_said_in_the_log(tmp_path, caplog):
+    saved(tmp_path, [2, 4])
+    flip_a_byte(tmp_path / "step-00000004" / "mp_rank_00_model_states.pt")
+    assert Checkpointer(tmp_path).plan_resume().tag == "step-00000002"
+    assert "checkpoint step-00000004 is corrupt" in caplog.text and "falling back to the one before" in caplog.text
+
+
+def test_a_folder_left_by_a_crashed_save_is_cleared_before_saving_into_it(tmp_path):
+    crashed = tmp_path / "step-00000002"
+    crashed.mkdir()
+    (crashed / "mp_rank_00_model_states.pt").write_bytes(b"half a save")
+    (crashed / "stray-from-another-layout.pt").write_bytes(b"x")
+    saved(tmp_path, [2])
+    assert not (crashed / "stray-from-another-layout.pt").exists()
+    assert (crashed / MARKER).exists() and Checkpointer(tmp_path).problem("step-00000002") is None

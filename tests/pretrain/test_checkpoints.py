@@ -1,4 +1,5 @@
-"""Checkpoints that cannot lie: corrupt ones never displace good ones, crashed folders are cleared."""
+"""Checkpoints with real DeepSpeed: the every-corrupt refusal end to end, export of ZeRO 0 and 2
+files, the universal conversion's waiting ranks, and an export that would run pickled code."""
 
 import os
 import subprocess
@@ -9,8 +10,9 @@ import time
 import pytest
 import torch
 from conftest import REPO
+from fake_engine import FakeEngine
 
-from ecgdist.pretrain.checkpoint import MARKER, Checkpointer
+from ecgdist.pretrain.checkpoint import MARKER, Checkpointer, step_tag
 from ecgdist.pretrain.universal_checkpoint import failure_marker, universal_tag, wait_for_conversion
 
 pytestmark = pytest.mark.deepspeed
@@ -31,12 +33,15 @@ def corrupt(tag_dir):
 
 
 def test_when_every_checkpoint_is_corrupt_the_run_stops_until_asked_and_keeps_them(ptbxl_corpus, tmp_path):
-    """The wiring end to end (the rules themselves: test_checkpoint_rules.py)."""
+    """The wiring end to end: the command's one-line refusal, then the fresh start it asks for (the
+    rules themselves: test_checkpoint_rules.py, whose fake engine writes the checkpoints here)."""
     run = tmp_path / "run"
-    assert pretrain(ptbxl_corpus, run, "train.steps=4", "checkpoint.save_every_steps=2").returncode == 0
     checkpoints = run / "checkpoints"
-    for tag in ("step-00000002", "step-00000004"):
-        corrupt(checkpoints / tag)
+    writer, engine = Checkpointer(checkpoints), FakeEngine()
+    for step in (2, 4):
+        engine.step()
+        writer.save(engine, step, {"step": step})
+        corrupt(checkpoints / step_tag(step))
     again = pretrain(ptbxl_corpus, run, "train.steps=2", "checkpoint.save_every_steps=2")
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert f"error: every checkpoint under {checkpoints} is corrupt: step-00000004" in again.stderr
@@ -45,17 +50,6 @@ def test_when_every_checkpoint_is_corrupt_the_run_stops_until_asked_and_keeps_th
     assert sorted(p.name for p in checkpoints.iterdir() if p.is_dir()) == [
         "corrupt-step-00000002", "corrupt-step-00000004", "step-00000002"]
     assert (checkpoints / "latest").read_text() == "step-00000002"
-
-
-def test_a_folder_left_by_a_crashed_save_is_cleared_before_saving_into_it(ptbxl_corpus, tmp_path):
-    run = tmp_path / "run"
-    crashed = run / "checkpoints" / "step-00000002"
-    crashed.mkdir(parents=True)
-    (crashed / "mp_rank_00_model_states.pt").write_bytes(b"half a save")
-    (crashed / "stray-from-another-layout.pt").write_bytes(b"x")
-    assert pretrain(ptbxl_corpus, run, "train.steps=2", "checkpoint.save_every_steps=2").returncode == 0
-    assert not (crashed / "stray-from-another-layout.pt").exists()
-    assert (crashed / MARKER).exists() and Checkpointer(run / "checkpoints").problem("step-00000002") is None
 
 
 def test_export_works_for_zero_stage_0_as_for_stage_2(ptbxl_corpus, tmp_path):

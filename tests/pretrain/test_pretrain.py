@@ -140,34 +140,6 @@ def test_a_run_resumes_on_another_rank_count_with_the_saved_weights(ptbxl_corpus
     assert marker["world_size"] == after
 
 
-def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(ptbxl_corpus, tmp_path):
-    run = tmp_path / "run"
-    assert run_ranks(1, pretrain_args(ptbxl_corpus, run, "train.steps=20"), tmp_path, tmp_path) == [0]
-    newest = run / "checkpoints" / "step-00000020"
-    optim = next(newest.glob("*optim_states.pt"))
-    data = bytearray(optim.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    optim.write_bytes(bytes(data))
-    log = tmp_path / "rank0.log"
-    log.write_text("")
-    assert run_ranks(1, pretrain_args(ptbxl_corpus, run, "train.steps=25"), tmp_path, tmp_path) == [0]
-    text = log.read_text()
-    assert "checkpoint step-00000020 is corrupt" in text and "falling back" in text
-    assert "resumed from step-00000010" in text
-    assert (run / "checkpoints" / "step-00000025" / "complete.json").exists()
-
-
-def test_checkpoint_without_completion_marker_is_ignored(ptbxl_corpus, tmp_path):
-    run = tmp_path / "run"
-    assert run_ranks(1, pretrain_args(ptbxl_corpus, run, "train.steps=20"), tmp_path, tmp_path) == [0]
-    (run / "checkpoints" / "step-00000020" / "complete.json").unlink()  # as if the save was killed
-    log = tmp_path / "rank0.log"
-    log.write_text("")
-    assert run_ranks(1, pretrain_args(ptbxl_corpus, run, "train.steps=21"), tmp_path, tmp_path) == [0]
-    assert "ignoring step-00000020: no complete.json" in log.read_text()
-    assert "resumed from step-00000010" in log.read_text()
-
-
 def test_zero3_export_reproduces_the_validation_loss_in_a_plain_model(ptbxl_corpus, tmp_path):
     run = tmp_path / "run"
     overrides = ("train.steps=10", "deepspeed=configs/deepspeed/zero3.json", "data.val_fraction=0.3")
