@@ -59,3 +59,21 @@ def ptbxl_ecgfounder_corpus(shared_data, tmp_path_factory) -> Path:
     """ptbxl-mini made as the released ECGFounder code prepares its input (its filter), built once."""
     return build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path_factory.mktemp("corpus") / "ptbxl_ecgfounder",
                         "--filter", "ecgfounder")
+
+
+@pytest.fixture(scope="session")
+def challenge_corpus(shared_data, tmp_path_factory) -> Path:
+    """physionet2021-mini read as a plain WFDB folder: PTB-XL 6000-6009 under other ids (HR06000...)."""
+    return build_corpus("wfdb", shared_data / "physionet2021-mini", tmp_path_factory.mktemp("corpus") / "challenge")
+
+
+@pytest.fixture(scope="session")
+def cinc_corpus(shared_data, tmp_path_factory) -> Path:
+    """physionet2021-mini through the PhysioNet/CinC 2021 source (SNOMED labels, age, sex), built once."""
+    return build_corpus("physionet2021", shared_data / "physionet2021-mini", tmp_path_factory.mktemp("corpus") / "cinc")
+
+
+@pytest.fixture(scope="session")
+def physionet_corpus(shared_data, tmp_path_factory) -> Path:
+    """Georgia and Ningbo records of the 2021 Challenge: none of them is a PTB-XL record."""
+    return build_corpus("physionet2021", shared_data / "physionet2021-other", tmp_path_factory.mktemp("corpus") / "other")

@@ -6,9 +6,8 @@ import re
 import subprocess
 import sys
 
-import torch
 from conftest import REPO, build_corpus
-from launch import read_image_tags, read_scalars
+from launch import export, preprocess, pretrain, read_image_tags, read_scalars
 
 from ecgdist.data.shards import read_manifest
 
@@ -44,12 +43,10 @@ def test_demo_runs_the_whole_pipeline_on_ptbxl_mini(shared_data, tmp_path):
 
 def test_a_simulated_corpus_is_marked_in_every_output(tmp_path):
     sim = tmp_path / "sim"
-    subprocess.run([sys.executable, "-m", "preprocess", "simulate", "ptbxl", str(sim), "--records", "120"],
-                   check=True, capture_output=True)
+    assert preprocess("simulate", "ptbxl", sim, "--records", "120").returncode == 0
     corpus = build_corpus("ptbxl", sim, tmp_path / "corpus")
     assert read_manifest(corpus).extra == {"simulated": True}
-    inspect = subprocess.run([sys.executable, "-m", "preprocess", "inspect", str(corpus)], capture_output=True,
-                             text=True, check=True).stdout
+    inspect = preprocess("inspect", corpus).stdout
     assert "SIMULATED" in inspect.splitlines()[0]
     sweep = tmp_path / "sweep"
     subprocess.run([sys.executable, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny.yaml",
@@ -59,13 +56,8 @@ def test_a_simulated_corpus_is_marked_in_every_output(tmp_path):
     assert (sweep / "results.md").read_text().startswith("**SIMULATED ECGs")
     assert json.loads((sweep / "jobs/superdiagnostic-baseline-f1-s0/result.json").read_text())["simulated"] is True
     run = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
-                    f"data.corpus={corpus}", f"run.dir={run}", "train.steps=2", "checkpoint.save_every_steps=2"],
-                   cwd=REPO, env=env, check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "ecgdist.export", str(run), str(tmp_path / "w" / "net1d.pth")], cwd=REPO,
-                   env=env, check=True, capture_output=True)
-    assert torch.load(tmp_path / "w" / "net1d.pth", weights_only=True)["simulated"] is True
+    assert pretrain(corpus, run, "train.steps=2", "checkpoint.save_every_steps=2").returncode == 0
+    assert export(run, tmp_path / "w" / "net1d.pth")["simulated"] is True
     model = sweep / "jobs/superdiagnostic-baseline-f1-s0/model.pth"
     record = next(sim.rglob("*.hea"))
     text = subprocess.run([sys.executable, "-m", "ecgdist.predict", str(model), str(record)], capture_output=True,

@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 from conftest import REPO
+from launch import ONE_THREAD, preprocess, pretrain, pretrain_args, small_files
 
 from ecgdist.models.net1d import Net1D
 
@@ -53,16 +54,7 @@ def test_undecodable_weights_are_named_and_never_unpickled(tmp_path, shared_data
 
 
 def test_a_full_disk_while_preprocessing_is_one_line(shared_data, tmp_path):
-    import resource
-    import signal
-
-    def small_files():  # writes past 200 kB fail with EFBIG, as they would with ENOSPC on a full disk
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
-
-    out = subprocess.run([sys.executable, "-m", "preprocess", "ptbxl", str(shared_data / "ptbxl-mini"),
-                          str(tmp_path / "c"), "--quiet"], cwd=REPO, capture_output=True, text=True,
-                         preexec_fn=small_files)
+    out = preprocess("ptbxl", shared_data / "ptbxl-mini", tmp_path / "c", "--quiet", preexec_fn=small_files(200_000))
     assert out.returncode == 1 and "Traceback" not in out.stderr
     (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("error: ")]
     assert "cannot write shard" in line and "too large" in line.lower()
@@ -89,8 +81,7 @@ def test_a_killed_worker_process_is_one_line_and_the_rerun_resumes(shared_data, 
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err
     assert "a worker process died" in err and "Traceback" not in err
-    done = subprocess.run([sys.executable, "-m", "preprocess", "ptbxl", str(shared_data / "ptbxl-mini"), str(out),
-                           "--quiet", "--workers", "2", "--shard-size", "5"], cwd=REPO, capture_output=True, text=True)
+    done = preprocess("ptbxl", shared_data / "ptbxl-mini", out, "--quiet", "--workers", "2", "--shard-size", "5")
     assert done.returncode == 0, done.stderr
 
 
@@ -101,25 +92,6 @@ def _parent(pid: int) -> int | None:
         return None
 
 
-def small_files(limit):
-    """Writes past ``limit`` bytes fail with EFBIG, as they would with ENOSPC on a full disk."""
-    import resource
-    import signal
-
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
-
-
-def pretrain(corpus, run_dir, *overrides, limit=None):
-    import os
-    return subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
-                           f"data.corpus={corpus}", f"run.dir={run_dir}", "train.val_every_steps=100", *overrides],
-                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                          preexec_fn=small_files(limit) if limit else None)
-
-
 def error_line(stderr):
     assert "Traceback" not in stderr, stderr[-3000:]
     (line,) = [ln for ln in stderr.splitlines() if ln.startswith("error: ")]
@@ -128,7 +100,8 @@ def error_line(stderr):
 
 @pytest.mark.deepspeed
 def test_a_full_disk_during_a_checkpoint_save_is_one_line_and_leaves_no_checkpoint(ptbxl_corpus, tmp_path):
-    out = pretrain(ptbxl_corpus, tmp_path / "run", "train.steps=2", "checkpoint.save_every_steps=2", limit=500_000)
+    out = pretrain(ptbxl_corpus, tmp_path / "run", "train.steps=2", "checkpoint.save_every_steps=2",
+                   "train.val_every_steps=100", preexec_fn=small_files(500_000))
     assert out.returncode == 1
     line = error_line(out.stderr)
     assert "cannot write checkpoint step-00000002" in line and "is the disk full?" in line
@@ -153,11 +126,10 @@ def test_a_killed_loader_worker_is_one_line(ptbxl_corpus, tmp_path):
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
-                             f"data.corpus={ptbxl_corpus}", f"run.dir={tmp_path / 'run'}", "train.steps=100000",
-                             "data.workers=1", "checkpoint.save_every_steps=0", "checkpoint.save_every_minutes=0"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen([sys.executable, *pretrain_args(ptbxl_corpus, tmp_path / "run", "train.steps=100000",
+                                                           "data.workers=1", "checkpoint.save_every_steps=0",
+                                                           "checkpoint.save_every_minutes=0")],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
     deadline = time.time() + 120
     while time.time() < deadline:  # the loader's worker: a child of the training process
         children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == proc.pid]

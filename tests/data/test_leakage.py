@@ -6,16 +6,11 @@ import h5py
 import numpy as np
 import pytest
 from conftest import REPO, build_corpus
+from launch import preprocess
 
 from ecgdist.data.index import FingerprintsMissing, index_problems, read_index
 from ecgdist.data.leakage import TrainingSet, evaluation_sets, overlap_by_fold
 from ecgdist.data.shards import read_metadata
-
-
-@pytest.fixture(scope="module")
-def challenge_corpus(shared_data, tmp_path_factory):
-    """PTB-XL records 6000-6009 as the PhysioNet/CinC 2021 copies (.mat, ids HR06000...), another source."""
-    return build_corpus("wfdb", shared_data / "physionet2021-mini", tmp_path_factory.mktemp("c") / "challenge")
 
 
 def test_a_record_reaching_a_corpus_through_a_second_source_under_another_id_is_caught(ptbxl_corpus, challenge_corpus):
@@ -39,9 +34,6 @@ def test_exclude_from_drops_exactly_the_matching_records(ptbxl_corpus, challenge
 
 
 def test_a_corpus_without_fingerprints_says_how_to_add_them_and_the_command_adds_them(shared_data, tmp_path):
-    import subprocess
-    import sys
-
     corpus = build_corpus("wfdb", shared_data / "physionet2021-mini", tmp_path / "old")
     expected = read_index(corpus).fingerprint.copy()
     for name in ("fingerprint.npy", "checksums.json"):  # as written before fingerprints (and checksums) existed
@@ -50,8 +42,7 @@ def test_a_corpus_without_fingerprints_says_how_to_add_them_and_the_command_adds
         del f["fingerprint"]
     with pytest.raises(FingerprintsMissing, match="python -m preprocess fingerprint"):
         read_index(corpus).fingerprints(corpus)
-    done = subprocess.run([sys.executable, "-m", "preprocess", "fingerprint", str(corpus),
-                           str(shared_data / "physionet2021-mini"), "--quiet"], capture_output=True, text=True)
+    done = preprocess("fingerprint", corpus, shared_data / "physionet2021-mini", "--quiet")
     assert done.returncode == 0, done.stderr
     assert np.array_equal(read_index(corpus).fingerprints(corpus), expected)
     assert not list((corpus / "index").glob("*.tmp")) and index_problems(corpus) == []
@@ -156,11 +147,11 @@ def test_identity_catches_a_copy_whose_samples_changed_on_the_way(shared_data, p
         pretraining_data("copies.pth", {"provenance": provenance}, str(ptbxl_corpus), allow_overlap=False)
 
 
-def test_exclude_from_must_leave_out_something_it_could(shared_data, ptbxl_corpus, tmp_path):
+def test_exclude_from_must_leave_out_something_it_could(cinc_corpus, ptbxl_corpus):
     from ecgdist.config import ConfigError, PretrainConfig, load_config
     from ecgdist.pretrain.data import leave_out_evaluation_records
 
-    challenge = build_corpus("physionet2021", shared_data / "physionet2021-mini", tmp_path / "cinc")
+    challenge = cinc_corpus
 
     def leave_out(exclude_from, *overrides):
         cfg = load_config(PretrainConfig, REPO / "configs/pretrain/ecgfounder_tiny.yaml",

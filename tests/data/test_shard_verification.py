@@ -1,11 +1,10 @@
 """A shard that no longer matches its manifest is reported by name and never trained on silently."""
 
 import shutil
-import subprocess
-import sys
 
 import pytest
-from conftest import REPO, build_corpus
+from conftest import build_corpus
+from launch import preprocess, pretrain
 
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.shards import CorruptShard
@@ -20,10 +19,6 @@ def flip_a_byte(path, offset=-5000):
     data = bytearray(path.read_bytes())
     data[offset] ^= 0xFF
     path.write_bytes(bytes(data))
-
-
-def preprocess(*args):
-    return subprocess.run([sys.executable, "-m", "preprocess", *map(str, args)], capture_output=True, text=True)
 
 
 def test_verify_and_inspect_name_every_missing_truncated_or_modified_shard(corpus):
@@ -46,9 +41,7 @@ def test_a_corpus_whose_shard_sizes_differ_from_the_manifest_is_refused_at_start
     truncated.write_bytes(truncated.read_bytes()[:100_000])
     with pytest.raises(CorruptShard, match="shard-000001.h5: truncated"):
         ShardCorpus(corpus)
-    run = subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
-                          f"data.corpus={corpus}", f"run.dir={tmp_path / 'run'}"], cwd=REPO, capture_output=True,
-                         text=True)
+    run = pretrain(corpus, tmp_path / "run")
     assert run.returncode == 2 and "shard-000001.h5: truncated" in run.stderr and "Traceback" not in run.stderr
 
 
@@ -63,10 +56,8 @@ def test_a_flipped_byte_stops_the_first_read_of_that_shard_naming_it(corpus, tmp
     with pytest.raises(CorruptShard, match=r"shard-000002.h5 is modified"):
         data.__getitems__([65])
     shutil.rmtree(tmp_path / "verified")
-    run = subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
-                          f"data.corpus={corpus}", f"run.dir={tmp_path / 'run'}", "train.steps=50"], cwd=REPO,
-                         capture_output=True, text=True, env={**__import__("os").environ,
-                                                             "ECGDIST_VERIFIED_CACHE": str(tmp_path / "v2")})
+    monkeypatch.setenv("ECGDIST_VERIFIED_CACHE", str(tmp_path / "v2"))  # the run's own, empty
+    run = pretrain(corpus, tmp_path / "run", "train.steps=50")
     assert run.returncode == 1, run.stderr[-2000:]
     assert "shard-000002.h5 is modified" in run.stderr and "Traceback" not in run.stderr
 

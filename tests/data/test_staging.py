@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import build_corpus
+from launch import pretrain
 
 from ecgdist.config import PretrainConfig, load_config
 from ecgdist.data.dataset import ShardCorpus
@@ -57,9 +58,7 @@ def test_a_shard_that_differs_from_its_manifest_is_not_staged(corpus, tmp_path):
     (staged,) = (tmp_path / "stage").glob("ptbxl-*/")
     assert not (staged / "manifest.json").exists() and not list(staged.glob("*.tmp"))
     assert sorted(p.name for p in staged.glob("shard-*.h5")) == ["shard-000000.h5", "shard-000001.h5"]
-    done = subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
-                           f"data.corpus={corpus}", f"data.stage_dir={tmp_path / 'stage'}",
-                           f"run.dir={tmp_path / 'run'}"], capture_output=True, text=True)
+    done = pretrain(corpus, tmp_path / "run", f"data.stage_dir={tmp_path / 'stage'}")
     assert done.returncode == 2 and "data.corpus" in done.stderr and shard.name in done.stderr
 
 

@@ -1,36 +1,29 @@
 """Weights that saw the evaluation records are refused; exports say what they were trained on."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import REPO, build_corpus
+from conftest import REPO
+from launch import ONE_THREAD, export, pretrain
 
 from ecgdist.finetune.provenance import CHECKED, OVERLAP, UNKNOWN, pretraining_data
 from ecgdist.models.net1d import Net1D
 from ecgdist.models.pretrained import read_weights, save_weights
 
 pytestmark = pytest.mark.deepspeed
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def pretrain_and_export(corpus, folder, *overrides):
     run = folder / "run"
-    subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
-                    f"data.corpus={corpus}", f"run.dir={run}", "train.steps=2", "checkpoint.save_every_steps=2",
-                    "train.val_every_steps=2", "train.micro_batch=4", *overrides], cwd=REPO, env=ENV, check=True, capture_output=True)
+    done = pretrain(corpus, run, "train.steps=2", "checkpoint.save_every_steps=2", "train.val_every_steps=2",
+                    "train.micro_batch=4", *overrides)
+    assert done.returncode == 0, done.stderr[-2000:]
     out = folder / "weights" / "net1d.pth"  # the folder does not exist yet: export makes it
-    subprocess.run([sys.executable, "-m", "ecgdist.export", str(run), str(out)], cwd=REPO, env=ENV, check=True,
-                   capture_output=True)
+    export(run, out)
     return run, out
-
-
-@pytest.fixture(scope="module")
-def challenge_corpus(shared_data, tmp_path_factory):
-    return build_corpus("wfdb", shared_data / "physionet2021-mini", tmp_path_factory.mktemp("c") / "challenge")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +37,7 @@ def sweep(corpus, weights, run_dir, *overrides):
                            f"data.corpus={corpus}", f"finetune.weights={weights}", f"run.dir={run_dir}",
                            "sweep.tasks=[superdiagnostic]", "sweep.strategies=[baseline]", "finetune.epochs=1",
                            "finetune.bootstrap=20", *overrides, "--cluster", "local", "--wait"],
-                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+                          cwd=REPO, env=ONE_THREAD, capture_output=True, text=True, timeout=600)
 
 
 def test_weights_that_saw_test_records_are_refused_before_submission(ptbxl_corpus, leaky_weights, tmp_path):

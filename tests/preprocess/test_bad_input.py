@@ -3,12 +3,11 @@
 import csv
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from conftest import build_corpus
+from launch import preprocess
 
 from ecgdist.data.shards import FLAG_NAN, read_manifest, read_metadata, read_rejected
 
@@ -84,21 +83,18 @@ def test_damaged_records_are_rejected_with_reasons_and_good_ones_land(damaged_pt
 
 
 def test_missing_database_is_a_clear_error(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "preprocess", "ptbxl", str(tmp_path), str(tmp_path / "o")],
-                         capture_output=True, text=True)
+    out = preprocess("ptbxl", tmp_path, tmp_path / "o")
     assert out.returncode == 2 and "scp_statements.csv not found: is this a PTB-XL folder?" in out.stderr
 
 
 def test_rerun_with_another_recipe_is_refused(shared_data, tmp_path):
     build_corpus("code15", shared_data / "code15-mini", tmp_path / "c")
-    out = subprocess.run([sys.executable, "-m", "preprocess", "code15", str(shared_data / "code15-mini"),
-                          str(tmp_path / "c"), "--rate", "250"], capture_output=True, text=True)
+    out = preprocess("code15", shared_data / "code15-mini", tmp_path / "c", "--rate", "250")
     assert out.returncode == 2 and "different recipe (rate_hz differ)" in out.stderr
 
 
 def test_inspect_json_reports_counts_and_recipe(ptbxl_corpus):
-    out = subprocess.run([sys.executable, "-m", "preprocess", "inspect", str(ptbxl_corpus), "--json"],
-                         capture_output=True, text=True, check=True).stdout
+    out = preprocess("inspect", ptbxl_corpus, "--json").stdout
     summary = json.loads(out)
     assert (summary["records"], summary["rejected"], summary["shards"]) == (110, 0, 1)
     assert summary["recipe"]["rate_hz"] == 500 and summary["recipe"]["leads"][3] == "aVR"

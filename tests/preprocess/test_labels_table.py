@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import h5py
+from launch import preprocess
 
 from ecgdist.data.shards import read_manifest, read_rejected
 
@@ -13,11 +14,6 @@ s0010_re,164865005;MI_TABLE,77,M,patient-7
 ghost,426783006,50,F,patient-8
 100,164889003,60,X,patient-9
 """
-
-
-def preprocess(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "preprocess", *map(str, args), "--quiet"], capture_output=True,
-                          text=True)
 
 
 def test_a_labels_table_labels_records_and_reports_what_does_not_match(shared_data, tmp_path):

@@ -1,12 +1,11 @@
 """Records land in shards in a seeded random order; the input is listed once for every slice."""
 
 import json
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 from conftest import build_corpus
+from launch import preprocess
 
 from ecgdist.data.shards import read_manifest
 from preprocess.pipeline import chunk_members
@@ -50,10 +49,6 @@ def test_shards_are_random_samples_and_the_manifest_records_the_seed(shared_data
     other = build_corpus("ptbxl", shared_data / "ptbxl-mini", tmp_path / "d", *OPTIONS, "--seed", "7")
     assert read_manifest(other).placement_seed == 7
     assert record_ids(other) != ids and sorted(sum(record_ids(other), [])) == sorted(sum(ids, []))
-
-
-def preprocess(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "preprocess", *map(str, args)], capture_output=True, text=True)
 
 
 def test_slices_read_one_listing_and_equal_a_single_run(shared_data, tmp_path):

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from conftest import REPO, build_corpus
+from launch import preprocess
 from slurm_jobs import FINAL_STATES, sbatch, wait_for_job
 
 from ecgdist.data.shards import read_manifest, verify_shards
@@ -75,11 +76,6 @@ def test_slurm_job_array_produces_the_same_corpus(slurm_cluster, shared_data, tm
     logs = [p.read_text() for p in tmp_path.glob("*.out")]
     assert len(logs) == 3 and sum(log.count(f"into {out}/listing.jsonl") for log in logs) == 1, \
         "one task walks the input; the others read its listing"
-
-
-def preprocess(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "preprocess", *map(str, args), "--quiet"], capture_output=True,
-                          text=True)
 
 
 @pytest.mark.parametrize("first, second", [("20", "50"), ("50", "20")])

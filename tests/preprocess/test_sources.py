@@ -55,9 +55,8 @@ def test_100hz_record_is_resampled_to_the_requested_rate(ptbxl_corpus, shared_da
     np.testing.assert_allclose(stored, resample_poly(source, 5, 1, axis=-1), rtol=1e-3, atol=2e-3)
 
 
-def test_physionet2021_records_carry_snomed_age_and_sex(shared_data, tmp_path):
-    corpus = build_corpus("physionet2021", shared_data / "physionet2021-mini", tmp_path / "c")
-    table = read_metadata(corpus)
+def test_physionet2021_records_carry_snomed_age_and_sex(cinc_corpus):
+    table = read_metadata(cinc_corpus)
     by_id = {rid.split(":")[1].split("#")[0]: i for i, rid in enumerate(table["record_id"])}
     assert len(by_id) == 10
     i = by_id["HR06002"]

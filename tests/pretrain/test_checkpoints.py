@@ -11,18 +11,12 @@ import pytest
 import torch
 from conftest import REPO
 from fake_engine import FakeEngine
+from launch import pretrain
 
 from ecgdist.pretrain.checkpoint import MARKER, Checkpointer, step_tag
 from ecgdist.pretrain.universal_checkpoint import failure_marker, universal_tag, wait_for_conversion
 
 pytestmark = pytest.mark.deepspeed
-
-
-def pretrain(corpus, run_dir, *overrides):
-    return subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
-                           f"data.corpus={corpus}", f"run.dir={run_dir}", "checkpoint.keep_last=2",
-                           "train.val_every_steps=100", *overrides], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def corrupt(tag_dir):

@@ -20,12 +20,6 @@ from ecgdist.pretrain.objectives import multilabel_bce
 TINY = "configs/pretrain/ecgfounder_tiny.yaml"
 
 
-@pytest.fixture(scope="module")
-def physionet_corpus(shared_data, tmp_path_factory):
-    """Georgia and Ningbo records of the 2021 Challenge: none of them is a PTB-XL record."""
-    return build_corpus("physionet2021", shared_data / "physionet2021-other", tmp_path_factory.mktemp("p") / "c")
-
-
 def config(corpora, *overrides):
     listed = "[" + ",".join(map(str, corpora)) + "]"
     return load_config(PretrainConfig, TINY, [f"data.corpus={listed}", "data.val_fraction=0", *overrides])
@@ -124,11 +118,11 @@ def test_two_corpora_train_resume_exactly_and_export_both(ptbxl_corpus, physione
     assert any(label.isdigit() for label in exported[0]["labels"]) and "NORM" in exported[0]["labels"]
 
 
-def test_records_two_corpora_share_train_once_from_the_first_listed(ptbxl_corpus, shared_data, tmp_path, caplog):
+def test_records_two_corpora_share_train_once_from_the_first_listed(ptbxl_corpus, cinc_corpus, caplog):
     """physionet2021-mini's ten records are PTB-XL's 6000-6009 by content."""
     import logging
 
-    copies = build_corpus("physionet2021", shared_data / "physionet2021-mini", tmp_path / "c")
+    copies = cinc_corpus
     env = DistEnv(0, 0, 1, "127.0.0.1", 0, "single")
     with caplog.at_level(logging.INFO):
         data = build_data(config([ptbxl_corpus, copies]), env)

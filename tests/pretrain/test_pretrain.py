@@ -9,26 +9,16 @@ import time
 
 import pytest
 import torch
-from launch import read_scalars, run_ranks, start_ranks
+from launch import export, pretrain_args, read_scalars, run_ranks, start_ranks
 
 from ecgdist.config import PretrainConfig, load_config
 from ecgdist.dist import DistEnv
 from ecgdist.models import build_model
 from ecgdist.models.pretrained import load_pretrained
-from ecgdist.pretrain.engine import validation_batches
 from ecgdist.pretrain.data import build_data
+from ecgdist.pretrain.engine import validation_batches
 
 pytestmark = pytest.mark.deepspeed
-TINY = "configs/pretrain/ecgfounder_tiny.yaml"
-
-
-def pretrain_args(corpus, run_dir, *overrides):
-    return ["-m", "ecgdist.pretrain", TINY, f"data.corpus={corpus}", f"run.dir={run_dir}", *overrides]
-
-
-def export(run_dir, out):
-    subprocess.run([sys.executable, "-m", "ecgdist.export", str(run_dir), str(out)], check=True, capture_output=True)
-    return torch.load(out, weights_only=False)
 
 
 def test_single_rank_loss_falls_and_scalars_reach_tensorboard(ptbxl_corpus, tmp_path):
