@@ -32,7 +32,8 @@ import torch.distributed as dist
 from ecgdist.dist import any_rank, from_rank0
 from ecgdist.files import atomic_write_text, file_sha256
 from ecgdist.pretrain.engine_interface import TrainingEngine
-from ecgdist.pretrain.universal_checkpoint import PREFIX, convert, partitioned, universal_tag, wait_for_conversion
+from ecgdist.pretrain.deepspeed_adapter import LATEST, partitioned
+from ecgdist.pretrain.universal_checkpoint import PREFIX, convert, universal_tag, wait_for_conversion
 from ecgdist.safe_load import load
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class Checkpointer:
                      for p in sorted((self.folder / tag).rglob("*")) if p.is_file() and p.name != MARKER}
             atomic_write_text(self.folder / tag / MARKER,
                               json.dumps({"step": step, "world_size": world_size(), "files": files}))
-            atomic_write_text(self.folder / "latest", tag)
+            atomic_write_text(self.folder / LATEST, tag)
             self.prune()
         barrier()
         self.last_save_time = time.monotonic()

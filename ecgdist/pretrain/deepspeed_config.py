@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ecgdist.config import ConfigError, TrainSection
+from ecgdist.pretrain.deepspeed_adapter import keys_read
 
 
 @dataclass(frozen=True)
@@ -39,49 +39,22 @@ class BatchLayout:
         return self.micro_batch * self.grad_accum * self.world_size
 
 
-class RecordingDict(dict):
-    """A dict that remembers which keys were asked for (DeepSpeed's parser reads with get/in/[])."""
-
-    def __init__(self, *args, asked: set | None = None) -> None:
-        super().__init__(*args)
-        self.asked = set() if asked is None else asked
-
-    def __copy__(self):
-        return RecordingDict(self, asked=self.asked)
-
-    def get(self, key, default=None):
-        self.asked.add(key)
-        return super().get(key, default)
-
-    def __getitem__(self, key):
-        self.asked.add(key)
-        return super().__getitem__(key)
-
-    def __contains__(self, key):
-        self.asked.add(key)
-        return super().__contains__(key)
-
-
 def check_with_deepspeed(ds: dict, path: Path) -> None:
     """Parse ``ds`` with DeepSpeed's config reader (as one rank); unknown or refused keys name the file."""
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
-    from deepspeed.runtime.config import DeepSpeedConfig
-
     for section in ("optimizer", "scheduler"):
         if section in ds:
             raise ConfigError(f"{path}: remove the '{section}' section: ecgdist builds the optimizer and the "
                               "learning-rate schedule from train.* (DeepSpeed would replace them)")
     single = {**ds, "train_batch_size": ds["train_micro_batch_size_per_gpu"] * ds["gradient_accumulation_steps"]}
-    recorded = RecordingDict(single)
     try:
-        DeepSpeedConfig(recorded)
+        asked = keys_read(single)
     except Exception as error:  # pydantic and assertion errors alike: a config DeepSpeed refuses
         first = str(error).strip().splitlines()
         raise ConfigError(f"{path}: DeepSpeed refuses it: {' '.join(first[:3])}") from None
-    unknown = sorted(set(ds) - recorded.asked)
+    unknown = sorted(set(ds) - asked)
     if unknown:
         hints = [f"'{key}'" + (f" (did you mean '{close[0]}'?)" if (close := difflib.get_close_matches(
-            key, sorted(recorded.asked), n=1)) else "") for key in unknown]
+            key, sorted(asked), n=1)) else "") for key in unknown]
         raise ConfigError(f"{path}: DeepSpeed does not know the key {', '.join(hints)} and would ignore it")
 
 

@@ -25,32 +25,19 @@ from ecgdist.data.leakage import TrainingSet, fingerprint_set_sha256, manifest_s
 from ecgdist.data.shards import read_manifest
 from ecgdist.files import temp_path_for
 from ecgdist.pretrain.checkpoint import Checkpointer
-from ecgdist.pretrain.universal_checkpoint import partitioned
+from ecgdist.pretrain.deepspeed_adapter import fp32_weights, model_states, partitioned, state_types
 from ecgdist.safe_load import UnreadableFile, check_names_only, load
 
 log = logging.getLogger(__name__)
 
 
-def deepspeed_state_types() -> list[type]:
-    """The data classes DeepSpeed pickles into its checkpoint files (ZeRO optimizer states)."""
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
-    from deepspeed.runtime.fp16.loss_scaler import LossScaler
-    from deepspeed.runtime.zero.config import ZeroStageEnum
-    from deepspeed.utils.tensor_fragment import fragment_address
-
-    return [ZeroStageEnum, LossScaler, fragment_address]
-
-
 def consolidated_state_dict(checkpoints: Path, tag: str, client: dict) -> dict[str, torch.Tensor]:
     """fp32 weights: gathered from the ZeRO partitions, or, under ZeRO stage 0 (nothing
     partitioned), the module's own state dict that DeepSpeed saved whole."""
-    known = deepspeed_state_types()
-    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-
     if partitioned(checkpoints / tag):
         for file in sorted((checkpoints / tag).glob("*.pt")):  # the converter unpickles them in full
-            check_names_only(file, known)
-        state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoints), tag=tag)
+            check_names_only(file, state_types())
+        state = fp32_weights(checkpoints, tag)
     else:
         state = client["module"]
     return {k: v.float().contiguous() if v.is_floating_point() else v for k, v in state.items()}
@@ -61,11 +48,8 @@ def export(run_dir: str | Path, out: str | Path) -> dict:
     tag = Checkpointer(checkpoints).newest_usable()
     if tag is None:
         raise FileNotFoundError(f"no complete, uncorrupted checkpoint under {checkpoints}")
-    # Rank 0's model-states file holds the client state (its name differs under ZeRO-3).
-    states = [checkpoints / tag / name for name in ("mp_rank_00_model_states.pt",
-                                                     "zero_pp_rank_0_mp_rank_00_model_states.pt")]
     try:
-        client = load(next(p for p in states if p.exists()), known=deepspeed_state_types())
+        client = load(model_states(checkpoints / tag), known=state_types())
     except UnreadableFile as error:
         raise ValueError(str(error)) from None
     blob = {"state_dict": consolidated_state_dict(checkpoints, tag, client), "config": client["config"],

@@ -27,6 +27,7 @@ from ecgdist.models import build_model
 from ecgdist.models.param_groups import param_groups
 from ecgdist.pretrain.checkpoint import Checkpointer, CheckpointsCorrupt
 from ecgdist.pretrain.data import PretrainData, build_data
+from ecgdist.pretrain.deepspeed_adapter import initialize
 from ecgdist.pretrain.deepspeed_config import BatchLayout, build_ds_config
 from ecgdist.pretrain.engine import TrainLoop
 from ecgdist.pretrain.figures import reconstruction_figure
@@ -62,9 +63,6 @@ class Prepared:
 
 
 def prepare(cfg: PretrainConfig, env: DistEnv) -> Prepared:
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
-    import deepspeed
-
     ds_config, layout = build_ds_config(resolve_path(cfg.deepspeed), cfg.train, env.world_size)
     data = build_data(cfg, env)
     c = cfg.checkpoint
@@ -82,8 +80,7 @@ def prepare(cfg: PretrainConfig, env: DistEnv) -> Prepared:
                  layout.global_batch, lr)
     optimizer = build_adamw(param_groups(model, lr, cfg.train.weight_decay), lr)
     scheduler = warmup_cosine(optimizer, cfg.train.steps, cfg.train.warmup_steps, cfg.train.lr_min_ratio)
-    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config,
-                                      dist_init_required=False)
+    engine = initialize(model, optimizer, scheduler, ds_config)
     start_step = 0
     if resume is not None:
         start_step, client_state = checkpointer.load(engine, resume)

@@ -15,17 +15,13 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from ecgdist.pretrain.deepspeed_adapter import universal_command
+
 log = logging.getLogger(__name__)
 PREFIX = "universal-"
-
-
-def partitioned(tag_dir: Path) -> bool:
-    """Whether the optimizer state is split per rank (ZeRO 1-3, bf16 stage 0)."""
-    return any(tag_dir.glob("*optim_states.pt"))
 
 
 def universal_tag(tag: str) -> str:
@@ -45,10 +41,7 @@ def convert(tag_dir: Path) -> Path:
     for stale in tag_dir.parent.glob(f".{out.name}.tmp-*"):  # left by a conversion that crashed
         shutil.rmtree(stale, ignore_errors=True)
     tmp = tag_dir.parent / f".{out.name}.tmp-{os.getpid()}"
-    command = [sys.executable, "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder", str(tag_dir),
-               "--output_folder", str(tmp), "--inject_missing_state",
-               "--num_extract_workers", "1", "--num_merge_workers", "1"]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = subprocess.run(universal_command(tag_dir, tmp), capture_output=True, text=True, check=False)
     if result.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         reason = f"converting {tag_dir} to a universal checkpoint failed:\n{result.stderr[-3000:]}"

@@ -14,6 +14,7 @@ from fake_engine import FakeEngine
 from launch import pretrain
 
 from ecgdist.pretrain.checkpoint import MARKER, Checkpointer, step_tag
+from ecgdist.pretrain.deepspeed_adapter import state_types
 from ecgdist.pretrain.universal_checkpoint import failure_marker, universal_tag, wait_for_conversion
 
 pytestmark = pytest.mark.deepspeed
@@ -106,7 +107,7 @@ def test_export_refuses_a_checkpoint_file_that_would_run_code(ptbxl_corpus, tmp_
 
     for name in ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt"):
         original = (tag / name).read_bytes()
-        state = load(tag / name, known=export.deepspeed_state_types())
+        state = load(tag / name, known=state_types())
         torch.save({**state, "extra": payloads(marker)["builtins.exec"]}, tag / name)
         rehash(tag)
         assert export.main([str(run), str(tmp_path / "out.pth")]) == 2
