@@ -150,8 +150,11 @@ class Net1D(nn.Module):
             out = stage(out)
         return out
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.dense(features.mean(-1))
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The mean over time of the last stage, then the head; ``pre_logits``: the pooled (B, D)
+        features, the one feature interface embeddings and probes use."""
+        pooled = features.mean(-1)
+        return pooled if pre_logits else self.dense(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

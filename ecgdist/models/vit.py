@@ -146,9 +146,11 @@ class EcgViT(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(*self.embed(x))
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The model's own pooling (class token, or the mean of the segment tokens), then the head;
+        ``pre_logits``: the pooled (B, D) features, the one feature interface embeddings and probes use."""
         pooled = features[:, 0] if self.pool == "cls" else features[:, 1:].mean(dim=1)
-        return self.head(pooled)
+        return pooled if pre_logits else self.head(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
