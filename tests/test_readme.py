@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import REPO
 from real_records import write_mimic_layout
 
@@ -91,7 +92,8 @@ def test_the_tour_runs_as_printed(shared_data, tmp_path):
     for run_name in ("ecgfounder_tiny", "mtecg_tiny"):
         config = (tmp_path / "runs" / run_name / "config.yaml").read_text()
         assert "data.exclude_from left out 35 records" in config
-    assert (tmp_path / "weights/net1d.pth").exists()
+    exported = torch.load(tmp_path / "weights/net1d.pth", weights_only=True)
+    assert exported["step"] == 30 and exported["provenance"]["excluded"] == 35
     results = (tmp_path / "runs/ptbxl_tiny_sweep/results.md").read_text()
     assert re.search(r"\| no overlap; saw \d+ training-fold records \|", results) and "OVERLAP" not in results
     assert "Paired gain" in results

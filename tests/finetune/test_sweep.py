@@ -7,6 +7,7 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import pytest
 from conftest import REPO
 from launch import read_scalars
@@ -40,7 +41,10 @@ def check_sweep_outputs(sweep_dir):
     assert (sweep_dir / "superdiagnostic_macro_auroc_vs_fraction.png").stat().st_size > 1000
     job = sweep_dir / "jobs" / "rhythm-post_training-f1-s0"
     assert "val/macro_auroc" in read_scalars(job / "tb")
-    assert (job / "test_scores.npy").exists() and (job / "classes.json").exists()
+    classes = json.loads((job / "classes.json").read_text())
+    scores, targets = np.load(job / "test_scores.npy"), np.load(job / "test_targets.npy")
+    assert scores.shape == targets.shape == (json.loads((job / "result.json").read_text())["records"]["test"], len(classes))
+    assert ((scores >= 0) & (scores <= 1)).all()
 
 
 def test_local_sweep_builds_the_results_table_and_resubmission_skips_finished_jobs(ptbxl_corpus, tmp_path, capsys):
