@@ -32,6 +32,18 @@ def pretrain(corpus, run_dir, *overrides, preexec_fn=None) -> subprocess.Complet
                           capture_output=True, text=True, env=ONE_THREAD, preexec_fn=preexec_fn)
 
 
+def refused_pretrain(capsys, corpus, run_dir, *overrides) -> tuple[int, str]:
+    """``python -m ecgdist.pretrain``'s ``main`` in this process, for a run refused before its rank
+    joins a process group (checked: none is made); its exit code and stderr."""
+    import torch.distributed as dist
+
+    from ecgdist.pretrain.main import main
+
+    code = main([PRETRAIN_TINY, f"data.corpus={corpus}", f"run.dir={run_dir}", *overrides])
+    assert not dist.is_initialized()
+    return code, capsys.readouterr().err
+
+
 def export(run_dir, out) -> dict:
     """``python -m ecgdist.export RUN OUT``, and what it wrote."""
     import torch

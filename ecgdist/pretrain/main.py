@@ -1,9 +1,10 @@
 """``python -m ecgdist.pretrain CONFIG [key=value ...]``: one rank of a pre-training job.
 
 Launch it once per GPU (``srun`` in slurm/pretrain.sh, or ``torchrun``) or alone. The
-build order reads top to bottom in ``prepare``: DeepSpeed config (checked before anything
-heavy), data, which checkpoint to resume from, model, optimizer, engine, resume; ``run``
-adds the distributed set-up around it and the loop after it.
+build order reads top to bottom: ``check_inputs`` (DeepSpeed config, data), before the
+rank joins the process group, so a bad config or corpus stops every rank at once and
+leaves no run folder; then ``prepare`` (which checkpoint to resume from, model,
+optimizer, engine, resume); ``run`` adds the distributed set-up and the loop after it.
 Net1D (and the MTECG classifier) learn the corpus's labels with BCE; the MTECG masked
 autoencoder learns to reconstruct hidden segments. The job resumes from the newest
 usable checkpoint in ``run.dir`` by itself, so a requeued job needs no arguments changed.
@@ -22,7 +23,7 @@ import torch
 
 from ecgdist.config import ConfigError, PretrainConfig, load_config, resolve_path, save_resolved, to_dict
 from ecgdist.data.shards import CorruptShard
-from ecgdist.dist import DistEnv, init_distributed
+from ecgdist.dist import DistEnv, init_distributed, read_dist_env
 from ecgdist.models import build_model
 from ecgdist.models.param_groups import param_groups
 from ecgdist.pretrain.checkpoint import Checkpointer, CheckpointsCorrupt
@@ -62,9 +63,17 @@ class Prepared:
     start_step: int
 
 
-def prepare(cfg: PretrainConfig, env: DistEnv) -> Prepared:
+def check_inputs(cfg: PretrainConfig, env: DistEnv) -> tuple[dict, BatchLayout, PretrainData]:
+    """What can refuse a run, read before any rank joins the process group: the DeepSpeed JSON,
+    the corpora (staged when asked), exclusions, labels and batches."""
     ds_config, layout = build_ds_config(resolve_path(cfg.deepspeed), cfg.train, env.world_size)
-    data = build_data(cfg, env)
+    return ds_config, layout, build_data(cfg, env)
+
+
+def prepare(cfg: PretrainConfig, env: DistEnv,
+            inputs: tuple[dict, BatchLayout, PretrainData] | None = None) -> Prepared:
+    """``inputs``: what ``check_inputs`` read, when it ran before the process group was made."""
+    ds_config, layout, data = inputs or check_inputs(cfg, env)
     c = cfg.checkpoint
     checkpointer = Checkpointer(Path(cfg.run.dir) / "checkpoints", c.save_every_steps, c.save_every_minutes,
                                 c.keep_last, env.rank)
@@ -93,9 +102,11 @@ def prepare(cfg: PretrainConfig, env: DistEnv) -> Prepared:
 
 
 def run(cfg: PretrainConfig) -> dict:
-    env = init_distributed(single_group=True)
+    env = read_dist_env()
+    inputs = check_inputs(cfg, env)
+    env = init_distributed(env, single_group=True)
     run_dir = Path(cfg.run.dir)
-    p = prepare(cfg, env)
+    p = prepare(cfg, env, inputs)
     if env.is_main:
         excluded = p.data.provenance["excluded"]
         notes = [f"data.exclude_from left out {excluded} records whose content matches folds "

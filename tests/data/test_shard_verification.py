@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 from conftest import build_corpus
-from launch import preprocess, pretrain
+from launch import preprocess, pretrain, refused_pretrain
 
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.shards import CorruptShard
@@ -36,13 +36,13 @@ def test_verify_and_inspect_name_every_missing_truncated_or_modified_shard(corpu
     assert preprocess("inspect", corpus, "--no-verify").returncode == 0
 
 
-def test_a_corpus_whose_shard_sizes_differ_from_the_manifest_is_refused_at_start(corpus, tmp_path):
+def test_a_corpus_whose_shard_sizes_differ_from_the_manifest_is_refused_at_start(corpus, tmp_path, capsys):
     truncated = corpus / "shard-000001.h5"
     truncated.write_bytes(truncated.read_bytes()[:100_000])
     with pytest.raises(CorruptShard, match="shard-000001.h5: truncated"):
         ShardCorpus(corpus)
-    run = pretrain(corpus, tmp_path / "run")
-    assert run.returncode == 2 and "shard-000001.h5: truncated" in run.stderr and "Traceback" not in run.stderr
+    code, err = refused_pretrain(capsys, corpus, tmp_path / "run")
+    assert code == 2 and "shard-000001.h5: truncated" in err and "Traceback" not in err
 
 
 def test_a_flipped_byte_stops_the_first_read_of_that_shard_naming_it(corpus, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import build_corpus
-from launch import pretrain
+from launch import refused_pretrain
 
 from ecgdist.config import PretrainConfig, load_config
 from ecgdist.data.dataset import ShardCorpus
@@ -48,7 +48,7 @@ def test_a_staged_corpus_is_a_verified_copy_read_instead_of_the_original(corpus,
     assert np.array_equal(again.stream.loader.dataset.__getitems__([0, 1, 2])["signal"], first)
 
 
-def test_a_shard_that_differs_from_its_manifest_is_not_staged(corpus, tmp_path):
+def test_a_shard_that_differs_from_its_manifest_is_not_staged(corpus, tmp_path, capsys):
     shard = corpus / read_manifest(corpus).shards[2].file
     data = bytearray(shard.read_bytes())
     data[-100] ^= 0xFF  # same size, other content
@@ -58,8 +58,8 @@ def test_a_shard_that_differs_from_its_manifest_is_not_staged(corpus, tmp_path):
     (staged,) = (tmp_path / "stage").glob("ptbxl-*/")
     assert not (staged / "manifest.json").exists() and not list(staged.glob("*.tmp"))
     assert sorted(p.name for p in staged.glob("shard-*.h5")) == ["shard-000000.h5", "shard-000001.h5"]
-    done = pretrain(corpus, tmp_path / "run", f"data.stage_dir={tmp_path / 'stage'}")
-    assert done.returncode == 2 and "data.corpus" in done.stderr and shard.name in done.stderr
+    code, err = refused_pretrain(capsys, corpus, tmp_path / "run", f"data.stage_dir={tmp_path / 'stage'}")
+    assert code == 2 and "data.corpus" in err and shard.name in err
 
 
 def test_two_ranks_of_a_node_copy_once(corpus, tmp_path):

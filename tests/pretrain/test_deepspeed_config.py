@@ -1,11 +1,10 @@
 """The DeepSpeed JSON is read by DeepSpeed's own parser before any rank starts; what it would ignore is an error."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 from conftest import REPO
+from launch import refused_pretrain
 
 from ecgdist.config import ConfigError, TrainSection
 from ecgdist.pretrain.deepspeed_config import build_ds_config
@@ -42,11 +41,9 @@ def test_the_bundled_configs_pass(stage):
     assert ds["train_batch_size"] == 32 == layout.global_batch
 
 
-def test_the_job_stops_before_any_rank_trains(ptbxl_corpus, tmp_path):
+def test_the_job_stops_before_any_rank_trains(ptbxl_corpus, tmp_path, capsys):
     path = tmp_path / "ds.json"
     path.write_text(json.dumps({"zero_optimisation": {"stage": 2}}))
-    out = subprocess.run([sys.executable, "-m", "ecgdist.pretrain", "configs/pretrain/ecgfounder_tiny.yaml",
-                          f"data.corpus={ptbxl_corpus}", f"run.dir={tmp_path / 'run'}", f"deepspeed={path}"],
-                         cwd=REPO, capture_output=True, text=True)
-    assert out.returncode == 2 and "zero_optimisation" in out.stderr and "Traceback" not in out.stderr
+    code, err = refused_pretrain(capsys, ptbxl_corpus, tmp_path / "run", f"deepspeed={path}")
+    assert code == 2 and "zero_optimisation" in err and "Traceback" not in err
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import build_corpus
-from launch import run_ranks, start_ranks
+from launch import refused_pretrain, run_ranks, start_ranks
 
 from ecgdist.config import PretrainConfig, load_config
 from ecgdist.dist import DistEnv
@@ -78,16 +78,14 @@ def test_corpus_weights_set_each_corpus_share_of_an_epoch(ptbxl_corpus, physione
     assert abs(share - expected) < 0.03, share
 
 
-def test_corpora_made_with_other_recipes_are_refused_naming_both(ptbxl_corpus, shared_data, tmp_path):
+def test_corpora_made_with_other_recipes_are_refused_naming_both(ptbxl_corpus, shared_data, tmp_path, capsys):
     other = build_corpus("physionet2021", shared_data / "physionet2021-mini", tmp_path / "p250", "--rate", "250")
-    done = subprocess.run([sys.executable, "-m", "ecgdist.pretrain", TINY, f"data.corpus=[{ptbxl_corpus},{other}]",
-                           f"run.dir={tmp_path / 'run'}"], capture_output=True, text=True)
-    assert done.returncode == 2
-    assert str(ptbxl_corpus) in done.stderr and str(other) in done.stderr and "rate_hz is 500 and 250" in done.stderr
+    code, err = refused_pretrain(capsys, f"[{ptbxl_corpus},{other}]", tmp_path / "run")
+    assert code == 2
+    assert str(ptbxl_corpus) in err and str(other) in err and "rate_hz is 500 and 250" in err
     assert not (tmp_path / "run").exists()
-    bad = subprocess.run([sys.executable, "-m", "ecgdist.pretrain", TINY, f"data.corpus=[{ptbxl_corpus},{other}]",
-                          "data.corpus_weights=[1]", f"run.dir={tmp_path / 'run'}"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "'data.corpus_weights' has 1 weights for 2 corpora" in bad.stderr
+    code, err = refused_pretrain(capsys, f"[{ptbxl_corpus},{other}]", tmp_path / "run", "data.corpus_weights=[1]")
+    assert code == 2 and "'data.corpus_weights' has 1 weights for 2 corpora" in err
 
 
 @pytest.mark.deepspeed

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from launch import export, pretrain_args, read_scalars, run_ranks, start_ranks
+from launch import export, pretrain_args, read_scalars, refused_pretrain, run_ranks, start_ranks
 
 from ecgdist.config import PretrainConfig, load_config
 from ecgdist.dist import DistEnv
@@ -152,14 +152,12 @@ def test_zero3_export_reproduces_the_validation_loss_in_a_plain_model(ptbxl_corp
     assert total / count == pytest.approx(logged, abs=1e-5)
 
 
-def test_missing_deepspeed_json_fails_before_training_naming_the_key(ptbxl_corpus, tmp_path):
-    out = subprocess.run([sys.executable, *pretrain_args(ptbxl_corpus, tmp_path / "r", "deepspeed=nope.json")],
-                         capture_output=True, text=True, cwd=tmp_path)
-    assert out.returncode == 2 and "config key 'deepspeed'" in out.stderr
+def test_missing_deepspeed_json_fails_before_training_naming_the_key(ptbxl_corpus, tmp_path, capsys):
+    code, err = refused_pretrain(capsys, ptbxl_corpus, tmp_path / "r", "deepspeed=nope.json")
+    assert code == 2 and "config key 'deepspeed'" in err
     assert not (tmp_path / "r" / "checkpoints").exists()
 
 
-def test_batch_larger_than_the_corpus_fails_with_a_clear_error(ptbxl_corpus, tmp_path):
-    out = subprocess.run([sys.executable, *pretrain_args(ptbxl_corpus, tmp_path / "r", "train.micro_batch=500")],
-                         capture_output=True, text=True, cwd=tmp_path)
-    assert out.returncode == 2 and "cannot fill one batch of train.micro_batch=500" in out.stderr
+def test_batch_larger_than_the_corpus_fails_with_a_clear_error(ptbxl_corpus, tmp_path, capsys):
+    code, err = refused_pretrain(capsys, ptbxl_corpus, tmp_path / "r", "train.micro_batch=500")
+    assert code == 2 and "cannot fill one batch of train.micro_batch=500" in err
