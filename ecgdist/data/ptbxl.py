@@ -66,12 +66,10 @@ class TaskSplit:
         return [c for c, count in zip(classes, np.asarray(self.targets.sum(axis=0)).ravel()) if count == 0]
 
 
-def ptbxl_task(corpus: str | Path, task: str, statements_path: str | Path | None = None,
-               train_fraction: float = 1.0, seed: int = 0,
-               train_records: list[str] | None = None) -> tuple[list[str], dict[str, TaskSplit]]:
-    """Classes and train/val/test splits of a PTB-XL corpus for one task. Below fraction 1 the
-    training split is its stratified nested subset (data/label_fractions.py), or, when given,
-    exactly ``train_records`` (the record ids a sweep wrote down for it)."""
+def ptbxl_task(corpus: str | Path, task: str,
+               statements_path: str | Path | None = None) -> tuple[list[str], dict[str, TaskSplit]]:
+    """Classes and train/val/test splits of a PTB-XL corpus for one task (every labelled record of
+    the folds; ``training_subset`` draws a label fraction of the training split)."""
     statements = read_statements(statements_path or Path(corpus) / STATEMENTS_FILE)
     classes = task_classes(statements, task)
     mapping = task_mapping(statements, task)
@@ -81,13 +79,20 @@ def ptbxl_task(corpus: str | Path, task: str, statements_path: str | Path | None
     splits = {}
     for name, folds in SPLIT_FOLDS.items():
         rows = np.flatnonzero(labelled & np.isin(table["fold"], list(folds)))
-        if name == "train" and train_records is not None:
-            wanted = np.isin(table["record_id"][rows], train_records)
-            if wanted.sum() != len(set(train_records)):
-                raise ValueError(f"{len(set(train_records)) - int(wanted.sum())} of the recorded training records "
-                                 f"of {task} are not training records of {corpus}")
-            rows = rows[wanted]
-        elif name == "train" and train_fraction < 1.0:
-            rows = rows[nested_subsets(targets[rows], [train_fraction], seed)[train_fraction]]
         splits[name] = TaskSplit(rows, targets[rows], table["record_id"][rows])
     return classes, splits
+
+
+def training_subset(train: TaskSplit, fraction: float, seed: int, records: list[str] | None = None) -> TaskSplit:
+    """A label fraction of the training split: its stratified nested subset (data/label_fractions.py),
+    or, when given, exactly ``records`` (the record ids a sweep wrote down for it)."""
+    if records is not None:
+        keep = np.flatnonzero(np.isin(train.record_ids, records))
+        if len(keep) != len(set(records)):
+            raise ValueError(f"{len(set(records)) - len(keep)} of the recorded training records are not "
+                             "training records of this task in this corpus")
+    elif fraction < 1.0:
+        keep = nested_subsets(train.targets, [fraction], seed)[fraction]
+    else:
+        return train
+    return TaskSplit(train.indices[keep], train.targets[keep], train.record_ids[keep])

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection, ModelSection, to_dict
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.loader import make_loader
-from ecgdist.data.ptbxl import ptbxl_task
+from ecgdist.data.ptbxl import ptbxl_task, training_subset
 from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_write_text, temp_path_for
@@ -246,12 +246,11 @@ class Loaders:
         """``train_records``: the subset the sweep recorded for a label fraction below 1 (else drawn here)."""
         corpus = ShardCorpus(cfg.data.corpus) if corpus is None else corpus
         check_crop(cfg.data.crop_samples, corpus.manifest.recipe.samples, corpus.path)
-        self.classes, splits = ptbxl_task(corpus.path, spec.task, train_fraction=spec.fraction, seed=spec.seed,
-                                          train_records=train_records)
-        self.without_training_positive = splits["train"].classes_without_positive(self.classes)
+        self.classes, splits = ptbxl_task(corpus.path, spec.task)
         # every training-fold record of the task (not only the fraction): what pre-training must not have seen
-        self.training_rows = splits["train"].indices if spec.fraction >= 1 else \
-            ptbxl_task(corpus.path, spec.task)[1]["train"].indices
+        self.training_rows = splits["train"].indices
+        splits["train"] = training_subset(splits["train"], spec.fraction, spec.seed, train_records)
+        self.without_training_positive = splits["train"].classes_without_positive(self.classes)
         d, bs = cfg.data, cfg.finetune.batch_size
         train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
         eval_t = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ecgdist.config import ConfigError, FinetuneConfig, load_config, save_resolved, to_dict
 from ecgdist.data.dataset import ShardCorpus
-from ecgdist.data.ptbxl import ptbxl_task
+from ecgdist.data.ptbxl import ptbxl_task, training_subset
 from ecgdist.data.shards import read_manifest
 from ecgdist.data.transforms import check_crop
 from ecgdist.files import atomic_write_text
@@ -229,8 +229,8 @@ def record_label_fractions(cfg: FinetuneConfig, sweep_dir: Path, specs: list[Job
     recorded = json.loads(path.read_text()) if path.exists() else {}
     missing = {fraction_key(spec): spec for spec in specs if spec.fraction < 1 and fraction_key(spec) not in recorded}
     for key, spec in missing.items():
-        _, splits = ptbxl_task(cfg.data.corpus, spec.task, train_fraction=spec.fraction, seed=spec.seed)
-        recorded[key] = splits["train"].record_ids.tolist()
+        _, splits = ptbxl_task(cfg.data.corpus, spec.task)
+        recorded[key] = training_subset(splits["train"], spec.fraction, spec.seed).record_ids.tolist()
     if missing:
         atomic_write_text(path, json.dumps(recorded))
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ecgdist.data.label_fractions import nested_subsets
-from ecgdist.data.ptbxl import TASKS, ptbxl_task, read_statements, task_classes
+from ecgdist.data.ptbxl import TASKS, ptbxl_task, read_statements, task_classes, training_subset
 from ecgdist.data.shards import read_metadata
 
 
@@ -82,6 +82,11 @@ def test_label_fractions_are_stratified_nested_seeded_and_keep_every_class_they_
 
 def test_train_fraction_only_shrinks_the_training_folds(ptbxl_corpus):
     _, full = ptbxl_task(ptbxl_corpus, "all")
-    _, part = ptbxl_task(ptbxl_corpus, "all", train_fraction=0.2, seed=1)
-    assert set(part["train"].indices) < set(full["train"].indices)
-    assert np.array_equal(part["test"].indices, full["test"].indices)
+    part = training_subset(full["train"], 0.2, seed=1)
+    assert set(part.indices) < set(full["train"].indices)
+    assert all(full["train"].record_ids[np.searchsorted(full["train"].indices, i)] == r
+               for i, r in zip(part.indices, part.record_ids))  # rows, targets and ids stay together
+    recorded = training_subset(full["train"], 0.2, seed=9, records=part.record_ids.tolist())
+    assert np.array_equal(recorded.indices, part.indices)  # a sweep's record gives back the same subset
+    with pytest.raises(ValueError, match="1 of the recorded training records are not training records"):
+        training_subset(full["train"], 0.2, seed=1, records=[*part.record_ids.tolist(), "ptbxl:99999#0"])
