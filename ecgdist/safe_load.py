@@ -14,6 +14,7 @@ import _compat_pickle
 import argparse
 import collections
 import datetime
+import io
 import os
 import pathlib
 import re
@@ -50,16 +51,18 @@ def refusal(path: Any, found: str) -> str:
 
 
 def load(path: str | os.PathLike, trusted_types: Sequence[str] = (), map_location: Any = "cpu",
-         known: Sequence[type] = ()) -> Any:
+         known: Sequence[type] = (), data: bytes | None = None) -> Any:
     """``torch.load`` with ``weights_only=True`` and the user's named plain-data classes allowed;
-    ``known``: data classes a caller knows a file format holds (DeepSpeed's, in its checkpoints)."""
+    ``known``: data classes a caller knows a file format holds (DeepSpeed's, in its checkpoints);
+    ``data``: the file's bytes when the caller already read them (``path`` then names it in messages)."""
     refused = refused_types(trusted_types)
     if refused:
         raise UnreadableFile(f"only plain-data classes can be trusted ({', '.join(PLAIN_DATA_TYPES)}); "
                              f"refused: {', '.join(refused)}")
     try:
         with torch.serialization.safe_globals([PLAIN_DATA_TYPES[name] for name in trusted_types] + list(known)):
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(io.BytesIO(data) if data is not None else path, map_location=map_location,
+                              weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as error:  # torch's message would suggest unpickling the file: say what is in it instead

@@ -42,13 +42,14 @@ from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_write_text, temp_path_for
 from ecgdist.finetune.metrics import evaluate, macro_auroc
-from ecgdist.finetune.provenance import pretraining_data, training_records_seen, weights_sha256
+from ecgdist.finetune.provenance import pretraining_data, training_records_seen
 from ecgdist.finetune.schedule import StageSchedule
 from ecgdist.models import CLASSIFIERS, build_model
 from ecgdist.models.param_groups import param_groups
 from ecgdist.models.pretrained import (
     CheckpointMismatchError,
     UnreadableWeights,
+    WeightsChanged,
     load_pretrained,
     read_weights,
     save_weights,
@@ -133,16 +134,20 @@ def recipe_mismatch(cfg: FinetuneConfig, corpus: ShardCorpus, extra: dict) -> st
     return "; ".join(differ)
 
 
-def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus) -> tuple[dict[str, torch.Tensor], dict]:
+def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus,
+                  expected_sha256: str = "") -> tuple[dict[str, torch.Tensor], dict]:
     """Before anything trains or is submitted: the weights file loads without running pickled code,
     fits the model, and was trained on inputs made as this corpus's (an ecgdist export says how; the
     released ECGFounder weights have their published recipe). Returns what it read
-    (``read_weights``), so a job reads the file once."""
+    (``read_weights``), so a job reads the file once; ``expected_sha256``: the checksum its sweep recorded."""
     weights = cfg.finetune.weights
     try:
-        state, extra = read_weights(weights, cfg.finetune.trusted_types)
+        state, extra = read_weights(weights, cfg.finetune.trusted_types, expected_sha256)
     except FileNotFoundError:
         raise ConfigError(f"config key 'finetune.weights': {weights} does not exist") from None
+    except WeightsChanged:
+        raise ConfigError(f"config key 'finetune.weights': {weights} changed since the sweep was submitted "
+                          "(sha256): this job would train another model than its row's other jobs") from None
     except UnreadableWeights as error:
         raise ConfigError(f"config key 'finetune.weights': {error}") from None
     differ = recipe_mismatch(cfg, corpus, extra)
@@ -221,10 +226,7 @@ def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus, ex
     ``training_rows``: the task's training records, counted against what pre-training saw."""
     if not cfg.finetune.weights or spec.strategy == "scratch":
         return None, {"status": "none", "detail": "no pre-trained weights"}
-    if expected_sha256 and weights_sha256(cfg.finetune.weights) != expected_sha256:
-        raise ConfigError(f"config key 'finetune.weights': {cfg.finetune.weights} changed since the sweep was "
-                          "submitted (sha256): this job would train another model than its row's other jobs")
-    state, extra = check_weights(cfg, corpus)
+    state, extra = check_weights(cfg, corpus, expected_sha256)
     known = pretraining_data(cfg.finetune.weights, extra, str(corpus.path), cfg.finetune.allow_overlap)
     if training_rows is not None:
         known["training_records_seen"] = training_records_seen(extra, str(corpus.path), training_rows)

@@ -12,6 +12,7 @@ embedding made for another crop length is interpolated along time, and the log s
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -37,16 +38,25 @@ class UnreadableWeights(ValueError):
     """The file holds more than tensors and plain values (a pickled class), or no torch data at all."""
 
 
-def read_weights(path: str | os.PathLike, trusted_types: Sequence[str] = ()) -> tuple[dict[str, torch.Tensor],
-                                                                                     dict[str, Any]]:
+class WeightsChanged(UnreadableWeights):
+    """The file is not the one whose checksum was recorded (a sweep's other jobs trained on that one)."""
+
+
+def read_weights(path: str | os.PathLike, trusted_types: Sequence[str] = (),
+                 expected_sha256: str = "") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state dict of a weights file or Hub reference (``module.`` prefixes removed) and its other
-    entries. Loaded with ``weights_only``: tensors, plain values and the ``trusted_types`` only."""
+    entries. Loaded with ``weights_only``: tensors, plain values and the ``trusted_types`` only.
+    ``expected_sha256``: the file must have this checksum; the bytes checked are the bytes loaded
+    (one read, nothing can change in between)."""
     try:
         local = locate_weights(path)
     except WeightsUnavailable as error:
         raise UnreadableWeights(str(error)) from None
+    data = local.read_bytes() if expected_sha256 else None
+    if data is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise WeightsChanged(f"{path} changed since its checksum was recorded (sha256)")
     try:
-        blob = load(local, trusted_types)
+        blob = load(local, trusted_types, data=data)
     except UnreadableFile as error:
         raise UnreadableWeights(str(error)) from None
     if not isinstance(blob, dict):

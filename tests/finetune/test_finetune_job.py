@@ -304,3 +304,32 @@ def test_progress_restores_the_model_and_rng_streams_cuda_included(tmp_path, mon
     assert [t.tolist() for t in restored] == [[1, 2, 3], [4, 5]]
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
     assert saved["optimizer"] is None and torch.load(tmp_path / "state.pt", weights_only=True)["progress"]["epoch"] == 2
+
+
+def test_a_sweep_job_checks_its_weights_checksum_on_the_bytes_it_loads(ptbxl_corpus, weights, tmp_path, monkeypatch):
+    import builtins
+    import io
+
+    from ecgdist.finetune.job import WEIGHTS_RECORD
+
+    job_dir = tmp_path / "sweep" / "jobs" / "superdiagnostic-baseline-f1-s0"
+    job_dir.parent.mkdir(parents=True)
+    record = {"net1d": {"weights": str(weights), "sha256": file_sha256(weights)}}
+    (tmp_path / "sweep" / WEIGHTS_RECORD).write_text(json.dumps(record))
+    opened, real_open = [], builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    for module in (builtins, io):  # open() and Path.read_bytes (io.open)
+        monkeypatch.setattr(module, "open", counting_open)
+    cfg = tiny(ptbxl_corpus, weights, "finetune.epochs=1", "finetune.probe_epochs=1")
+    run_job(cfg, JobSpec("superdiagnostic", "baseline", 1.0, 0), job_dir)
+    assert opened.count(str(weights)) == 1  # checksummed and loaded from one read
+    monkeypatch.undo()
+    record["net1d"]["sha256"] = "0" * 64
+    (tmp_path / "sweep" / WEIGHTS_RECORD).write_text(json.dumps(record))
+    shutil.rmtree(job_dir)
+    with pytest.raises(ConfigError, match="changed since the sweep was submitted"):
+        run_job(cfg, JobSpec("superdiagnostic", "baseline", 1.0, 0), job_dir)
