@@ -38,3 +38,22 @@ def wait_for_job(job_id: str, timeout_s: float = 600) -> str:
         time.sleep(1)
     subprocess.run(["scancel", job_id])
     raise TimeoutError(f"job {job_id} still {sacct_state(job_id)} after {timeout_s}s")
+
+
+def release_once_requeued(job_id: str, timeout_s: float = 300) -> None:
+    """Wait until the job is back in the queue after a requeue, then make it eligible at once.
+    SLURM holds a requeued job about two minutes (Reason=BeginTime) before it may start again;
+    an operator may lift that (``scontrol update StartTime=now``), so the test waits on the job
+    itself, not on the hold."""
+    deadline, pending = time.time() + timeout_s, False
+    while time.time() < deadline:
+        state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T %r"], capture_output=True, text=True,
+                               timeout=30).stdout.split()
+        if state[:2] == ["PENDING", "BeginTime"]:
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
+            return
+        pending = pending or state[:1] == ["PENDING"]
+        if pending and state[:1] != ["PENDING"]:  # requeued without a hold: nothing to lift
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"job {job_id} was not requeued within {timeout_s}s")

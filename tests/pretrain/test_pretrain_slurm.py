@@ -8,7 +8,7 @@ import time
 import pytest
 from conftest import REPO
 from launch import read_image_tags, read_scalars
-from slurm_jobs import sacct_state, sbatch, wait_for_job
+from slurm_jobs import release_once_requeued, sacct_state, sbatch, wait_for_job
 
 pytestmark = [pytest.mark.slurm, pytest.mark.deepspeed]
 CONFIGS = {"net1d": "configs/pretrain/ecgfounder_tiny.yaml", "mtecg": "configs/pretrain/mtecg_tiny.yaml"}
@@ -61,6 +61,7 @@ def test_signalled_job_saves_requeues_and_finishes_all_steps(slurm_cluster, ptbx
     run = tmp_path / "run"
     job = training_job(tmp_path, ptbxl_corpus, run, 100)
     subprocess.run(["scancel", "--signal=USR1", job], check=True)
+    release_once_requeued(job)
     assert wait_for_job(job, 900) == "COMPLETED"
     out = (tmp_path / f"job-{job}.out").read_text()
     for line in ("received SIGUSR1", "requeueing SLURM job", "restart 1", "resumed from step-"):
