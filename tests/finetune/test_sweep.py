@@ -87,7 +87,7 @@ def test_local_submit_returns_while_jobs_run_and_resubmitting_never_starts_a_sec
 
     sweep = tmp_path / "sweep"
     args = ["finetune", "configs/finetune/ptbxl_tiny.yaml", f"data.corpus={ptbxl_corpus}", f"run.dir={sweep}",
-            "sweep.tasks=[superdiagnostic]", "sweep.strategies=[baseline]", "sweep.seeds=[0,1]", "finetune.epochs=4",
+            "sweep.tasks=[superdiagnostic]", "sweep.strategies=[baseline]", "sweep.seeds=[0,1]", "finetune.epochs=1",
             "slurm.array_parallelism=1", "--cluster", "local"]
     first = submit_cli(*args)
     assert first.returncode == 0 and "2 submitted; local queue: at most 1 at once" in first.stdout
