@@ -112,7 +112,7 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line_and_leaves_no_checkpoi
 
 def test_a_full_stage_dir_names_the_staged_file(ptbxl_corpus, tmp_path):
     out = pretrain(ptbxl_corpus, tmp_path / "run", "train.steps=1", f"data.stage_dir={tmp_path / 'stage'}",
-                   limit=1_000_000)
+                   preexec_fn=small_files(1_000_000))
     assert out.returncode == 1
     line = error_line(out.stderr)
     assert f"cannot stage {ptbxl_corpus / 'shard-000000.h5'}" in line and "ecgfounder_tiny.yaml" not in line
