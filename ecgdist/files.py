@@ -23,6 +23,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(f.name, path)
 
 
+def atomic_torch_save(obj, path: Path) -> None:
+    """``torch.save`` through a temporary file unique to this writer, then rename: a crash or a
+    stale twin of the job never leaves half a weights or state file under the real name."""
+    import torch
+
+    tmp = temp_path_for(path)
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 def temp_path_for(path: Path) -> Path:
     """A temporary file beside ``path``, unique to this writer: two writers of the same file (job-array
     tasks, a requeued job and its stale twin) never rename each other's half-written bytes."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from ecgdist.data.loader import make_loader
 from ecgdist.data.ptbxl import ptbxl_task, training_subset
 from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.transforms import Transform, check_crop
-from ecgdist.files import atomic_write_text, temp_path_for
+from ecgdist.files import atomic_torch_save, atomic_write_text
 from ecgdist.finetune.metrics import evaluate, macro_auroc
 from ecgdist.finetune.provenance import pretraining_data, training_records_seen
 from ecgdist.finetune.schedule import StageSchedule
@@ -299,21 +298,16 @@ class JobProgress:
         return len(self.history)
 
 
-def save_torch(path: Path, payload: dict) -> None:
-    tmp = temp_path_for(path)
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 def save_progress(job_dir: Path, progress: JobProgress, model, optimizer=None, scheduler=None, ema=None) -> None:
     """After each epoch and between stages: where the job is, the trainer's state, and the RNG streams
     (CPU, and every CUDA device's), so a requeued job continues the same run."""
-    save_torch(job_dir / STATE, {
+    atomic_torch_save({
         "progress": dataclasses.asdict(progress), "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "ema": ema.state_dict() if ema is not None else None,
-        "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
+        "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        job_dir / STATE)
 
 
 def resume_progress(job_dir: Path, model, device) -> tuple[JobProgress, dict]:
@@ -335,8 +329,8 @@ def resume_progress(job_dir: Path, model, device) -> tuple[JobProgress, dict]:
 def keep_if_best(job_dir: Path, progress: JobProgress, evaluated, val_auroc: float) -> None:
     """best.pt holds the weights model selection chose so far; rewritten only when they improve."""
     if np.isfinite(val_auroc) and val_auroc > progress.best_auroc:
-        save_torch(job_dir / BEST, {"state_dict": evaluated.state_dict(), "epoch": progress.global_epoch,
-                                    "val_macro_auroc": val_auroc})
+        atomic_torch_save({"state_dict": evaluated.state_dict(), "epoch": progress.global_epoch,
+                           "val_macro_auroc": val_auroc}, job_dir / BEST)
         progress.best_auroc, progress.best_epoch = val_auroc, progress.global_epoch
 
 
@@ -420,8 +414,8 @@ def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pr
     result = {"job": spec.name, "backbone": spec.backbone or cfg.model.name, "task": spec.task,
               "strategy": spec.strategy, "fraction": spec.fraction,
               "pretraining_data": pretraining, "simulated": loaders.simulated,
-              "seed": spec.seed, "selected_epoch": progress.best_epoch,
-              "val_macro_auroc": progress.best_auroc, "resumes": progress.resumes, "classes_without_training_positive": loaders.without_training_positive,
+              "seed": spec.seed, "selected_epoch": progress.best_epoch, "val_macro_auroc": progress.best_auroc,
+              "resumes": progress.resumes, "classes_without_training_positive": loaders.without_training_positive,
               "recipe": {"corpus": str(cfg.data.corpus), "inputs": loaders.recipe, "finetune": to_dict(cfg)["finetune"]},
               "records": loaders.sizes, **metrics}
     atomic_write_text(job_dir / RESULT, json.dumps(result, indent=1))

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecgdist.files import temp_path_for
+from ecgdist.files import atomic_torch_save
 from ecgdist.models import head_parameter_names
 from ecgdist.models.hub import WeightsUnavailable, locate_weights
 from ecgdist.safe_load import UnreadableFile, load
@@ -135,8 +135,6 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, reset_head: bool 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, **extra: Any) -> None:
     """Write consolidated fp32 weights in the released format (plus ``extra``), atomically."""
-    tmp = temp_path_for(Path(path))
     state = {k: v.detach().float().cpu().clone() if v.is_floating_point() else v.cpu().clone()
              for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, **extra}, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save({"state_dict": state, **extra}, Path(path))

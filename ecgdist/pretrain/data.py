@@ -27,6 +27,7 @@ from ecgdist.data.staging import stage_corpus
 from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.dist import DistEnv
 from ecgdist.models import CLASSIFIERS
+from ecgdist.pretrain.deepspeed_config import BatchLayout, build_ds_config
 
 log = logging.getLogger("ecgdist.pretrain")
 
@@ -139,3 +140,11 @@ def leave_out_evaluation_records(cfg: PretrainConfig, corpora: list[Path],
     provenance.update(excluded=training.excluded, exclude_from={
         "path": str(evaluation.resolve()), "manifest_sha256": manifest_sha256(evaluation), "folds": list(d.exclude_folds)})
     return training.keep, provenance
+
+
+def check_inputs(cfg: PretrainConfig, env: DistEnv) -> tuple[dict, BatchLayout, PretrainData]:
+    """What can refuse a run, read before any rank joins the process group (and by the submission
+    check, before anything is queued): the DeepSpeed JSON, the corpora (staged when asked),
+    exclusions, labels and batches."""
+    ds_config, layout = build_ds_config(resolve_path(cfg.deepspeed), cfg.train, env.world_size)
+    return ds_config, layout, build_data(cfg, env)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from ecgdist.data.fingerprint import FINGERPRINT_VERSION
 from ecgdist.data.index import FingerprintsMissing
 from ecgdist.data.leakage import TrainingSet, fingerprint_set_sha256, manifest_sha256
 from ecgdist.data.shards import read_manifest
-from ecgdist.files import temp_path_for
+from ecgdist.files import atomic_torch_save
 from ecgdist.pretrain.checkpoint import Checkpointer
 from ecgdist.pretrain.deepspeed_adapter import fp32_weights, model_states, partitioned, state_types
 from ecgdist.safe_load import UnreadableFile, check_names_only, load
@@ -59,9 +58,7 @@ def export(run_dir: str | Path, out: str | Path) -> dict:
         blob["simulated"] = any(read_manifest(c["path"]).extra.get("simulated") for c in blob["provenance"]["corpora"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(out)
-    torch.save(blob, tmp)
-    os.replace(tmp, out)
+    atomic_torch_save(blob, out)
     return {"tag": tag, "step": client["step"], "tensors": len(blob["state_dict"]),
             "fingerprints": 0 if blob["provenance"]["fingerprints"] is None else len(blob["provenance"]["fingerprints"])}
 

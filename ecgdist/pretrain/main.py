@@ -27,9 +27,9 @@ from ecgdist.dist import DistEnv, init_distributed, read_dist_env
 from ecgdist.models import build_model
 from ecgdist.models.param_groups import param_groups
 from ecgdist.pretrain.checkpoint import Checkpointer, CheckpointsCorrupt
-from ecgdist.pretrain.data import PretrainData, build_data
+from ecgdist.pretrain.data import PretrainData, check_inputs
 from ecgdist.pretrain.deepspeed_adapter import initialize
-from ecgdist.pretrain.deepspeed_config import BatchLayout, build_ds_config
+from ecgdist.pretrain.deepspeed_config import BatchLayout
 from ecgdist.pretrain.engine import TrainLoop
 from ecgdist.pretrain.figures import reconstruction_figure
 from ecgdist.pretrain.objectives import objective_for
@@ -61,13 +61,6 @@ class Prepared:
     layout: BatchLayout
     checkpointer: Checkpointer
     start_step: int
-
-
-def check_inputs(cfg: PretrainConfig, env: DistEnv) -> tuple[dict, BatchLayout, PretrainData]:
-    """What can refuse a run, read before any rank joins the process group: the DeepSpeed JSON,
-    the corpora (staged when asked), exclusions, labels and batches."""
-    ds_config, layout = build_ds_config(resolve_path(cfg.deepspeed), cfg.train, env.world_size)
-    return ds_config, layout, build_data(cfg, env)
 
 
 def prepare(cfg: PretrainConfig, env: DistEnv,

@@ -51,14 +51,12 @@ def sbatch_command(cfg: PretrainConfig, config: str, overrides: list[str], wait:
 
 def check_job(cfg: PretrainConfig) -> str:
     """Everything rank 0 checks before training, for the world size the job will have; a summary line."""
-    from ecgdist.pretrain.deepspeed_config import build_ds_config
-    from ecgdist.pretrain.data import build_data
+    from ecgdist.pretrain.data import check_inputs
 
     world = cfg.slurm.nodes * cfg.slurm.tasks_per_node
-    _, layout = build_ds_config(resolve_path(cfg.deepspeed), cfg.train, world)
     with warnings.catch_warnings():  # DataLoader's worker-count advice is about this machine, not the nodes
         warnings.simplefilter("ignore", UserWarning)
-        data = build_data(cfg, DistEnv(0, 0, world, "127.0.0.1", 0, "single"))
+        _, layout, data = check_inputs(cfg, DistEnv(0, 0, world, "127.0.0.1", 0, "single"))
     return (f"{len(data.stream.sampler.shard_of)} training records, {len(data.labels)} labels, global batch "
             f"{layout.global_batch} on {world} ranks ({cfg.slurm.nodes} nodes x {cfg.slurm.tasks_per_node})")
 

@@ -70,17 +70,18 @@ Checkpointer(Path(cfg.run.dir).parent / "restored" / "checkpoints", rank=p.check
 
 TRAIN_IN_BF16 = """
 import json, sys
+import ecgdist.pretrain.data as data
 import ecgdist.pretrain.main as pretrain
 from ecgdist.config import PretrainConfig, load_config, resolve_path
 from ecgdist.dist import init_distributed
 from ecgdist.pretrain.engine import TrainLoop
 from ecgdist.pretrain.objectives import objective_for
-on_cpu = pretrain.build_ds_config
+on_cpu = data.build_ds_config
 def as_on_a_gpu(*args):  # build_ds_config turns bf16 off without a GPU; keep it on
     ds, layout = on_cpu(*args)
     ds["bf16"] = {"enabled": True}
     return ds, layout
-pretrain.build_ds_config = as_on_a_gpu
+data.build_ds_config = as_on_a_gpu
 cfg = load_config(PretrainConfig, resolve_path(sys.argv[1]), sys.argv[2:])
 p = pretrain.prepare(cfg, init_distributed(single_group=True))
 loop = TrainLoop(p.engine, p.data.stream, p.data.val, objective_for(cfg.model.name), cfg.train, p.layout,
