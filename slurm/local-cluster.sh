@@ -122,21 +122,49 @@ start() {
     pgrep -x slurmdbd >/dev/null || slurmdbd
     wait_for 60 slurmdbd sacctmgr -n list cluster
     sacctmgr -n list cluster format=cluster | grep -qw "$cluster" || sacctmgr -i add cluster "$cluster" >/dev/null
-    pgrep -x slurmctld >/dev/null || slurmctld
-    wait_for 60 slurmctld scontrol ping
+    start_controller
     local name
     for name in $(node_names); do
         pgrep -f "slurmd -N $name\$" >/dev/null || slurmd -N "$name"
     done
-    wait_for 90 "all $nodes nodes idle" all_idle
+    wait_for 90 "all $nodes nodes idle" all_idle || { diagnose; return 1; }
     log "cluster '$cluster' up: $nodes nodes x $cpus CPUs"
     sinfo
 }
 
+start_controller() {
+    pgrep -x slurmctld >/dev/null && return 0
+    slurmctld
+    wait_for 60 slurmctld scontrol ping
+    # A controller started afresh recovers the jobs of a run that was killed with the
+    # machine (a session that ended mid-test, a machine restored from a snapshot): their
+    # nodes stay allocated to processes that no longer exist, and no test job would start.
+    local stale
+    stale=$(squeue -h -o %A | sort -u | xargs)
+    if [ -n "$stale" ]; then
+        log "cancelling jobs recovered from an earlier run: $stale"
+        # shellcheck disable=SC2086
+        scancel $stale
+    fi
+}
+
 all_idle() {
+    # A node drained by an earlier run (e.g. "Kill task failed") is put back in service.
+    local drained
+    drained=$(sinfo -h -N -t drain,down -o %N | sort -u | xargs | tr ' ' ',')
+    [ -z "$drained" ] || scontrol update nodename="$drained" state=resume
     local idle
     idle=$(sinfo -h -N -o '%N %T' | awk '$2 == "idle" {n++} END {print n+0}')
     [ "$idle" -eq "$nodes" ]
+}
+
+diagnose() {  # what to read when the cluster does not come up
+    sinfo -N -l >&2 || true
+    squeue >&2 || true
+    local f
+    for f in "$state"/log/slurmctld.log "$state"/log/slurmd-*.log; do
+        [ -f "$f" ] && { log "last lines of $f:"; tail -n 15 "$f" >&2; }
+    done
 }
 
 stop() {
