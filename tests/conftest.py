@@ -41,10 +41,10 @@ def slurm_cluster() -> None:
 
 def build_corpus(source: str, input_dir: Path, output: Path, *options: str) -> Path:
     """Run the real preprocessing command line."""
-    import subprocess
-    import sys
-    subprocess.run([sys.executable, "-m", "preprocess", source, str(input_dir), str(output), "--quiet", *options],
-                   check=True, capture_output=True, text=True)
+    from launch import preprocess
+
+    done = preprocess(source, input_dir, output, "--quiet", *options)
+    assert done.returncode == 0, done.stderr[-3000:]
     return output
 
 

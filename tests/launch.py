@@ -1,12 +1,14 @@
 """The commands tests run as users do (preprocess, pre-train, export), real ranks as separate
-processes (torchrun's variables), and reading TensorBoard back."""
+processes (torchrun's variables), and reading TensorBoard back. Pre-training and export
+commands are forked from preloaded DeepSpeed (tests/forked.py)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+import forked
 
 from ecgdist.dist import free_port
 from ecgdist.tensorboard_log import read_scalars  # noqa: F401  (the tests' reader)
@@ -16,20 +18,35 @@ PRETRAIN_TINY = "configs/pretrain/ecgfounder_tiny.yaml"
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # two cores, several processes
 
 
-def preprocess(*args, preexec_fn=None) -> subprocess.CompletedProcess:
+def preprocess(*args, file_size_limit: int | None = None) -> subprocess.CompletedProcess:
     """``python -m preprocess ARGS``, its output captured for the test to read."""
-    return subprocess.run([sys.executable, "-m", "preprocess", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, preexec_fn=preexec_fn)
+    return python_m("preprocess", *args, env=os.environ, file_size_limit=file_size_limit)
+
+
+def start_preprocess(*args, output: Path) -> forked.Forked:
+    """``python -m preprocess ARGS`` started, for a test that acts on it while it runs; its stdout and
+    stderr in ``output``."""
+    return forked.start(["-m", "preprocess", *map(str, args)], env=os.environ, cwd=REPO, stdout=output)
+
+
+def python_m(module: str, *args, env: dict = ONE_THREAD, timeout: float = 900,
+             file_size_limit: int | None = None) -> subprocess.CompletedProcess:
+    """``python -m MODULE ARGS`` in the checkout, forked from the preloaded interpreter, output captured
+    (through files: a local job it starts inherits them and may outlive it). ``file_size_limit``:
+    writes past it fail with EFBIG, as they would with ENOSPC on a full disk."""
+    return forked.run(["-m", module, *map(str, args)], env=env, cwd=REPO, timeout=timeout,
+                      file_size_limit=file_size_limit)
 
 
 def pretrain_args(corpus, run_dir, *overrides, config: str = PRETRAIN_TINY) -> list[str]:
     return ["-m", "ecgdist.pretrain", config, f"data.corpus={corpus}", f"run.dir={run_dir}", *overrides]
 
 
-def pretrain(corpus, run_dir, *overrides, preexec_fn=None) -> subprocess.CompletedProcess:
-    """One rank of ``python -m ecgdist.pretrain`` on the tiny Net1D config, output captured."""
-    return subprocess.run([sys.executable, *pretrain_args(corpus, run_dir, *overrides)], cwd=REPO,
-                          capture_output=True, text=True, env=ONE_THREAD, preexec_fn=preexec_fn)
+def pretrain(corpus, run_dir, *overrides, file_size_limit: int | None = None) -> subprocess.CompletedProcess:
+    """One rank of ``python -m ecgdist.pretrain`` on the tiny Net1D config, output captured
+    (``file_size_limit`` as for python_m)."""
+    return forked.run(pretrain_args(corpus, run_dir, *overrides), env=ONE_THREAD, cwd=REPO,
+                      file_size_limit=file_size_limit)
 
 
 def refused_pretrain(capsys, corpus, run_dir, *overrides) -> tuple[int, str]:
@@ -48,31 +65,18 @@ def export(run_dir, out) -> dict:
     """``python -m ecgdist.export RUN OUT``, and what it wrote."""
     import torch
 
-    subprocess.run([sys.executable, "-m", "ecgdist.export", str(run_dir), str(out)], cwd=REPO, env=ONE_THREAD,
-                   check=True, capture_output=True)
+    done = python_m("ecgdist.export", run_dir, out)
+    assert done.returncode == 0, done.stderr[-3000:]
     return torch.load(out, weights_only=True)
 
 
-def small_files(limit: int):
-    """For ``preexec_fn``: writes past ``limit`` bytes fail with EFBIG, as they would with ENOSPC on a full disk."""
-    import resource
-    import signal
-
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
-
-
-def start_ranks(world_size: int, args: list[str], cwd: Path, log_dir: Path) -> list[subprocess.Popen]:
+def start_ranks(world_size: int, args: list[str], cwd: Path, log_dir: Path) -> list[forked.Forked]:
+    """``python ARGS`` as ranks 0..world_size-1 of one run, as torchrun would start them; each
+    rank's output in ``log_dir/rankN.log``."""
     port = str(free_port())
-    procs = []
-    for rank in range(world_size):
-        env = {**ONE_THREAD, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
-        out = open(log_dir / f"rank{rank}.log", "a")
-        procs.append(subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT))
-    return procs
+    env = {**ONE_THREAD, "WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    return [forked.start(args, env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}, cwd=cwd,
+                         stdout=log_dir / f"rank{rank}.log") for rank in range(world_size)]
 
 
 def run_ranks(world_size: int, args: list[str], cwd: Path, log_dir: Path, timeout: float = 600) -> list[int]:

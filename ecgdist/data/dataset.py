@@ -41,8 +41,10 @@ from ecgdist.data.shards import (
 )
 from ecgdist.data.transforms import Transform
 
-# Where each machine remembers which shards it has checked in full (ECGDIST_VERIFIED_CACHE to move it).
-VERIFIED_CACHE = Path(os.environ.get("ECGDIST_VERIFIED_CACHE", Path(tempfile.gettempdir()) / "ecgdist-verified"))
+def verified_cache() -> Path:
+    """Where each machine remembers which shards it has checked in full (ECGDIST_VERIFIED_CACHE to
+    move it), read when used."""
+    return Path(os.environ.get("ECGDIST_VERIFIED_CACHE", Path(tempfile.gettempdir()) / "ecgdist-verified"))
 
 
 # Recipe fields every corpus of one run must share: the model sees one kind of input.
@@ -109,7 +111,7 @@ class ShardCorpus:
             return self._open[shard]
         path = self.shard_files[shard]
         if shard not in self._layout:  # first visit in this process: check it, find where its samples lie
-            verified_once(path, self.shard_entries[shard], VERIFIED_CACHE)
+            verified_once(path, self.shard_entries[shard], verified_cache())
             with h5py.File(path, "r") as f:
                 dset = f[SIGNALS]
                 problem = count_problem(len(dset), self.shard_entries[shard])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgdist.config import ConfigError, PretrainConfig, corpus_list, resolve_path
-from ecgdist.data.dataset import VERIFIED_CACHE, ShardCorpus, ShardDataset
+from ecgdist.data.dataset import ShardCorpus, ShardDataset, verified_cache
 from ecgdist.data.index import CorpusIndex, joined_groups, joined_targets, read_index
 from ecgdist.data.labels import annotated, union_vocabulary
 from ecgdist.data.leakage import TrainingSet, first_copies, manifest_sha256
@@ -55,7 +55,7 @@ def open_corpora(cfg: PretrainConfig) -> tuple[ShardCorpus, list[Path]]:
     try:
         corpus = ShardCorpus(paths)  # sizes and recipes checked before anything is copied
         if cfg.data.stage_dir:
-            corpus = ShardCorpus([stage_corpus(p, Path(cfg.data.stage_dir), VERIFIED_CACHE) for p in paths])
+            corpus = ShardCorpus([stage_corpus(p, Path(cfg.data.stage_dir), verified_cache()) for p in paths])
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(f"config key 'data.corpus': {error}") from None
     check_crop(cfg.data.crop_samples, corpus.manifests[0].recipe.samples, paths[0])

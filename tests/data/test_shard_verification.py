@@ -46,9 +46,7 @@ def test_a_corpus_whose_shard_sizes_differ_from_the_manifest_is_refused_at_start
 
 
 def test_a_flipped_byte_stops_the_first_read_of_that_shard_naming_it(corpus, tmp_path, monkeypatch):
-    import ecgdist.data.dataset as dataset
-
-    monkeypatch.setattr(dataset, "VERIFIED_CACHE", tmp_path / "verified")
+    monkeypatch.setenv("ECGDIST_VERIFIED_CACHE", str(tmp_path / "verified"))
     flip_a_byte(corpus / "shard-000002.h5")  # same size: only its checksum can tell
     data = ShardDataset(ShardCorpus(corpus))  # sizes match: opens
     data.__getitems__([0, 1])  # shard 0 reads, and is remembered as checked

@@ -1,13 +1,10 @@
 """Weights that saw the evaluation records are refused; exports say what they were trained on."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import REPO
-from launch import ONE_THREAD, export, pretrain
+from launch import export, pretrain, python_m
 
 from ecgdist.finetune.provenance import CHECKED, OVERLAP, UNKNOWN, pretraining_data
 from ecgdist.models.net1d import Net1D
@@ -33,11 +30,10 @@ def leaky_weights(challenge_corpus, tmp_path_factory):
 
 
 def sweep(corpus, weights, run_dir, *overrides):
-    return subprocess.run([sys.executable, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny.yaml",
-                           f"data.corpus={corpus}", f"finetune.weights={weights}", f"run.dir={run_dir}",
-                           "sweep.tasks=[superdiagnostic]", "sweep.strategies=[baseline]", "finetune.epochs=1",
-                           "finetune.bootstrap=20", *overrides, "--cluster", "local", "--wait"],
-                          cwd=REPO, env=ONE_THREAD, capture_output=True, text=True, timeout=600)
+    return python_m("ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny.yaml", f"data.corpus={corpus}",
+                    f"finetune.weights={weights}", f"run.dir={run_dir}", "sweep.tasks=[superdiagnostic]",
+                    "sweep.strategies=[baseline]", "finetune.epochs=1", "finetune.bootstrap=20", *overrides,
+                    "--cluster", "local", "--wait", timeout=600)
 
 
 def test_weights_that_saw_test_records_are_refused_before_submission(ptbxl_corpus, leaky_weights, tmp_path):

@@ -2,15 +2,15 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 import pytest
 from conftest import REPO
-from launch import read_scalars
+from launch import python_m, read_scalars
 from slurm_jobs import wait_for_job
 
 from ecgdist.config import ConfigError, FinetuneConfig, load_config
@@ -61,9 +61,7 @@ def test_sweep_on_the_local_slurm_cluster(slurm_cluster, ptbxl_corpus, tmp_path)
     assert len(jobs) == 4
     assert [wait_for_job(job.job_id, 120) for job in jobs] == ["COMPLETED"] * 4  # as SLURM's accounting sees it
     check_sweep_outputs(sweep_dir)
-    status = subprocess.run([sys.executable, "-m", "ecgdist.submit", "status", str(sweep_dir)],
-                            capture_output=True, text=True, check=True).stdout
-    assert "4/4 completed" in status
+    assert "4/4 completed" in submit_cli("status", sweep_dir).stdout
 
 
 def test_bad_config_fails_before_anything_is_submitted(ptbxl_corpus, tmp_path):
@@ -140,13 +138,7 @@ def test_a_failed_job_is_reported_by_status_and_wait_exits_non_zero(ptbxl_corpus
 
 
 def submit_cli(*args):
-    """The command line, its output through files: a local job inherits them, and a pipe would stay open
-    (and the caller waiting) until the job ends."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        done = subprocess.run([sys.executable, "-m", "ecgdist.submit", *map(str, args)], cwd=REPO, stdout=out,
-                              stderr=err, text=True, timeout=900)
-        out.seek(0), err.seek(0)
-        return subprocess.CompletedProcess(done.args, done.returncode, out.read(), err.read())
+    return python_m("ecgdist.submit", *args, env=os.environ)
 
 
 def test_weights_replaced_behind_an_unchanged_path_are_refused(ptbxl_corpus, tmp_path):

@@ -2,11 +2,10 @@
 
 import hashlib
 import shutil
-import subprocess
-import sys
 
 import pytest
 from conftest import build_corpus
+from launch import preprocess
 from publisher_mirror import serve
 
 from ecgdist.data.shards import read_manifest
@@ -26,8 +25,7 @@ def mirror(shared_data, tmp_path):
 
 
 def download(url, out, *extra):
-    return subprocess.run([sys.executable, "-m", "preprocess", "download", "ptbxl", str(out), "--records", "12",
-                           "--base-url", url, "--quiet", *extra], capture_output=True, text=True)
+    return preprocess("download", "ptbxl", out, "--records", "12", "--base-url", url, "--quiet", *extra)
 
 
 def test_downloads_metadata_and_records_then_preprocesses(mirror, shared_data, tmp_path):

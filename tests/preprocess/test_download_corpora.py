@@ -3,14 +3,11 @@
 
 import hashlib
 import json
-import resource
 import shutil
-import signal
-import subprocess
-import sys
 import zipfile
 
 from conftest import build_corpus
+from launch import preprocess
 from publisher_mirror import serve
 from real_records import write_mimic_layout
 
@@ -28,8 +25,7 @@ def publish_physionet(root):
 
 
 def download(dataset, url, out, *extra, **kwargs):
-    return subprocess.run([sys.executable, "-m", "preprocess", "download", dataset, str(out), "--base-url", url,
-                           "--quiet", *extra], capture_output=True, text=True, **kwargs)
+    return preprocess("download", dataset, out, "--base-url", url, "--quiet", *extra, **kwargs)
 
 
 def test_physionet2021_downloads_a_subset_and_preprocesses(shared_data, tmp_path):
@@ -131,12 +127,8 @@ def test_an_unreachable_host_a_404_and_a_full_disk_are_one_line_each(shared_data
     for path in (shared_data / "physionet2021-mini").iterdir():
         shutil.copyfile(path, root / path.name)
 
-    def small_files():  # writes past 100 kB fail with EFBIG, as they would with ENOSPC on a full disk
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
-
     with serve(publish_physionet(tmp_path / "challenge-2021"), "/files/challenge-2021/1.0.3/") as (handler, url):
-        full = download("physionet2021", url, tmp_path / "c", "--records", "2", preexec_fn=small_files)
+        full = download("physionet2021", url, tmp_path / "c", "--records", "2", file_size_limit=100_000)
     assert full.returncode == 1 and "Traceback" not in full.stderr
     (line,) = [ln for ln in full.stderr.splitlines() if ln.startswith("error: ")]
     assert "too large" in line.lower() and ".mat.part" in line

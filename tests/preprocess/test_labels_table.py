@@ -1,8 +1,6 @@
 """`python -m preprocess wfdb INPUT OUTPUT --labels TABLE.csv`: a labels table makes any WFDB folder a labelled corpus."""
 
 import json
-import subprocess
-import sys
 
 import h5py
 from launch import preprocess
@@ -56,8 +54,7 @@ def test_a_listing_made_with_a_labels_table_is_refused_without_it(shared_data, t
     table = tmp_path / "labels.csv"
     table.write_text(TABLE)
     listing = tmp_path / "l.jsonl"
-    made = subprocess.run([sys.executable, "-m", "preprocess", "list", "wfdb", shared_data / "wfdb-samples", listing,
-                           "--labels", table], capture_output=True, text=True)
+    made = preprocess("list", "wfdb", shared_data / "wfdb-samples", listing, "--labels", table)
     assert made.returncode == 0 and json.loads(listing.read_text().splitlines()[0])["labels"] == str(table)
     refused = preprocess("wfdb", shared_data / "wfdb-samples", tmp_path / "c", "--listing", listing)
     assert refused.returncode == 2 and "labels:" in refused.stderr

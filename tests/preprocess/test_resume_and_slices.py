@@ -8,7 +8,7 @@ import time
 
 import pytest
 from conftest import REPO, build_corpus
-from launch import preprocess
+from launch import preprocess, start_preprocess
 from slurm_jobs import FINAL_STATES, sbatch, wait_for_job
 
 from ecgdist.data.shards import read_manifest, verify_shards
@@ -24,8 +24,7 @@ def reference(shared_data, tmp_path_factory):
 
 def test_killed_run_resumes_to_the_same_corpus(shared_data, tmp_path, reference):
     out = tmp_path / "c"
-    proc = subprocess.Popen([sys.executable, "-m", "preprocess", "ptbxl", str(shared_data / "ptbxl-mini"), str(out),
-                             "--quiet", *OPTIONS], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_preprocess("ptbxl", shared_data / "ptbxl-mini", out, "--quiet", *OPTIONS, output=tmp_path / "log")
     deadline = time.time() + 60
     while time.time() < deadline and len(list((out / "parts").glob("chunk-*.json"))) < 3:
         time.sleep(0.02)
@@ -44,14 +43,14 @@ def test_slices_merged_equal_a_single_run(shared_data, tmp_path, reference):
     for index in (2, 0, 1):
         build_corpus("ptbxl", shared_data / "ptbxl-mini", out, *OPTIONS, "--slice", f"{index}/3")
         assert not (out / "manifest.json").exists()
-    subprocess.run([sys.executable, "-m", "preprocess", "merge", str(out)], check=True, capture_output=True)
+    assert preprocess("merge", out).returncode == 0
     assert read_manifest(out).to_dict() == reference
 
 
 def test_merge_with_a_missing_slice_names_the_gap(shared_data, tmp_path):
     out = tmp_path / "c"
     build_corpus("ptbxl", shared_data / "ptbxl-mini", out, *OPTIONS, "--slice", "0/2")
-    result = subprocess.run([sys.executable, "-m", "preprocess", "merge", str(out)], capture_output=True, text=True)
+    result = preprocess("merge", out)
     # Exit 3, not a failure: slurm/preprocess.sh tells "other slices still running" from a broken merge.
     assert result.returncode == 3 and "merge deferred" in result.stderr and "chunks are unfinished" in result.stderr
 

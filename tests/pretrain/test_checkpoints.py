@@ -2,16 +2,13 @@
 files, the universal conversion's waiting ranks, and an export that would run pickled code."""
 
 import os
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 import torch
-from conftest import REPO
 from fake_engine import FakeEngine
-from launch import pretrain
+from launch import export, pretrain
 
 from ecgdist.pretrain.checkpoint import MARKER, Checkpointer, step_tag
 from ecgdist.pretrain.deepspeed_adapter import state_types
@@ -54,11 +51,7 @@ def test_export_works_for_zero_stage_0_as_for_stage_2(ptbxl_corpus, tmp_path):
         done = pretrain(ptbxl_corpus, run, "train.steps=2", "checkpoint.save_every_steps=2",
                         f"deepspeed=configs/deepspeed/zero{stage}.json")
         assert done.returncode == 0, done.stderr[-2000:]
-        out = tmp_path / f"zero{stage}.pth"
-        export = subprocess.run([sys.executable, "-m", "ecgdist.export", str(run), str(out)], cwd=REPO,
-                                capture_output=True, text=True)
-        assert export.returncode == 0, export.stderr[-2000:]
-        exported[stage] = torch.load(out, weights_only=True)["state_dict"]
+        exported[stage] = export(run, tmp_path / f"zero{stage}.pth")["state_dict"]
     assert exported[0].keys() == exported[2].keys()
     assert all(v.dtype == torch.float32 for k, v in exported[0].items() if v.is_floating_point())
 

@@ -2,10 +2,10 @@
 a DeepSpeed release that changes one fails the test that says which."""
 
 import subprocess
-import sys
 
 import pytest
 import torch
+import forked
 from conftest import REPO
 from launch import ONE_THREAD
 
@@ -49,8 +49,7 @@ def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ds")
     env = {**ONE_THREAD, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0", "WORLD_SIZE": "1",
            "LOCAL_RANK": "0", "DS_ACCELERATOR": "cpu"}
-    done = subprocess.run([sys.executable, "-c", SAVE_EACH_STAGE, str(folder)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = forked.run(["-c", SAVE_EACH_STAGE, str(folder)], env=env, cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return folder
 

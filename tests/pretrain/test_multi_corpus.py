@@ -1,15 +1,13 @@
 """One pre-training run over several corpora: shares, masked BCE, resume, export, recipe checks."""
 
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import torch
 from conftest import build_corpus
-from launch import refused_pretrain, run_ranks, start_ranks
+from launch import export, refused_pretrain, run_ranks, start_ranks
 
 from ecgdist.config import PretrainConfig, load_config
 from ecgdist.dist import DistEnv
@@ -103,11 +101,7 @@ def test_two_corpora_train_resume_exactly_and_export_both(ptbxl_corpus, physione
     procs[0].send_signal(signal.SIGUSR1)
     assert [p.wait(timeout=300) for p in procs] == [3, 3]
     assert run_ranks(2, args(interrupted), tmp_path, tmp_path) == [0, 0]
-    exported = []
-    for run in (straight, interrupted):
-        out = tmp_path / f"{run.name}.pth"
-        subprocess.run([sys.executable, "-m", "ecgdist.export", str(run), str(out)], check=True, capture_output=True)
-        exported.append(torch.load(out, weights_only=False))
+    exported = [export(run, tmp_path / f"{run.name}.pth") for run in (straight, interrupted)]
     a, b = (e["state_dict"] for e in exported)
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
     provenance = exported[0]["provenance"]

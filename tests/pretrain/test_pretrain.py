@@ -3,12 +3,11 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
+import forked
 from launch import export, pretrain_args, read_scalars, refused_pretrain, run_ranks, start_ranks
 
 from ecgdist.config import PretrainConfig, load_config
@@ -98,10 +97,9 @@ def test_the_loop_feeds_a_bf16_engine(ptbxl_corpus, tmp_path, config):
     """bf16 is how the bundled ZeRO configs run on GPUs; without a GPU here, DeepSpeed's CPU
     accelerator runs the same bf16 engine. (Moving batches onto a CUDA device is not tested:
     no GPU.)"""
-    out = subprocess.run([sys.executable, "-c", TRAIN_IN_BF16, config, f"data.corpus={ptbxl_corpus}",
-                          f"run.dir={tmp_path}/run", "train.steps=4", "train.val_every_steps=2",
-                          "train.image_every_steps=2", "checkpoint.save_every_steps=0"],
-                         capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "DS_ACCELERATOR": "cpu"})
+    out = forked.run(["-c", TRAIN_IN_BF16, config, f"data.corpus={ptbxl_corpus}", f"run.dir={tmp_path}/run",
+                      "train.steps=4", "train.val_every_steps=2", "train.image_every_steps=2",
+                      "checkpoint.save_every_steps=0"], cwd=tmp_path, env={**os.environ, "DS_ACCELERATOR": "cpu"})
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.splitlines()[-1])
     assert result["step"] == 4 and result["dtype"] == "torch.bfloat16"

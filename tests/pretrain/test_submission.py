@@ -1,12 +1,11 @@
 """``python -m ecgdist.submit pretrain`` and ``status`` on a pre-training run."""
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 from conftest import REPO
+from launch import ONE_THREAD, python_m
 
 from ecgdist.config import PretrainConfig, load_config
 from ecgdist.pretrain.submission import JOBS_FILE, sbatch_command
@@ -15,8 +14,7 @@ TINY = "configs/pretrain/ecgfounder_tiny.yaml"
 
 
 def submit(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "ecgdist.submit", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=900)
+    return python_m("ecgdist.submit", *args, env={**ONE_THREAD, **(env or {})})
 
 
 def test_dry_run_prints_the_sbatch_line_from_the_slurm_section_and_submits_nothing(ptbxl_corpus, tmp_path):
