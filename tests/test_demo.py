@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from conftest import REPO, build_corpus
-from launch import export, preprocess, pretrain, read_image_tags, read_scalars
+from launch import export, preprocess, pretrain, python_m, read_image_tags, read_scalars
 
 from ecgdist.data.shards import read_manifest
 
@@ -49,10 +49,10 @@ def test_a_simulated_corpus_is_marked_in_every_output(tmp_path):
     inspect = preprocess("inspect", corpus).stdout
     assert "SIMULATED" in inspect.splitlines()[0]
     sweep = tmp_path / "sweep"
-    subprocess.run([sys.executable, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny.yaml",
-                    f"data.corpus={corpus}", f"run.dir={sweep}", "sweep.tasks=[superdiagnostic]",
-                    "sweep.strategies=[baseline]", "finetune.epochs=1", "--cluster", "debug", "--wait"],
-                   cwd=REPO, check=True, capture_output=True)
+    done = python_m("ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny.yaml", f"data.corpus={corpus}",
+                    f"run.dir={sweep}", "sweep.tasks=[superdiagnostic]", "sweep.strategies=[baseline]",
+                    "finetune.epochs=1", "--cluster", "debug", "--wait")
+    assert done.returncode == 0, done.stderr[-3000:]
     assert (sweep / "results.md").read_text().startswith("**SIMULATED ECGs")
     assert json.loads((sweep / "jobs/superdiagnostic-baseline-f1-s0/result.json").read_text())["simulated"] is True
     run = tmp_path / "run"
@@ -60,9 +60,6 @@ def test_a_simulated_corpus_is_marked_in_every_output(tmp_path):
     assert export(run, tmp_path / "w" / "net1d.pth")["simulated"] is True
     model = sweep / "jobs/superdiagnostic-baseline-f1-s0/model.pth"
     record = next(sim.rglob("*.hea"))
-    text = subprocess.run([sys.executable, "-m", "ecgdist.predict", str(model), str(record)], capture_output=True,
-                          text=True, check=True).stdout
-    assert text.startswith("# SIMULATED")
-    as_json = subprocess.run([sys.executable, "-m", "ecgdist.predict", str(model), str(record), "--json"],
-                             capture_output=True, text=True, check=True).stdout
+    assert python_m("ecgdist.predict", model, record).stdout.startswith("# SIMULATED")
+    as_json = python_m("ecgdist.predict", model, record, "--json").stdout
     assert json.loads(as_json.splitlines()[-1])["simulated"] is True

@@ -33,7 +33,7 @@ def sweep(corpus, weights, run_dir, *overrides):
     return python_m("ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny.yaml", f"data.corpus={corpus}",
                     f"finetune.weights={weights}", f"run.dir={run_dir}", "sweep.tasks=[superdiagnostic]",
                     "sweep.strategies=[baseline]", "finetune.epochs=1", "finetune.bootstrap=20", *overrides,
-                    "--cluster", "local", "--wait", timeout=600)
+                    "--cluster", "debug", "--wait", timeout=600)
 
 
 def test_weights_that_saw_test_records_are_refused_before_submission(ptbxl_corpus, leaky_weights, tmp_path):

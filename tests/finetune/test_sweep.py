@@ -110,13 +110,13 @@ def test_local_submit_returns_while_jobs_run_and_resubmitting_never_starts_a_sec
 def test_resubmitting_a_sweep_with_another_config_is_refused(ptbxl_corpus, tmp_path):
     sweep = tmp_path / "sweep"
     submit_finetune(sweep_config(ptbxl_corpus, sweep, "sweep.tasks=[rhythm]", "sweep.strategies=[baseline]",
-                                 "finetune.epochs=1"), "local", wait=True)
+                                 "finetune.epochs=1"), "debug", wait=True)
     with pytest.raises(ConfigError, match=r"another config \(finetune.epochs differ\)"):
         submit_finetune(sweep_config(ptbxl_corpus, sweep, "sweep.tasks=[rhythm]", "sweep.strategies=[baseline]",
                                      "finetune.epochs=2"), "local")
     # More tasks or seeds extend the sweep.
     _, jobs = submit_finetune(sweep_config(ptbxl_corpus, sweep, "sweep.tasks=[rhythm,superdiagnostic]",
-                                           "sweep.strategies=[baseline]", "finetune.epochs=1"), "local", wait=True)
+                                           "sweep.strategies=[baseline]", "finetune.epochs=1"), "debug", wait=True)
     assert len(jobs) == 1
 
 
@@ -197,7 +197,7 @@ def test_label_fraction_subsets_are_written_once_and_shared_by_every_strategy(pt
     """And a row whose training records hold no positive of a class says so."""
     cfg = sweep_config(ptbxl_corpus, tmp_path / "sweep", "sweep.tasks=[superdiagnostic]", "sweep.fractions=[0.2]",
                        "finetune.epochs=1", "finetune.probe_epochs=1")
-    submit_finetune(cfg, "local", wait=True)
+    submit_finetune(cfg, "debug", wait=True)
     recorded = json.loads((tmp_path / "sweep" / "label_fractions.json").read_text())
     assert list(recorded) == ["superdiagnostic/fraction0.2/seed0"]
     subset = recorded["superdiagnostic/fraction0.2/seed0"]
