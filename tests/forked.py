@@ -20,12 +20,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 
 # What the commands import before they do anything (measured: `python -X importtime`, and py-spy
 # on a one-step run: torch._dynamo at the first optimizer, inductor at DeepSpeed's optimizer check).
-# Never a module that is itself run with -m: runpy warns when that is already imported.
+# Never a module that is itself run with -m (runpy warns when that is already imported), nor one
+# that reads the environment at import and that a test varies: huggingface_hub (HF_HUB_OFFLINE,
+# HF_HOME) stays out, imported by each command that uses it.
 PRELOAD = ["ecgdist.pretrain.main", "ecgdist.pretrain.export", "ecgdist.pretrain.submission", "ecgdist.finetune.sweep",
            "ecgdist.finetune.job", "ecgdist.finetune.predict", "preprocess.pipeline", "deepspeed", "torch._dynamo",
            "deepspeed.runtime.zero.muon.muon_optimizer"]
@@ -129,6 +132,9 @@ def _run(argv: list[str], env: dict, cwd: str, stdout: str, stderr: str, file_si
         traceback.print_exc()
         code = 1
     finally:
+        for thread in threading.enumerate():  # as the interpreter waits for them at exit
+            if thread is not threading.main_thread() and not thread.daemon:
+                thread.join()
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()

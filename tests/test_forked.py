@@ -55,3 +55,16 @@ def test_a_file_size_limit_makes_large_writes_fail_as_on_a_full_disk(tmp_path):
     write = f"open({str(tmp_path / 'big')!r}, 'wb').write(bytes(10_000))"
     done = forked.run(["-c", write], env=os.environ, cwd=tmp_path, file_size_limit=1000)
     assert done.returncode == 1 and "OSError: [Errno 27] File too large" in done.stderr
+
+
+def test_libraries_that_read_the_environment_at_import_are_not_preloaded(tmp_path):
+    """A test that sets HF_HUB_OFFLINE or HF_HOME for one command needs huggingface_hub imported by it."""
+    done = forked.run(["-c", "import sys; print('huggingface_hub' in sys.modules)"], env=os.environ, cwd=tmp_path)
+    assert done.stdout == "False\n"
+
+
+def test_it_waits_for_the_commands_own_threads_as_the_interpreter_does(tmp_path):
+    late = tmp_path / "late"
+    code = f"import threading, time; threading.Thread(target=lambda: (time.sleep(1), open({str(late)!r}, 'w'))).start()"
+    assert forked.run(["-c", code], env=os.environ, cwd=tmp_path).returncode == 0
+    assert late.exists()
