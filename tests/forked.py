@@ -6,7 +6,8 @@ DeepSpeed and the parts of torch DeepSpeed pulls in at start (dynamo, inductor);
 steps of a test run take under a second. multiprocessing's fork server imports them once per
 test session; each command is then a fork of it, a real process of its own (own pid, signals,
 exit code, process group with the other ranks), that runs its module as ``python -m`` does.
-The README, demo and SLURM tests still launch real interpreters, so the plain path stays tested.
+``make demo``'s test, torchrun, the SLURM jobs and submitit's local jobs still start fresh
+interpreters, so the plain path stays tested.
 """
 
 from __future__ import annotations
