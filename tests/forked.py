@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import traceback
+import unittest.mock
 from pathlib import Path
 
 # What the commands import before they do anything (measured: `python -X importtime`, and py-spy
@@ -95,16 +96,8 @@ def run(argv: list[str], *, env: dict, cwd: Path, timeout: float = 900,
 
 def ensure_server() -> None:
     """Start the fork server (once) with the environment the preloaded libraries read at import."""
-    saved = {key: os.environ.get(key) for key in SERVER_ENV}
-    os.environ.update(SERVER_ENV)
-    try:
+    with unittest.mock.patch.dict(os.environ, SERVER_ENV):
         multiprocessing.forkserver.ensure_running()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key)
-            else:
-                os.environ[key] = value
 
 
 def _run(argv: list[str], env: dict, cwd: str, stdout: str, stderr: str, file_size_limit: int | None) -> None:

@@ -1,6 +1,6 @@
 """The commands tests run as users do (preprocess, pre-train, export), real ranks as separate
-processes (torchrun's variables), and reading TensorBoard back. Pre-training and export
-commands are forked from preloaded DeepSpeed (tests/forked.py)."""
+processes (torchrun's variables), and reading TensorBoard back. Every command here is forked
+from an interpreter that has imported DeepSpeed and ecgdist once (tests/forked.py)."""
 
 from __future__ import annotations
 
