@@ -126,9 +126,9 @@ def _run(argv: list[str], env: dict, cwd: str, stdout: str, stderr: str, file_si
         traceback.print_exc()
         code = 1
     finally:
-        for thread in threading.enumerate():  # as the interpreter waits for them at exit
-            if thread is not threading.main_thread() and not thread.daemon:
-                thread.join()
+        # The interpreter's own first exit step: threading's exit hooks (they stop idle thread
+        # pools, such as the one inductor compiles in), then a wait for non-daemon threads.
+        threading._shutdown()
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -68,3 +68,12 @@ def test_it_waits_for_the_commands_own_threads_as_the_interpreter_does(tmp_path)
     code = f"import threading, time; threading.Thread(target=lambda: (time.sleep(1), open({str(late)!r}, 'w'))).start()"
     assert forked.run(["-c", code], env=os.environ, cwd=tmp_path).returncode == 0
     assert late.exists()
+
+
+def test_an_idle_thread_pool_ends_with_the_command_as_it_does_in_the_interpreter(tmp_path):
+    """concurrent.futures' workers are non-daemon threads that only threading's exit hook stops
+    (torch.compile leaves such a pool behind)."""
+    code = ("import concurrent.futures as futures; futures.pool = futures.ThreadPoolExecutor(2); "
+            "print(futures.pool.submit(int, '7').result())")  # the pool held by a module, as inductor holds its own
+    done = forked.run(["-c", code], env=os.environ, cwd=tmp_path, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "7\n")
