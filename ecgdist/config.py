@@ -184,10 +184,22 @@ class TrainSection:
     val_batches: int = 8
     log_every_steps: int = 10
     image_every_steps: int = 200  # MTECG reconstruction picture
+    agree_every_steps: int = 8  # ranks agree on saving / stopping this often: a signal waits at most this many steps
+    loss_sync: str = "step"  # "micro_step": every loss read on the host, agreement every step (the path before)
+    compile: bool = False  # torch.compile the model inside the engine
+    compile_mode: str = "default"  # inductor's mode, pinned so that runs compare
+    compile_backend: str = "inductor"  # any torch._dynamo backend: "aot_eager" captures graphs, generates no code
 
     def __post_init__(self) -> None:
-        for key in ("steps", "micro_batch", "grad_accum", "log_every_steps", "val_every_steps"):
+        for key in ("steps", "micro_batch", "grad_accum", "log_every_steps", "val_every_steps", "agree_every_steps"):
             check_range(f"train.{key}", getattr(self, key), 1)
+        check_choice("train.loss_sync", self.loss_sync, ("step", "micro_step"))
+        check_choice("train.compile_mode", self.compile_mode,
+                     ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"))
+        if self.compile:
+            import torch._dynamo
+
+            check_choice("train.compile_backend", self.compile_backend, torch._dynamo.list_backends(exclude_tags=()))
         check_range("train.lr_peak", self.lr_peak, 0.0)
         check_range("train.lr_base", self.lr_base, 0.0)
         check_range("train.lr_min_ratio", self.lr_min_ratio, 0.0, 1.0)

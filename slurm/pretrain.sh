@@ -4,8 +4,8 @@
 #
 #   sbatch [--nodes=N --ntasks-per-node=G --gpus-per-node=G ...] slurm/pretrain.sh CONFIG [key=value ...]
 #
-# Two minutes before the time limit every rank gets SIGUSR1 (--signal below), saves at the
-# next step boundary, and rank 0 requeues the job. On preemption or scancel SLURM sends
+# Two minutes before the time limit every rank gets SIGUSR1 (--signal below), saves within
+# train.agree_every_steps steps, and rank 0 requeues the job. On preemption or scancel SLURM sends
 # SIGTERM: the ranks save and stop, and requeueing is SLURM's own (partition policy), never
 # doubled. A requeued job resumes from the newest checkpoint in run.dir by itself.
 #SBATCH --job-name=ecgdist-pretrain

@@ -112,11 +112,14 @@ class Checkpointer:
         self.last_save_time = time.monotonic()
         self.corrupt: dict[str, str] = {}  # tag -> why it is corrupt, found by newest_usable
 
+    def due_by_steps(self, step: int) -> bool:
+        """Whether ``train.save_every_steps`` falls at ``step`` (the same answer on every rank)."""
+        return self.save_every_steps > 0 and step % self.save_every_steps == 0
+
     def due(self, step: int, last_step: bool) -> bool:
-        """Whether a save is due after ``step``; the minutes clock is rank 0's, shared by the caller."""
-        by_steps = self.save_every_steps > 0 and step % self.save_every_steps == 0
+        """Whether a save is due after ``step``; the minutes clock is this rank's, shared by the caller."""
         by_time = self.save_every_minutes > 0 and time.monotonic() - self.last_save_time >= 60 * self.save_every_minutes
-        return last_step or by_steps or by_time
+        return last_step or self.due_by_steps(step) or by_time
 
     def save(self, engine: TrainingEngine, step: int, client_state: dict) -> Path:
         """Collective: every rank must call it. A folder of the same step left by a crashed

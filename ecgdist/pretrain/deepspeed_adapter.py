@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from ecgdist.config import TrainSection
+
 # Rank 0's model-states file, which holds the client state: ZeRO 0-2, then ZeRO-3.
 MODEL_STATES = ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_model_states.pt")
 OPTIMIZER_STATES = "*optim_states.pt"  # one per rank when the optimizer state is partitioned
@@ -27,14 +29,25 @@ def use_accelerator() -> None:
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
 
 
-def initialize(model: torch.nn.Module, optimizer, scheduler, config: dict):
-    """The engine, on the process group ecgdist.dist already made."""
+def initialize(model: torch.nn.Module, optimizer, scheduler, config: dict, train: TrainSection):
+    """The engine, on the process group ecgdist.dist already made; with ``train.compile``, its module
+    compiled in place (``torch.compile`` through the engine), so parameter names and checkpoints
+    stay those of the eager model."""
     use_accelerator()
     import deepspeed
 
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config,
                                       dist_init_required=False)
+    if train.compile:
+        compile_engine(engine, train)
     return engine
+
+
+def compile_engine(engine, train: TrainSection) -> None:
+    """``torch.compile`` of the engine's module in place, with ``train``'s backend and mode (a mode
+    is inductor's option; other backends take none)."""
+    engine.compile(backend=train.compile_backend,
+                   compile_kwargs={"mode": train.compile_mode} if train.compile_backend == "inductor" else {})
 
 
 class RecordingDict(dict):

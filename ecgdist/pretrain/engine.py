@@ -1,8 +1,12 @@
 """The training loop shared by pre-training jobs: step, log, validate, save, stop on request.
 
 One optimizer step is ``grad_accum`` micro-batches through the DeepSpeed engine, which
-accumulates, clips and steps on the boundary. Decisions that need every rank (save now?
-preempted?) are agreed by one small all-reduce per step, so ranks never diverge.
+accumulates, clips and steps on the boundary. The host waits for the device as little as
+it can: losses add up on the device and are read at log steps, the non-finite guard reads
+one flag before each optimizer step, and the decisions that need every rank (save now?
+preempted?) are agreed by one small all-reduce every ``train.agree_every_steps`` steps and
+at the last, so ranks never diverge. ``train.loss_sync: micro_step`` is the path before
+(every loss read on the host, agreement every step), kept until a GPU run has compared them.
 """
 
 from __future__ import annotations
@@ -77,22 +81,21 @@ class TrainLoop:
         the last two after a save on a signal (see preemption.py)."""
         batches = iter(self.stream)
         step, started, samples = start_step, time.perf_counter(), 0
+        interval_loss, interval_steps = torch.zeros((), device=self.engine.device), 0  # since the last log line
         while step < self.train.steps:
-            loss_sum = 0.0
-            for _ in range(self.train.grad_accum):
-                loss = self.objective(self.engine, on_engine(next(batches), self.engine, self.stream.dataset))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss.item()} at step {step + 1}: stopping before the optimizer step")
-                self.engine.backward(loss)
-                self.engine.step()
-                loss_sum += loss.item()
             step += 1
+            interval_loss += self.optimizer_step(batches, step)
+            interval_steps += 1
             samples += self.layout.global_batch
             if step % self.train.log_every_steps == 0 or step == self.train.steps:
-                self.log_train(step, loss_sum / self.train.grad_accum, samples / (time.perf_counter() - started))
+                self.log_train(step, interval_loss.item() / interval_steps, samples / (time.perf_counter() - started))
                 started, samples = time.perf_counter(), 0
+                interval_loss.zero_()
+                interval_steps = 0
             if step % self.train.val_every_steps == 0 or step == self.train.steps:
                 self.validate(step)
+            if not self.agreement_due(step):
+                continue
             flag = self.preemption
             preempted, requeue, save_due = any_rank(flag is not None and flag.requested,
                                                     flag is not None and flag.requeue,
@@ -103,6 +106,30 @@ class TrainLoop:
             if preempted:
                 return step, "requeue" if requeue else "stopped"
         return step, "done"
+
+    def optimizer_step(self, batches, step: int) -> torch.Tensor:
+        """``grad_accum`` micro-batches, the engine stepping the optimizer after the last; their mean
+        loss, on the device. Raises before that optimizer step when a loss is not finite."""
+        on_host = self.train.loss_sync == "micro_step"
+        total = torch.zeros((), device=self.engine.device)
+        for micro in range(self.train.grad_accum):
+            loss = self.objective(self.engine, on_engine(next(batches), self.engine, self.stream.dataset))
+            total += loss.detach().float()
+            # A NaN or inf in any micro-batch's loss stays in the sum, so one read before the
+            # boundary (the only micro-step at which the weights change) guards them all.
+            if (on_host or micro == self.train.grad_accum - 1) and not torch.isfinite(total):
+                raise FloatingPointError(f"loss is {loss.item() if on_host else total.item()} at step {step}: "
+                                         "stopping before the optimizer step")
+            self.engine.backward(loss)
+            self.engine.step()
+        return total / self.train.grad_accum
+
+    def agreement_due(self, step: int) -> bool:
+        """Whether the ranks agree on saving and stopping after ``step``: every ``agree_every_steps``
+        steps (every step on the old path), at the last step, and whenever a save falls due by steps
+        (the same step on every rank), so a signal waits at most ``agree_every_steps`` steps."""
+        every = 1 if self.train.loss_sync == "micro_step" else self.train.agree_every_steps
+        return step % every == 0 or step == self.train.steps or self.checkpointer.due_by_steps(step)
 
     def log_train(self, step: int, loss: float, samples_per_s: float) -> None:
         (loss_total,) = sum_over_ranks(loss)

@@ -82,7 +82,8 @@ def prepare(cfg: PretrainConfig, env: DistEnv,
                  layout.global_batch, lr)
     optimizer = build_adamw(param_groups(model, lr, cfg.train.weight_decay), lr)
     scheduler = warmup_cosine(optimizer, cfg.train.steps, cfg.train.warmup_steps, cfg.train.lr_min_ratio)
-    engine = initialize(model, optimizer, scheduler, ds_config)
+    torch.backends.cudnn.benchmark = True  # every training batch has the same shape: tune the convolutions once
+    engine = initialize(model, optimizer, scheduler, ds_config, cfg.train)
     start_step = 0
     if resume is not None:
         start_step, client_state = checkpointer.load(engine, resume)

@@ -1,7 +1,8 @@
 """Stopping cleanly when SLURM warns of the time limit, is told to stop, or preempts.
 
-The handlers only set flags; at the next step boundary the ranks agree (``dist.any_rank``:
-any rank signalled means all save) and save. What follows depends on the signal:
+The handlers only set flags; the ranks read them when they next agree (every
+``train.agree_every_steps`` steps, engine.py; ``dist.any_rank``: any rank signalled means all
+save) and save. What follows depends on the signal:
 
 - SIGUSR1, which ``slurm/pretrain.sh`` asks for before the time limit (``--signal``): rank 0
   requeues the job, which resumes by itself from that checkpoint;
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 class PreemptionFlag:
     def __init__(self, signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTERM)) -> None:
-        self.requested = False  # save at the next step boundary and stop
+        self.requested = False  # save at the next agreement and stop
         self.requeue = False  # ... and put the job back in the queue (SIGUSR1 only)
         for sig in signals:
             signal.signal(sig, self._handle)
@@ -30,7 +31,7 @@ class PreemptionFlag:
     def _handle(self, signum, frame) -> None:
         self.requested = True
         self.requeue = self.requeue or signum == signal.SIGUSR1
-        log.warning("received %s: saving at the next step boundary, then %s", signal.Signals(signum).name,
+        log.warning("received %s: saving at the next agreement of the ranks, then %s", signal.Signals(signum).name,
                     "requeueing" if self.requeue else "stopping without a requeue")
 
 

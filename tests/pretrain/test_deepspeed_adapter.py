@@ -27,6 +27,7 @@ pytestmark = pytest.mark.deepspeed
 # One rank saves a small model under ZeRO 0, 2 and 3, as the checkpointer does (no ``latest``).
 SAVE_EACH_STAGE = """
 import sys, torch, torch.distributed as dist
+from ecgdist.config import TrainSection
 from ecgdist.pretrain.deepspeed_adapter import initialize
 dist.init_process_group("gloo", rank=0, world_size=1)
 for stage in (0, 2, 3):
@@ -34,7 +35,7 @@ for stage in (0, 2, 3):
     model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     config = {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "train_batch_size": 2,
               "zero_optimization": {"stage": stage}, "bf16": {"enabled": False}}
-    engine = initialize(model, torch.optim.AdamW(model.parameters(), lr=1e-2), None, config)
+    engine = initialize(model, torch.optim.AdamW(model.parameters(), lr=1e-2), None, config, TrainSection())
     loss = engine(torch.randn(2, 6)).square().mean()
     engine.backward(loss)
     engine.step()

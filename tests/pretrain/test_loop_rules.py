@@ -17,6 +17,7 @@ from ecgdist.pretrain import main as pretrain_main
 from ecgdist.pretrain.checkpoint import Checkpointer
 from ecgdist.pretrain.deepspeed_config import BatchLayout
 from ecgdist.pretrain.engine import TrainLoop
+from ecgdist.tensorboard_log import NullLogger
 
 
 def squared_output(engine, batch):
@@ -38,12 +39,25 @@ class Signal:
         return self.requested and self.requeue_asked
 
 
-def loop(corpus, folder, steps, engine=None, objective=squared_output, preemption=None, **saving) -> TrainLoop:
+class Scalars(NullLogger):
+    """Stands in for the TensorBoard logger: what was logged, by tag."""
+
+    def __init__(self) -> None:
+        self.logged: dict[str, list[tuple[int, float]]] = {}
+
+    def log(self, metrics: dict, step: int) -> None:
+        for tag, value in metrics.items():
+            self.logged.setdefault(tag, []).append((step, value))
+
+
+def loop(corpus, folder, steps, engine=None, objective=squared_output, preemption=None, train=None, logger=None,
+         **saving) -> TrainLoop:
     data = ShardDataset(corpus, transform=Transform(crop_samples=500), device_transform=True)
     stream = EpochStream(data, BlockBatchSampler(data.shards_of(), 8, seed=0, drop_last=True))
-    train = TrainSection(steps=steps, micro_batch=8, warmup_steps=1, val_every_steps=1000, log_every_steps=1000)
+    train = TrainSection(**{"steps": steps, "micro_batch": 8, "warmup_steps": 1, "val_every_steps": 1000,
+                            "log_every_steps": 1000, "agree_every_steps": 1, **(train or {})})
     return TrainLoop(engine or FakeEngine(inputs=12), stream, data, objective, train, BatchLayout(8, 1, 1),
-                     Checkpointer(folder, **saving), preemption=preemption,
+                     Checkpointer(folder, **saving), preemption=preemption, logger=logger or Scalars(),
                      client_state=lambda: {"run": "unit"})
 
 
@@ -56,7 +70,10 @@ def test_saves_fall_due_every_n_steps_and_at_the_last_step(ptbxl_corpus, tmp_pat
     assert saved_steps(tmp_path) == [3, 6, 7]
 
 
-def test_saves_fall_due_by_the_minutes_clock(ptbxl_corpus, tmp_path, monkeypatch):
+@pytest.mark.parametrize("agree_every, saved", [(2, [2, 4, 5]), (3, [3, 5])])
+def test_saves_fall_due_by_the_minutes_clock_at_the_next_agreement(ptbxl_corpus, tmp_path, monkeypatch, agree_every,
+                                                                   saved):
+    """40 s a step, a save due every minute: the ranks learn it at their next agreement (or the end)."""
     clock = [0.0]
     monkeypatch.setattr(checkpoint_module.time, "monotonic", lambda: clock[0])
     engine = FakeEngine(inputs=12)
@@ -66,29 +83,58 @@ def test_saves_fall_due_by_the_minutes_clock(ptbxl_corpus, tmp_path, monkeypatch
         real_step()
         clock[0] += 40
     engine.step = step_of_40_seconds
-    loop(ptbxl_corpus, tmp_path, 5, engine, save_every_minutes=1.0, keep_last=5).run(0)
-    assert saved_steps(tmp_path) == [2, 4, 5]  # 80 s after the start, 80 s after that save, and the end
+    loop(ptbxl_corpus, tmp_path, 5, engine, train={"agree_every_steps": agree_every}, save_every_minutes=1.0,
+         keep_last=5).run(0)
+    assert saved_steps(tmp_path) == saved
 
 
-def test_a_non_finite_loss_stops_before_the_optimizer_steps_and_saves_nothing_from_it(ptbxl_corpus, tmp_path):
+@pytest.mark.parametrize("loss_sync", ["step", "micro_step"])
+def test_a_non_finite_loss_stops_before_the_optimizer_steps_and_saves_nothing_from_it(ptbxl_corpus, tmp_path,
+                                                                                       loss_sync):
     calls = []
 
     def nan_at_third(engine, batch):
         calls.append(1)
         loss = squared_output(engine, batch)
         return loss * float("nan") if len(calls) == 3 else loss
-    run = loop(ptbxl_corpus, tmp_path, 6, objective=nan_at_third, save_every_steps=1, keep_last=5)
+    run = loop(ptbxl_corpus, tmp_path, 6, objective=nan_at_third, train={"loss_sync": loss_sync},
+               save_every_steps=1, keep_last=5)
     with pytest.raises(FloatingPointError, match="loss is nan at step 3: stopping before the optimizer step"):
         run.run(0)
     assert run.engine.steps == 2 and saved_steps(tmp_path) == [1, 2]
 
 
 @pytest.mark.parametrize("requeue, outcome", [(True, "requeue"), (False, "stopped")])
-def test_a_signal_saves_at_the_next_step_boundary_then_ends_with_its_outcome(ptbxl_corpus, tmp_path, requeue, outcome):
+@pytest.mark.parametrize("agree_every, stop", [(1, 4), (3, 6)])
+def test_a_signal_saves_at_the_next_agreement_then_ends_with_its_outcome(ptbxl_corpus, tmp_path, requeue, outcome,
+                                                                         agree_every, stop):
+    """Signalled during step 4: the ranks learn it at their next agreement, at most ``agree_every`` steps on."""
     engine = FakeEngine(inputs=12)
-    run = loop(ptbxl_corpus, tmp_path, 50, engine, preemption=Signal(engine, 4, requeue))
-    assert run.run(0) == (4, outcome)
-    assert saved_steps(tmp_path) == [4]
+    run = loop(ptbxl_corpus, tmp_path, 50, engine, preemption=Signal(engine, 4, requeue),
+               train={"agree_every_steps": agree_every})
+    assert run.run(0) == (stop, outcome)
+    assert saved_steps(tmp_path) == [stop]
+
+
+def test_both_sync_paths_log_the_mean_loss_of_each_interval(ptbxl_corpus, tmp_path):
+    """Losses summed on the device and read at log steps give what reading each one on the host gives."""
+    losses = []
+
+    def recorded(engine, batch):
+        loss = squared_output(engine, batch)
+        losses.append(loss.item())
+        return loss
+    logged = {}
+    for loss_sync in ("step", "micro_step"):
+        losses.clear()
+        logger = Scalars()
+        loop(ptbxl_corpus, tmp_path / loss_sync, 7, objective=recorded, logger=logger, save_every_steps=0,
+             train={"loss_sync": loss_sync, "log_every_steps": 3, "agree_every_steps": 4}).run(0)
+        steps, values = zip(*logger.logged["train/loss"])
+        assert steps == (3, 6, 7)
+        assert values == pytest.approx([sum(losses[:3]) / 3, sum(losses[3:6]) / 3, losses[6]], rel=1e-5)
+        logged[loss_sync] = values
+    assert logged["step"] == pytest.approx(logged["micro_step"])
 
 
 @pytest.mark.parametrize("outcome, in_slurm, code, requeued", [
