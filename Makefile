@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 # The CPU build of torch goes in first, so that no multi-GB CUDA build is ever pulled.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install demo test bench cluster-start cluster-stop
+.PHONY: install demo test bench bench-smoke cluster-start cluster-stop
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ test: install
 
 bench: install
 	$(PY) bench/preprocess.py && $(PY) bench/loader.py && $(PY) bench/models.py && $(PY) bench/train.py && $(PY) bench/leakage.py && $(PY) bench/verify.py && $(PY) bench/shuffle.py
+
+# Every benchmark at tiny sizes (figures not judged): CI runs it after the tests.
+bench-smoke: install
+	ECGDIST_PYTHON=$(PY) bash bench/smoke.sh
 
 cluster-start:
 	bash slurm/local-cluster.sh start

@@ -1,21 +1,26 @@
-"""The GPU figures in one prepared run: models, pre-training, one fine-tune job, the loader.
+"""The GPU figures in one prepared run: the loop against the bare model, pre-training, one
+fine-tune job, the loader.
 
-    bash bench/gpu.sh [OUT_DIR]          (about 6 minutes on one H100/H200)
+    bash bench/gpu.sh [OUT_DIR] [--only STEP ...]     (about 6 minutes on one H100/H200)
 
-1. 200 single-GPU pre-training steps of each full-size model through
-   ``python -m ecgdist.pretrain`` with ZeRO-2 (samples/s and peak memory read back from
-   the run's TensorBoard events), then ``python -m ecgdist.export`` of the Net1D;
-2. one post-training fine-tune job through ``python -m ecgdist.submit finetune`` on a
+1. ``loop_net1d``, ``loop_mtecg`` (bench/loop.py): each model's shipped config through the
+   pre-training loop, eager with the old and the new host-sync path and compiled, against the
+   bare training step at 64, 256, 512 and the shipped micro batch (``loop_vs_bare``), MFU from
+   counted FLOPs, the probe feature rate, and a profiler table (OUT_DIR/profile_*.txt);
+2. ``pretrain_net1d``: 100 single-GPU steps of the full Net1D through ``python -m
+   ecgdist.pretrain`` with ZeRO-2 (samples/s and peak memory read back from its TensorBoard
+   events), then ``export`` of it;
+3. ``finetune``: one post-training job through ``python -m ecgdist.submit finetune`` on a
    simulated PTB-XL corpus, from that export (wall time, records/s);
-3. the loader feeding the GPU: records/s of normalised batches landing on the device, for
-   0, 2 and 8 DataLoader workers, against the bare read (no device copy);
-4. ``bench/models.py``: bf16 training-step samples/s and MFU of Net1D, the MTECG-T
-   autoencoder and classifier, eager and compiled (last: compiling takes the longest).
+4. ``loader``: records/s of normalised batches landing on the device, for 0, 2 and 8
+   DataLoader workers, float32 against the float16 hand-off finished on the device.
 
-Pre-training and the loader read real PTB-XL records replicated with small perturbations
-(``bench/common.py``; ``ECGDIST_SHARED_DATA`` points at ../shared/data when the repo sits
-elsewhere). Without a GPU it says so and runs a small CPU smoke pass of the same steps.
-Writes ``OUT_DIR/gpu.json`` and ``OUT_DIR/summary.md``; the last line printed is the JSON.
+``--only`` also takes two steps left out of the default run for time: ``pretrain_mtecg`` (the
+MTECG-T command run) and ``models`` (bench/models.py, eager against compiled, and the MTECG
+classifier). Pre-training and the loader read real PTB-XL records replicated with small
+perturbations (``bench/common.py``; ``ECGDIST_SHARED_DATA`` points at ../shared/data when the
+repo sits elsewhere). Without a GPU it says so and runs a small CPU smoke pass of the same
+steps. Writes ``OUT_DIR/gpu.json`` and ``OUT_DIR/summary.md``; the last line printed is the JSON.
 """
 
 from __future__ import annotations
@@ -42,8 +47,11 @@ from ecgdist.tensorboard_log import read_scalars
 
 GPU = torch.cuda.is_available()
 # (GPU, CPU smoke) sizes of each step.
-SIZE = {"records": (8192, 256), "models_batch": (64, 2), "models_steps": (10, 1), "pretrain_steps": (200, 4),
-        "micro_batch": (256, 4), "workers": (8, 0), "finetune_records": (1000, 200), "loader_batch": (256, 32)}
+SIZE = {"records": (8192, 256), "models_batch": (64, 2), "models_steps": (10, 1), "pretrain_steps": (100, 4),
+        "micro_batch": (256, 4), "workers": (8, 0), "finetune_records": (1000, 100), "loader_batch": (256, 32)}
+LOOP_ARGS = (["--steps", "30", "--warmup", "5"],  # GPU; CPU smoke: tiny batches, no compiling (minutes on a CPU)
+             ["--steps", "1", "--warmup", "1", "--sizes", "2", "--micro-batch", "2", "--records", "64", "--no-compile"])
+OPTIONAL = ("pretrain_mtecg", "models")  # run when --only names them
 
 
 def size(key: str) -> int:
@@ -120,6 +128,11 @@ def loader_rates(corpus: Path) -> dict:
     return figures
 
 
+def last_json(output: str) -> dict:
+    """A benchmark's figures: its last line."""
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def summary(figures: dict) -> str:
     lines = [f"# bench/gpu.py on {figures['device']}", "", "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in figures.items() if k != "device"]
@@ -129,7 +142,8 @@ def summary(figures: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", nargs="?", default="bench-gpu", type=Path)
-    parser.add_argument("--only", nargs="*", default=None, help="run only these steps (a later one may need an earlier)")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="run only these steps (export needs pretrain_net1d, finetune needs export)")
     args = parser.parse_args()
     out, work = args.out, Path(tempfile.mkdtemp(prefix="ecgdist-gpu-"))
     logs = out / "logs"
@@ -138,20 +152,26 @@ def main() -> int:
                      "torch": torch.__version__}
     if not GPU:
         print("no GPU here: a CPU smoke pass of every step (tiny sizes); the figures mean nothing", flush=True)
+    def loop(model: str) -> dict:
+        return last_json(run([sys.executable, "bench/loop.py", model, "--out", out, *LOOP_ARGS[0 if GPU else 1]],
+                             logs / f"loop_{model}.log", timeout=300)[1])
+
     steps = [
+        ("loop_net1d", lambda: loop("net1d")),
+        ("loop_mtecg", lambda: loop("mtecg")),
         ("pretrain_net1d", lambda: pretrain("net1d", "configs/pretrain/ecgfounder.yaml", corpus, work, logs)),
         ("pretrain_mtecg", lambda: pretrain("mtecg", "configs/pretrain/mtecg_t.yaml", corpus, work, logs)),
         ("export", lambda: {"export_s": round(run([sys.executable, "-m", "ecgdist.export", work / "net1d",
                                                    work / "net1d.pth"], logs / "export.log", timeout=120)[0], 1)}),
         ("finetune", lambda: finetune(work / "net1d.pth", work, logs)),
         ("loader", lambda: loader_rates(corpus)),
-        ("models", lambda: json.loads(run([sys.executable, "bench/models.py", "--batch", size("models_batch"),
-                                           "--steps", size("models_steps"), *([] if GPU else ["--no-compile"])],
-                                          logs / "models.log", timeout=240)[1].strip().splitlines()[-1])),
+        ("models", lambda: last_json(run([sys.executable, "bench/models.py", "--batch", size("models_batch"),
+                                          "--steps", size("models_steps"), *([] if GPU else ["--no-compile"])],
+                                         logs / "models.log", timeout=240)[1])),
     ]
     try:
         corpus = replicated_corpus(work / "corpus", size("records"), shard_size=1024)
-        for name, step in [(n, s) for n, s in steps if args.only is None or n in args.only]:
+        for name, step in [(n, s) for n, s in steps if (n not in OPTIONAL if args.only is None else n in args.only)]:
             started = time.perf_counter()
             try:
                 figures.update({k: v for k, v in step().items() if k not in ("device", "threads")})

@@ -32,8 +32,8 @@ MODELS = {"net1d": ModelSection(name="net1d"), "mtecg_mae": ModelSection(name="m
           "mtecg_cls": ModelSection(name="mtecg_cls")}
 
 
-def step_fn(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer):
-    precision = torch.autocast("cuda", dtype=torch.bfloat16) if DEVICE.type == "cuda" else contextlib.nullcontext()
+def step_fn(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, autocast: bool):
+    precision = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         with precision:
@@ -44,13 +44,18 @@ def step_fn(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer)
     return step
 
 
-def samples_per_s(name: str, batch: int, steps: int, compiled: bool) -> tuple[float, float]:
+def samples_per_s(name: str, batch: int, steps: int, compiled: bool, precision: str = "autocast") -> tuple[float, float]:
+    """(samples/s, seconds of the first step) of a training step; ``precision``: "autocast" (bf16
+    autocast on a GPU, fp32 on a CPU), "bf16" (weights and inputs in bf16, as DeepSpeed's bf16 mode
+    runs the forward and backward) or "fp32"."""
     torch.manual_seed(0)
-    model = build_model(MODELS[name], num_classes=150).train().to(DEVICE)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    model = build_model(MODELS[name], num_classes=150).train().to(DEVICE, dtype)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     forward = torch.compile(model) if compiled else model
-    step = step_fn(name, forward, optimizer)
-    x, y = torch.randn(batch, 12, 5000, device=DEVICE), (torch.rand(batch, 150, device=DEVICE) < 0.1).float()
+    step = step_fn(name, forward, optimizer, autocast=precision == "autocast" and DEVICE.type == "cuda")
+    x = torch.randn(batch, 12, 5000, device=DEVICE, dtype=dtype)
+    y = (torch.rand(batch, 150, device=DEVICE) < 0.1).float()
 
     def timed(repeats: int) -> float:
         start = time.perf_counter()
