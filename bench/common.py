@@ -92,6 +92,30 @@ def wfdb_folder(out: Path, records: int, link: bool = False) -> Path:
     return out
 
 
+def timed_loop_steps(engine, data, objective, train, layout, run_dir: Path, warmup: int, steps: int,
+                     synchronize: Callable[[], None] = lambda: None) -> float:
+    """Seconds of ``steps`` pre-training ``TrainLoop`` steps after ``warmup`` untimed ones (compiling,
+    if any, happens there), saving nothing: the baselines they are compared with save nothing either."""
+    import dataclasses
+
+    from ecgdist.pretrain.checkpoint import Checkpointer
+    from ecgdist.pretrain.engine import TrainLoop
+
+    class NeverSave(Checkpointer):
+        def due(self, step: int, last_step: bool) -> bool:
+            return False
+
+    loop = TrainLoop(engine, data.stream, data.val, objective, dataclasses.replace(train, steps=warmup), layout,
+                     NeverSave(Path(run_dir) / "checkpoints"))
+    loop.run(0)
+    synchronize()
+    loop.train = dataclasses.replace(train, steps=warmup + steps)
+    start = time.perf_counter()
+    loop.run(warmup)
+    synchronize()
+    return time.perf_counter() - start
+
+
 def emit(figures: dict) -> None:
     """The benchmark's last line: one JSON object."""
     print(json.dumps(figures))

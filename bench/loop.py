@@ -25,19 +25,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("DS_ACCELERATOR", "cuda" if __import__("torch").cuda.is_available() else "cpu")
+import torch
+from common import REPO, emit, replicated_corpus, timed_loop_steps
+from models import DENSE_BF16_TFLOPS, forward_flops, samples_per_s
 
-import torch  # noqa: E402
-from common import REPO, emit, replicated_corpus  # noqa: E402
-from models import DENSE_BF16_TFLOPS, forward_flops, samples_per_s  # noqa: E402
-
-from ecgdist.pretrain.deepspeed_adapter import compile_engine  # noqa: E402
+from ecgdist.pretrain.deepspeed_adapter import compile_engine
 
 GPU = torch.cuda.is_available()
 CONFIGS = {"net1d": ("configs/pretrain/ecgfounder.yaml", "net1d"),
@@ -63,24 +60,11 @@ def prepared(config: str, corpus: Path, run_dir: Path, overrides: list[str]):
 
 def loop_rate(cfg, p, warmup: int, steps: int, **train) -> float:
     """Samples/s of ``steps`` loop steps after ``warmup`` (compilation, if any, happens there)."""
-    from ecgdist.pretrain.checkpoint import Checkpointer
-    from ecgdist.pretrain.engine import TrainLoop
     from ecgdist.pretrain.objectives import objective_for
 
-    class NeverSave(Checkpointer):
-        def due(self, step: int, last_step: bool) -> bool:
-            return False
-
-    loop = TrainLoop(p.engine, p.data.stream, p.data.val, objective_for(cfg.model.name),
-                     dataclasses.replace(cfg.train, steps=warmup, **train), p.layout,
-                     NeverSave(Path(cfg.run.dir) / "unused"))
-    loop.run(0)
-    synchronize()
-    loop.train = dataclasses.replace(loop.train, steps=warmup + steps)
-    start = time.perf_counter()
-    loop.run(warmup)
-    synchronize()
-    return steps * p.layout.global_batch / (time.perf_counter() - start)
+    seconds = timed_loop_steps(p.engine, p.data, objective_for(cfg.model.name), dataclasses.replace(cfg.train, **train),
+                               p.layout, cfg.run.dir, warmup, steps, synchronize)
+    return steps * p.layout.global_batch / seconds
 
 
 def probe_rate(p, batch: int, repeats: int) -> float:

@@ -44,7 +44,8 @@ def step_fn(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     return step
 
 
-def samples_per_s(name: str, batch: int, steps: int, compiled: bool, precision: str = "autocast") -> tuple[float, float]:
+def samples_per_s(name: str, batch: int, steps: int, compiled: bool,
+                  precision: str = "autocast") -> tuple[float, float]:
     """(samples/s, seconds of the first step) of a training step; ``precision``: "autocast" (bf16
     autocast on a GPU, fp32 on a CPU), "bf16" (weights and inputs in bf16, as DeepSpeed's bf16 mode
     runs the forward and backward) or "fp32"."""

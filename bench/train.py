@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import os
@@ -33,7 +32,7 @@ from pathlib import Path
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 import torch  # noqa: E402
-from common import REPO, emit, replicated_corpus  # noqa: E402
+from common import REPO, emit, replicated_corpus, timed_loop_steps  # noqa: E402
 
 BENCH_MODEL = ["model.widths=[64,160,160,400]", "model.blocks=[2,2,2,3]"]
 
@@ -51,18 +50,9 @@ def bench_config(corpus: Path, run_dir: Path, steps: int):
 def time_ours(cfg, warmup: int, steps: int, stage: int) -> float:
     import deepspeed
 
-    from ecgdist.pretrain.checkpoint import Checkpointer
-
-    class NeverSave(Checkpointer):
-        """The hand loop saves nothing, so ours skips its end-of-run save too."""
-
-        def due(self, step: int, last_step: bool) -> bool:
-            return False
-
     from ecgdist.dist import init_distributed
     from ecgdist.models import build_model
     from ecgdist.pretrain.deepspeed_config import build_ds_config
-    from ecgdist.pretrain.engine import TrainLoop
     from ecgdist.pretrain.data import build_data
     from ecgdist.pretrain.objectives import multilabel_bce
     from ecgdist.models.param_groups import param_groups
@@ -77,13 +67,7 @@ def time_ours(cfg, warmup: int, steps: int, stage: int) -> float:
     scheduler = warmup_cosine(optimizer, warmup + steps, cfg.train.warmup_steps, cfg.train.lr_min_ratio)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config,
                                       dist_init_required=False)
-    loop = TrainLoop(engine, data.stream, data.val, multilabel_bce, dataclasses.replace(cfg.train, steps=warmup),
-                     layout, NeverSave(Path(cfg.run.dir) / "ckpt"))
-    loop.run(0)
-    loop.train = dataclasses.replace(cfg.train, steps=warmup + steps)
-    start = time.perf_counter()
-    loop.run(warmup)
-    return (time.perf_counter() - start) / steps
+    return timed_loop_steps(engine, data, multilabel_bce, cfg.train, layout, cfg.run.dir, warmup, steps) / steps
 
 
 def time_hand_loop(cfg, warmup: int, steps: int) -> float:
