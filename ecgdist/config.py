@@ -372,8 +372,9 @@ def save_resolved(cfg: Any, run_dir: str | os.PathLike, notes: Sequence[str] = (
     return path
 
 
-STRATEGIES = ("baseline", "post_training", "scratch")
+STRATEGIES = ("baseline", "post_training", "scratch", "linear")
 PTBXL_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+BENCHMARK_KINDS = ("ptbxl", "physionet2021", "code15", "labels")  # ecgdist/tasks/benchmark.py defines each
 
 
 @dataclass
@@ -435,6 +436,7 @@ class BackboneSection:
     weights: str = ""
     model: ModelSection = field(default_factory=ModelSection)
     corpus: str = ""  # "": data.corpus
+    corpora: dict[str, str] = field(default_factory=dict)  # benchmark name: its corpus made with this backbone's recipe
     finetune: dict[str, Any] = field(default_factory=dict)  # finetune.* keys this backbone's jobs change
 
     def __post_init__(self) -> None:
@@ -447,10 +449,36 @@ class BackboneSection:
 
 
 @dataclass
+class BenchmarkSection:
+    """A labelled corpus a sweep evaluates on, besides PTB-XL's ``sweep.tasks``: its kind, its tasks
+    (empty: every task of the kind) and, for kind ``labels``, the classes scored (empty: all the
+    corpus's codes, or the mapping's classes) and a mapping table (CSV ``code,class``)."""
+
+    name: str = ""
+    kind: str = "labels"
+    corpus: str = ""
+    tasks: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    mapping: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise ConfigError(f"config key 'sweep.benchmarks' has a benchmark named {self.name!r}: a name is one word "
+                              "(letters, digits, _); it labels jobs and table rows")
+        check_choice(f"sweep.benchmarks ({self.name}) kind", self.kind, BENCHMARK_KINDS)
+        if not self.corpus:
+            raise ConfigError(f"config key 'sweep.benchmarks ({self.name}) corpus' is empty: name the benchmark's corpus")
+        if self.kind != "labels" and (self.classes or self.mapping):
+            raise ConfigError(f"config key 'sweep.benchmarks ({self.name})': classes and mapping are for kind labels; "
+                              f"a {self.kind} benchmark scores its own classes")
+
+
+@dataclass
 class SweepSection:
     # Empty: one backbone, ``model`` with ``finetune.weights``. Else every job runs once per backbone.
     backbones: list[BackboneSection] = field(default_factory=list)
-    tasks: list[str] = field(default_factory=lambda: list(PTBXL_TASKS))
+    tasks: list[str] = field(default_factory=lambda: list(PTBXL_TASKS))  # PTB-XL tasks on data.corpus ([]: none)
+    benchmarks: list[BenchmarkSection] = field(default_factory=list)  # further benchmarks, each on its own corpus
     strategies: list[str] = field(default_factory=lambda: ["baseline", "post_training"])
     fractions: list[float] = field(default_factory=lambda: [1.0])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -466,6 +494,17 @@ class SweepSection:
         if any(not n or not n.replace("_", "").isalnum() for n in names) or len(set(names)) != len(names):
             raise ConfigError(f"config key 'sweep.backbones': names {names} must be distinct words "
                               "(letters, digits, _); they label jobs and table rows")
+        benchmarks = [b.name for b in self.benchmarks]
+        if len(set(benchmarks)) != len(benchmarks) or "ptbxl" in benchmarks and self.tasks:
+            raise ConfigError(f"config key 'sweep.benchmarks': names {benchmarks} must be distinct, and not ptbxl "
+                              "while sweep.tasks runs PTB-XL's tasks on data.corpus")
+        for backbone in self.backbones:
+            unknown = sorted(set(backbone.corpora) - set(benchmarks))
+            if unknown:
+                raise ConfigError(f"config key 'sweep.backbones ({backbone.name}) corpora' names {', '.join(unknown)}, "
+                                  f"which sweep.benchmarks does not have ({', '.join(benchmarks) or 'none'})")
+        if not self.tasks and not self.benchmarks:
+            raise ConfigError("config key 'sweep.tasks' is empty and sweep.benchmarks names none: nothing to run")
 
 
 @dataclass
@@ -479,3 +518,7 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         self.model.check_for_finetuning("model")
+        if "linear" in self.sweep.strategies and not (self.finetune.linear_probe and self.finetune.probe_epochs):
+            raise ConfigError("config key 'sweep.strategies' has linear, which trains the head for finetune.probe_epochs "
+                              f"epochs, but finetune.probe_epochs={self.finetune.probe_epochs} and finetune.linear_probe="
+                              f"{str(self.finetune.linear_probe).lower()}")

@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path)
     p.add_argument("input", type=Path, help="the folder the corpus was made from")
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("split", help="make benchmark folds (1-8 train, 9 validation, 10 test) for a corpus without "
+                                     "its own: grouped by patient, stratified, seeded; once, before pre-training")
+    p.add_argument("output", type=Path)
+    p.add_argument("--seed", type=int, required=True)
     p = sub.add_parser("simulate", help="write a SIMULATED 12-lead corpus in PTB-XL layout (offline demos)")
     p.add_argument("dataset", choices=["ptbxl"])
     p.add_argument("output", type=Path)
@@ -163,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             from preprocess.fingerprint import add_fingerprints
             print(f"{args.output}: fingerprints of {add_fingerprints(args.output, args.input, not args.quiet)} "
                   "records written to index/fingerprint.npy")
+            return 0
+        if args.command == "split":
+            from preprocess.split import format_split, split_corpus
+            print(format_split(args.output, *split_corpus(args.output, args.seed)))
             return 0
         if args.command == "list":
             listing = walk(args.source, args.input, args.rate, args.labels)

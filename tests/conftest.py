@@ -77,3 +77,48 @@ def cinc_corpus(shared_data, tmp_path_factory) -> Path:
 def physionet_corpus(shared_data, tmp_path_factory) -> Path:
     """Georgia and Ningbo records of the 2021 Challenge: none of them is a PTB-XL record."""
     return build_corpus("physionet2021", shared_data / "physionet2021-other", tmp_path_factory.mktemp("corpus") / "other")
+
+
+def split(corpus: Path, seed: int = 0) -> Path:
+    """``python -m preprocess split CORPUS --seed S``, run as users do."""
+    from launch import preprocess
+
+    done = preprocess("split", corpus, "--seed", seed)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return corpus
+
+
+@pytest.fixture(scope="session")
+def split_physionet_corpus(physionet_corpus, tmp_path_factory) -> Path:
+    """The Georgia and Ningbo corpus with made folds (a copy: the unsplit one stays unsplit)."""
+    copy = tmp_path_factory.mktemp("corpus") / "other_split"
+    shutil.copytree(physionet_corpus, copy)
+    return split(copy)
+
+
+@pytest.fixture(scope="session")
+def code15_corpus(shared_data, tmp_path_factory) -> Path:
+    """code15-mini (10 exams of 10 patients) as a shard corpus with made folds."""
+    return split(build_corpus("code15", shared_data / "code15-mini", tmp_path_factory.mktemp("corpus") / "code15"))
+
+
+HOSPITAL_CODES = {"427084000": "STACH", "426177001": "SBRAD", "284470004": "PAC", "164934002": "TWAVE"}
+
+
+@pytest.fixture(scope="session")
+def hospital_corpus(shared_data, tmp_path_factory) -> Path:
+    """A hospital's WFDB export with its own labels table: the 20 Georgia and Ningbo recordings under
+    ward folders, the hospital's own codes (from their SNOMED-CT Dx: STACH, SBRAD, PAC, TWAVE, else
+    OTHER), two recordings per patient; made folds."""
+    root = tmp_path_factory.mktemp("hospital")
+    rows = ["record,labels,age,sex,patient_id"]
+    for k, header in enumerate(sorted((shared_data / "physionet2021-other").glob("*.hea"))):
+        ward = root / "export" / ("ward_a" if k < 10 else "ward_b")
+        ward.mkdir(parents=True, exist_ok=True)
+        for suffix in (".hea", ".mat"):
+            shutil.copyfile(header.with_suffix(suffix), ward / header.with_suffix(suffix).name)
+        dx = next(line for line in header.read_text().splitlines() if line.startswith("# Dx:")).split(":")[1]
+        codes = sorted({HOSPITAL_CODES.get(code.strip(), "OTHER") for code in dx.split(",")})
+        rows.append(f"{ward.name}/{header.stem},{';'.join(codes)},60,{'MF'[k % 2]},patient{k // 2}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return split(build_corpus("wfdb", root / "export", root / "corpus", "--labels", root / "labels.csv"))

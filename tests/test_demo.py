@@ -24,8 +24,8 @@ def test_demo_runs_the_whole_pipeline_on_ptbxl_mini(shared_data, tmp_path):
     table = (tmp_path / "runs/finetune/results.md").read_text()
     for backbone in ("net1d", "mtecg"):  # both foundation models, both strategies, and their paired gain
         for strategy in ("baseline", "post_training"):
-            assert f"| {backbone} | superdiagnostic | {strategy} | 1 |" in table
-        assert f"| {backbone} | superdiagnostic | 1 | 1 |" in table.split("Paired gain")[1]
+            assert f"| {backbone} | ptbxl | superdiagnostic | {strategy} | 1 |" in table
+        assert f"| {backbone} | ptbxl | superdiagnostic | 1 | 1 |" in table.split("Paired gain")[1]
     # Pre-trained without folds 9 and 10 (checked), on the training folds the fine-tune reads again.
     assert re.search(r"\| no overlap; saw \d+ training-fold records \|", table) and "OVERLAP" not in table
     assert "SIMULATED" not in table

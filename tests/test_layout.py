@@ -1,4 +1,4 @@
-"""The package tree is the pipeline: imports only point down data/models <- pretrain <- finetune <- submit."""
+"""The package tree is the pipeline: imports only point down data/models <- tasks <- pretrain, finetune <- submit."""
 
 import ast
 from pathlib import Path
@@ -11,14 +11,18 @@ SHARED = {"ecgdist", "ecgdist.config", "ecgdist.dist", "ecgdist.leads", "ecgdist
 ALLOWED = {
     "ecgdist.data": ("ecgdist.data",),
     "ecgdist.models": ("ecgdist.models",),
-    "ecgdist.pretrain": ("ecgdist.data", "ecgdist.models", "ecgdist.pretrain"),
-    "ecgdist.finetune": ("ecgdist.data", "ecgdist.models", "ecgdist.finetune"),
+    # Benchmarks (task definitions, splits, metrics): what fine-tuning and pre-training's probes share.
+    "ecgdist.tasks": ("ecgdist.data", "ecgdist.tasks"),
+    "ecgdist.pretrain": ("ecgdist.data", "ecgdist.models", "ecgdist.tasks", "ecgdist.pretrain"),
+    "ecgdist.finetune": ("ecgdist.data", "ecgdist.models", "ecgdist.tasks", "ecgdist.finetune"),
     # The front end reaches each stage through its submission module only.
     "ecgdist.submit": ("ecgdist.pretrain.submission", "ecgdist.finetune.sweep"),
     "ecgdist.demo": (),
     # ``python -m ecgdist.export`` / ``ecgdist.predict``: the commands, kept where users know them.
     "ecgdist.export": ("ecgdist.pretrain.export",),
     "ecgdist.predict": ("ecgdist.finetune.predict",),
+    # ``python -m ecgdist.embed``: features of any weights for analyses outside ecgdist.
+    "ecgdist.embed": ("ecgdist.data", "ecgdist.models"),
 }
 
 

@@ -185,3 +185,35 @@ def tiny_run(cwd: Path, config: str, run_dir: str) -> None:
     corpus = cwd / "shards/ptbxl"
     run(f"python -m ecgdist.pretrain configs/pretrain/{config}.yaml data.corpus={corpus} data.exclude_from={corpus} "
         f"run.dir={run_dir} train.steps=4 checkpoint.save_every_steps=4 train.val_every_steps=4", cwd)
+
+
+OWN_SITE = {"/data/hospital": "hospital", "/data/shards/hospital": "shards/hospital"}
+
+
+def test_fine_tune_on_your_own_data_runs_as_printed(hospital_corpus, tmp_path, monkeypatch):
+    """On a hospital-like export (the Georgia and Ningbo recordings under ward folders, the test's own
+    labels table); the released weights come from a local Hub server; the sweep itself (GPU jobs)
+    runs in its dry-run form, checking the folds, the weights (their recipe) and every task's splits."""
+    from hub_server import HubServer
+
+    from ecgdist.models.net1d import Net1D
+    from ecgdist.models.pretrained import save_weights
+
+    shutil.copytree(hospital_corpus.parent / "export", tmp_path / "hospital")
+    shutil.copyfile(hospital_corpus.parent / "labels.csv", tmp_path / "hospital" / "labels.csv")
+    (tmp_path / "configs").symlink_to(REPO / "configs")
+    save_weights(Net1D(), tmp_path / "released.pth")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    commands = [substitute(c, {k: str(tmp_path / v) for k, v in OWN_SITE.items()}) for c in
+                readme_commands("Fine-tune on your own data")]
+    assert len(commands) == 5
+    with HubServer(tmp_path / "hub") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        hub.publish("PKUDigitalHealth/ECGFounder", "12_lead_ECGFounder.pth", tmp_path / "released.pth")
+        assert "20 = 20 written + 0 rejected" in run(commands[0], tmp_path).stdout
+        assert "made: 10 folds, seed 0, 20 records of 10 patients" in run(commands[1], tmp_path).stdout
+        printed = run(commands[2], tmp_path).stdout
+        assert "12 jobs, 12 would be submitted" in printed and "own-all-linear-f1-s0" in printed
+        assert commands[3] == commands[2].replace("--dry-run", "--wait")  # the GPU sweep its dry run checked
+        assert "20 embeddings of dimension 1024" in run(commands[4], tmp_path).stdout
+    assert (tmp_path / "embeddings.h5").exists()

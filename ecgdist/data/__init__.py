@@ -1,1 +1,1 @@
-"""The read side of the shard corpus: datasets, samplers, transforms, PTB-XL tasks."""
+"""The read side of the shard corpus: datasets, samplers, transforms, the per-record index."""

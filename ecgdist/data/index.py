@@ -11,6 +11,8 @@ well under a second:
     index/label_indices.npy  int32   CSR column indices (sorted vocabulary order)
     index/identity.npy       uint64  hash of the record's canonical id (ptbxl:<ecg_id>), 0 when none
     index/fingerprint.npy    uint64  content fingerprint of the source record (data/fingerprint.py)
+    index/split.npy          int8    folds made by ``python -m preprocess split`` for a corpus without
+                                     its own (then read as ``fold``); index/split.json says how
 
     index/checksums.json     sha256 of each array above, written after them, and the fingerprints' version
 
@@ -44,7 +46,8 @@ log = logging.getLogger(__name__)
 INDEX_DIR = "index"
 ARRAYS = ("group", "fold", "label_indptr", "label_indices", "identity")
 FINGERPRINT = "fingerprint"
-
+SPLIT, SPLIT_RECORD = "split", "split.json"
+OPTIONAL = (FINGERPRINT, SPLIT)
 
 CHECKSUMS = "checksums.json"
 
@@ -126,7 +129,7 @@ def save_array(folder: Path, name: str, array: np.ndarray) -> None:
 def write_checksums(folder: Path, fingerprint_version: int = FINGERPRINT_VERSION) -> None:
     """The sha256 of every index array present, after the arrays themselves were written, and the
     version of the fingerprints among them."""
-    names = [name for name in ARRAYS + (FINGERPRINT,) if (folder / f"{name}.npy").exists()]
+    names = [name for name in ARRAYS + OPTIONAL if (folder / f"{name}.npy").exists()]
     atomic_write_text(folder / CHECKSUMS, json.dumps({
         "files": {f"{name}.npy": file_sha256(folder / f"{name}.npy") for name in names},
         "fingerprint_version": fingerprint_version}, indent=1))
@@ -180,11 +183,45 @@ def read_index(corpus: str | os.PathLike, manifest: Manifest | None = None) -> C
         if fingerprint.exists():
             arrays[FINGERPRINT] = np.load(fingerprint)
         if all(len(a) == manifest.records for k, a in arrays.items() if k in ("group", FINGERPRINT)):
+            made = read_split(corpus, manifest.records)
+            if made is not None:
+                arrays["fold"] = made
             return CorpusIndex(**arrays, vocabulary=label_vocabulary(manifest),
                                fingerprint_version=read_checksums(folder).get("fingerprint_version", 1))
     log.warning("%s has no up-to-date, checksummed index/ (python -m preprocess merge writes it): indexing in memory",
                 corpus)
     return compute_index(corpus, manifest)
+
+
+class SplitOutdated(ValueError):
+    """The corpus's records changed after its folds were made; the message says what to do."""
+
+
+def read_split(corpus: Path, records: int) -> np.ndarray | None:
+    """The folds ``preprocess split`` made (checked by ``index_problems`` with the other arrays), or None."""
+    path = corpus / INDEX_DIR / f"{SPLIT}.npy"
+    if not path.exists():
+        return None
+    folds = np.load(path)
+    if len(folds) != records:
+        raise SplitOutdated(f"{path} has folds for {len(folds)} records, the corpus now has {records}: its records "
+                            "changed after the split was made, so its benchmark splits no longer hold. Rebuild the "
+                            "corpus as it was, or make a new corpus and split it")
+    return folds
+
+
+def write_split(corpus: str | os.PathLike, folds: np.ndarray, record: dict) -> None:
+    """Save made folds beside the index, add them to its checksums, then the record of how they were made."""
+    folder = Path(corpus) / INDEX_DIR
+    save_array(folder, SPLIT, folds.astype(np.int8))
+    write_checksums(folder, read_checksums(folder).get("fingerprint_version", FINGERPRINT_VERSION))
+    atomic_write_text(folder / SPLIT_RECORD, json.dumps({**record, "sha256": file_sha256(folder / f"{SPLIT}.npy")},
+                                                        indent=1))
+
+
+def split_record(corpus: str | os.PathLike) -> dict | None:
+    path = Path(corpus) / INDEX_DIR / SPLIT_RECORD
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def joined_groups(indexes: list[CorpusIndex]) -> np.ndarray:

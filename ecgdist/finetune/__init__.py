@@ -1,1 +1,1 @@
-"""Post-training on PTB-XL: one fine-tune job (job), its metrics, the results table, plots, predict."""
+"""Post-training on a benchmark: one fine-tune job (job), the sweep, the results table, plots, predict."""

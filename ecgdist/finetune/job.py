@@ -1,4 +1,4 @@
-"""One PTB-XL fine-tune: a task, a strategy, a label fraction, a seed; a submitit job.
+"""One fine-tune: a benchmark's task, a strategy, a label fraction, a seed; a submitit job.
 
 Strategies (every part a config switch, so ablations are config lines):
 
@@ -11,6 +11,8 @@ Strategies (every part a config switch, so ablations are config lines):
   head trains, the backbone frozen and in eval mode), and a stochastic-depth rate of its
   own (``drop_path``) in stage 2, full fine-tuning.
 - ``scratch``: the baseline recipe from random weights.
+- ``linear``: post-training's stage 1 alone (the frozen backbone's features, a trained
+  linear head): the linear evaluation papers report.
 
 Model selection uses fold 9 only: the weights with the best validation macro AUROC over
 all epochs of all stages. Fold 10 is read once, at the end, with those weights. The job
@@ -33,14 +35,12 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection, ModelSection, to_dict
+from ecgdist.config import BenchmarkSection, ConfigError, FinetuneConfig, FinetuneSection, ModelSection, to_dict
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.loader import make_loader
-from ecgdist.data.ptbxl import ptbxl_task, training_subset
 from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_torch_save, atomic_write_text
-from ecgdist.finetune.metrics import evaluate, macro_auroc
 from ecgdist.finetune.provenance import pretraining_data, training_records_seen
 from ecgdist.finetune.schedule import StageSchedule
 from ecgdist.models import CLASSIFIERS, build_model
@@ -54,6 +54,8 @@ from ecgdist.models.pretrained import (
     save_weights,
 )
 from ecgdist.safe_load import load
+from ecgdist.tasks.benchmark import task_splits, training_subset
+from ecgdist.tasks.metrics import evaluate, macro_auroc
 from ecgdist.tensorboard_log import TensorBoardLogger
 
 log = logging.getLogger(__name__)
@@ -67,10 +69,19 @@ class JobSpec:
     fraction: float
     seed: int
     backbone: str = ""  # a sweep's backbone label; "" when it has one backbone
+    benchmark: str = ""  # a name in sweep.benchmarks; "": PTB-XL's sweep.tasks on data.corpus
 
     @property
     def name(self) -> str:
-        return f"{self.backbone}-" * bool(self.backbone) + f"{self.task}-{self.strategy}-f{self.fraction:g}-s{self.seed}"
+        return (f"{self.backbone}-" * bool(self.backbone) + f"{self.benchmark}-" * bool(self.benchmark)
+                + f"{self.task}-{self.strategy}-f{self.fraction:g}-s{self.seed}")
+
+
+def benchmark_of(cfg: FinetuneConfig, name: str) -> BenchmarkSection:
+    """A job's benchmark by its ``JobSpec.benchmark`` name ("": PTB-XL's ``sweep.tasks`` on ``data.corpus``)."""
+    if not name:
+        return BenchmarkSection(name="ptbxl", kind="ptbxl", corpus=cfg.data.corpus)
+    return next(b for b in cfg.sweep.benchmarks if b.name == name)
 
 
 def stages(ft: FinetuneSection, strategy: str) -> list[tuple[str, int]]:
@@ -79,6 +90,8 @@ def stages(ft: FinetuneSection, strategy: str) -> list[tuple[str, int]]:
     With ``match_epochs`` the baseline trains as many epochs as post-training's probe and
     fine-tune together, so a gain cannot come from training longer."""
     probe = ft.probe_epochs if ft.linear_probe else 0
+    if strategy == "linear":
+        return [("probe", probe)]
     if strategy == "post_training" and probe:
         return [("probe", probe), ("full", ft.epochs)]
     if strategy == "baseline" and ft.match_epochs:
@@ -237,8 +250,8 @@ LABEL_FRACTIONS = "label_fractions.json"  # a sweep's record: {fraction_key(spec
 
 
 def fraction_key(spec: JobSpec) -> str:
-    """Which subset a job trains on: one per task, fraction and seed, shared by strategies and backbones."""
-    return f"{spec.task}/fraction{spec.fraction:g}/seed{spec.seed}"
+    """Which subset a job trains on: one per benchmark, task, fraction and seed, shared by strategies and backbones."""
+    return f"{spec.benchmark}/" * bool(spec.benchmark) + f"{spec.task}/fraction{spec.fraction:g}/seed{spec.seed}"
 
 
 class Loaders:
@@ -247,7 +260,9 @@ class Loaders:
         """``train_records``: the subset the sweep recorded for a label fraction below 1 (else drawn here)."""
         corpus = ShardCorpus(cfg.data.corpus) if corpus is None else corpus
         check_crop(cfg.data.crop_samples, corpus.manifest.recipe.samples, corpus.path)
-        self.classes, splits = ptbxl_task(corpus.path, spec.task)
+        self.benchmark = benchmark_of(cfg, spec.benchmark)
+        task = task_splits(corpus.path, self.benchmark.kind, spec.task, self.benchmark.classes, self.benchmark.mapping)
+        self.classes, splits, self.classes_left_out = task.classes, task.splits, task.left_out
         # every training-fold record of the task (not only the fraction): what pre-training must not have seen
         self.training_rows = splits["train"].indices
         splits["train"] = training_subset(splits["train"], spec.fraction, spec.seed, train_records)
@@ -406,12 +421,14 @@ def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pr
     np.save(job_dir / "test_targets.npy", targets)
     atomic_write_text(job_dir / "classes.json", json.dumps(loaders.classes))
     metrics = evaluate(targets, scores, loaders.classes, cfg.finetune.bootstrap, spec.seed)
-    title = ("SIMULATED ECGs (not PTB-XL): " if loaders.simulated else "PTB-XL ") + f"{spec.task} test fold"
+    title = ("SIMULATED ECGs (not PTB-XL): " if loaders.simulated else f"{loaders.benchmark.name} ") + \
+        f"{spec.task} test fold"
     logger.figure("test/roc_pr", roc_pr_figure(targets, scores, loaders.classes, title=title), progress.best_epoch or 0)
-    logger.hparams({"task": spec.task, "strategy": spec.strategy, "fraction": spec.fraction, "seed": spec.seed},
+    logger.hparams({"benchmark": loaders.benchmark.name, "task": spec.task, "strategy": spec.strategy, "fraction": spec.fraction, "seed": spec.seed},
                    {"test/macro_auroc": metrics["macro_auroc"], "test/macro_auprc": metrics["macro_auprc"]})
     logger.close()
-    result = {"job": spec.name, "backbone": spec.backbone or cfg.model.name, "task": spec.task,
+    result = {"job": spec.name, "backbone": spec.backbone or cfg.model.name, "benchmark": loaders.benchmark.name,
+              "task": spec.task, "classes_not_in_task": loaders.classes_left_out,
               "strategy": spec.strategy, "fraction": spec.fraction,
               "pretraining_data": pretraining, "simulated": loaders.simulated,
               "seed": spec.seed, "selected_epoch": progress.best_epoch, "val_macro_auroc": progress.best_auroc,

@@ -1,9 +1,10 @@
-"""The sweep's results table: one row per (task, strategy, label fraction), and the paired gains.
+"""The sweep's results table: one row per (backbone, benchmark, task, strategy, label fraction), and the
+paired gains.
 
 Each row holds the mean and sd over seeds of macro AUROC / AUPRC on fold 10 and a
 bootstrap interval of that seed mean (the same test-record resamples for every seed). The
-second table is the paired difference post_training - baseline for each task and
-fraction: same test records, same seeds, same resamples, so a reader sees whether a gain
+second table is the paired difference post_training - baseline for each benchmark, task
+and fraction: same test records, same seeds, same resamples, so a reader sees whether a gain
 is more than test-set noise. The relative gain compares the means: 100 * (post - base) / base.
 Written as results.csv and results.md in the sweep folder, with PNG plots of each metric
 against the label fraction per task.
@@ -21,20 +22,22 @@ import numpy as np
 
 from ecgdist.files import atomic_write_text
 from ecgdist.finetune.job import RESULT
-from ecgdist.finetune.metrics import bootstrap, macro_auprc, macro_auroc, paired_difference, seed_mean
+from ecgdist.tasks.metrics import bootstrap, macro_auprc, macro_auroc, paired_difference, seed_mean
 
 METRICS = {"macro_auroc": macro_auroc, "macro_auprc": macro_auprc}
 RECIPE_MISMATCH = "**inputs differ from the weights' recipe**"
-COLUMNS = ["backbone", "task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd", "macro_auroc_low",
+COLUMNS = ["backbone", "benchmark", "task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd", "macro_auroc_low",
            "macro_auroc_high", "macro_auprc_mean", "macro_auprc_sd", "macro_auprc_low", "macro_auprc_high",
            "auroc_gain_pct", "auprc_gain_pct", "pretraining_data"]
-PAIRED_COLUMNS = ["backbone", "task", "fraction", "seeds", "macro_auroc_diff", "macro_auroc_diff_low", "macro_auroc_diff_high",
+PAIRED_COLUMNS = ["backbone", "benchmark", "task", "fraction", "seeds", "macro_auroc_diff", "macro_auroc_diff_low", "macro_auroc_diff_high",
                   "macro_auprc_diff", "macro_auprc_diff_low", "macro_auprc_diff_high"]
 
 
 def read_results(sweep_dir: Path) -> list[dict]:
-    """Each finished job's result.json, with the folder its test predictions are in."""
-    return [{**json.loads(p.read_text()), "dir": p.parent} for p in sorted((sweep_dir / "jobs").glob(f"*/{RESULT}"))]
+    """Each finished job's result.json, with the folder its test predictions are in (a job from before
+    benchmarks ran a PTB-XL task)."""
+    return [{"benchmark": "ptbxl", **json.loads(p.read_text()), "dir": p.parent}
+            for p in sorted((sweep_dir / "jobs").glob(f"*/{RESULT}"))]
 
 
 def test_predictions(job: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -51,11 +54,12 @@ def seed_mean_interval(jobs: list[dict], metric, resamples: int) -> tuple[float,
 def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
-        groups[(r.get("backbone", ""), r["task"], r["strategy"], r["fraction"])].append(r)
+        groups[(r.get("backbone", ""), r["benchmark"], r["task"], r["strategy"], r["fraction"])].append(r)
     rows = []
-    for (backbone, task, strategy, fraction), jobs in sorted(groups.items()):
+    for (backbone, benchmark, task, strategy, fraction), jobs in sorted(groups.items()):
         statuses = sorted({j.get("pretraining_data", {}).get("status", "unknown") for j in jobs})
-        row = {"backbone": backbone, "task": task, "strategy": strategy, "fraction": fraction, "n_jobs": len(jobs),
+        row = {"backbone": backbone, "benchmark": benchmark, "task": task, "strategy": strategy, "fraction": fraction,
+               "n_jobs": len(jobs),
                "pretraining_data": "OVERLAP" if "OVERLAP" in statuses else ", ".join(statuses)}
         if any(j.get("pretraining_data", {}).get("recipe_mismatch") for j in jobs):
             row["pretraining_data"] += f"; {RECIPE_MISMATCH}"
@@ -69,9 +73,9 @@ def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
             row[f"{name}_sd"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
             row[f"{name}_low"], row[f"{name}_high"] = seed_mean_interval(jobs, metric, resamples)
         rows.append(row)
-    base = {(r["backbone"], r["task"], r["fraction"]): r for r in rows if r["strategy"] == "baseline"}
+    base = {(r["backbone"], r["benchmark"], r["task"], r["fraction"]): r for r in rows if r["strategy"] == "baseline"}
     for row in rows:
-        ref = base.get((row["backbone"], row["task"], row["fraction"]))
+        ref = base.get((row["backbone"], row["benchmark"], row["task"], row["fraction"]))
         for name, column in zip(METRICS, ("auroc_gain_pct", "auprc_gain_pct")):
             row[column] = (100 * (row[f"{name}_mean"] - ref[f"{name}_mean"]) / ref[f"{name}_mean"]
                            if ref is not None and row["strategy"] == "post_training" else None)
@@ -79,21 +83,23 @@ def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
 
 
 def paired_gains(results: list[dict], resamples: int) -> list[dict]:
-    """post_training - baseline per (backbone, task, fraction), over the seeds both strategies finished."""
-    by_key = {(r.get("backbone", ""), r["task"], r["fraction"], r["strategy"], r["seed"]): r for r in results}
+    """post_training - baseline per (backbone, benchmark, task, fraction), over the seeds both strategies finished."""
+    by_key = {(r.get("backbone", ""), r["benchmark"], r["task"], r["fraction"], r["strategy"], r["seed"]): r
+              for r in results}
     rows = []
-    for group in sorted({key[:3] for key in by_key}):
-        seeds = sorted(key[4] for key in by_key if key[:4] == (*group, "post_training")
-                       and (*group, "baseline", key[4]) in by_key)
+    for group in sorted({key[:4] for key in by_key}):
+        seeds = sorted(key[5] for key in by_key if key[:5] == (*group, "post_training")
+                       and (*group, "baseline", key[5]) in by_key)
         if not seeds:
             continue
         post = [test_predictions(by_key[(*group, "post_training", s)]) for s in seeds]
         base = [test_predictions(by_key[(*group, "baseline", s)]) for s in seeds]
         targets = post[0][0]
-        backbone, task, fraction = group
+        backbone, benchmark, task, fraction = group
         if any(not np.array_equal(t, targets) for t, _ in post + base):
-            raise ValueError(f"{backbone} {task} fraction {fraction:g}: the jobs were tested on different records")
-        row = {"backbone": backbone, "task": task, "fraction": fraction, "seeds": len(seeds)}
+            raise ValueError(f"{backbone} {benchmark} {task} fraction {fraction:g}: the jobs were tested on different "
+                             "records")
+        row = {"backbone": backbone, "benchmark": benchmark, "task": task, "fraction": fraction, "seeds": len(seeds)}
         for name, metric in METRICS.items():
             diff, (low, high) = paired_difference(targets, [s for _, s in post], [s for _, s in base], metric,
                                                   resamples, seed=0)
@@ -107,13 +113,13 @@ def fmt(value, digits=3) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| backbone | task | strategy | fraction | macro AUROC mean ± sd [90 % CI] | macro AUPRC mean ± sd [90 % CI] "
-             "| AUROC gain % | AUPRC gain % | jobs | pre-training data vs folds 9-10 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| backbone | benchmark | task | strategy | fraction | macro AUROC mean ± sd [90 % CI] "
+             "| macro AUPRC mean ± sd [90 % CI] | AUROC gain % | AUPRC gain % | jobs | pre-training data vs folds 9-10 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{fmt(r[f'{m}_mean'])} ± {fmt(r[f'{m}_sd'])} [{fmt(r[f'{m}_low'])}, {fmt(r[f'{m}_high'])}]"
                  for m in METRICS]
-        lines.append(f"| {r['backbone']} | {r['task']} | {r['strategy']} | {r['fraction']:g} | {cells[0]} | {cells[1]} | "
+        lines.append(f"| {r['backbone']} | {r['benchmark']} | {r['task']} | {r['strategy']} | {r['fraction']:g} | {cells[0]} | {cells[1]} | "
                      f"{fmt(r['auroc_gain_pct'], 1)} | {fmt(r['auprc_gain_pct'], 1)} | {r['n_jobs']} | "
                      + overlap_cell(r["pretraining_data"]) + " |")
     return "\n".join(lines) + "\n"
@@ -126,11 +132,11 @@ def overlap_cell(text: str) -> str:
 
 
 def paired_table(rows: list[dict]) -> str:
-    lines = ["| backbone | task | fraction | seeds | Δ macro AUROC [90 % CI] | Δ macro AUPRC [90 % CI] |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| backbone | benchmark | task | fraction | seeds | Δ macro AUROC [90 % CI] | Δ macro AUPRC [90 % CI] |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{r[f'{m}_diff']:+.4f} [{r[f'{m}_diff_low']:+.4f}, {r[f'{m}_diff_high']:+.4f}]" for m in METRICS]
-        lines.append(f"| {r['backbone']} | {r['task']} | {r['fraction']:g} | {r['seeds']} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {r['backbone']} | {r['benchmark']} | {r['task']} | {r['fraction']:g} | {r['seeds']} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -139,9 +145,18 @@ def missing_classes_note(results: list[dict]) -> str:
     missing = defaultdict(set)
     for r in results:
         if r.get("classes_without_training_positive"):
-            missing[(r.get("backbone", ""), r["task"], r["fraction"])].update(r["classes_without_training_positive"])
-    return "".join(f"\nNo training positive in {task} at fraction {fraction:g}" + f" ({backbone})" * bool(backbone)
-                   + f": {', '.join(sorted(classes))}\n" for (backbone, task, fraction), classes in sorted(missing.items()))
+            missing[(r.get("backbone", ""), r["benchmark"], r["task"], r["fraction"])].update(
+                r["classes_without_training_positive"])
+    return "".join(f"\nNo training positive in {benchmark} {task} at fraction {fraction:g}"
+                   + f" ({backbone})" * bool(backbone) + f": {', '.join(sorted(classes))}\n"
+                   for (backbone, benchmark, task, fraction), classes in sorted(missing.items()))
+
+
+def not_in_task_note(results: list[dict]) -> str:
+    """Listed classes that no record of a task holds (left out of it, not scored as unlearnt)."""
+    absent = {(r["benchmark"], r["task"]): r["classes_not_in_task"] for r in results if r.get("classes_not_in_task")}
+    return "".join(f"\nNot in {benchmark} {task} (no record holds them; left out): {', '.join(classes)}\n"
+                   for (benchmark, task), classes in sorted(absent.items()))
 
 
 def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
@@ -161,18 +176,22 @@ def write_results(sweep_dir: Path, header: str = "", resamples: int = 0, simulat
     rows, paired = summarise(results, resamples), paired_gains(results, resamples)
     write_csv(sweep_dir / "results.csv", COLUMNS, rows)
     write_csv(sweep_dir / "paired.csv", PAIRED_COLUMNS, paired)
-    tested = {r["task"]: r["records"]["test"] for r in results if "records" in r}
-    header += "\nTest records: " + ", ".join(f"{task} {n}" for task, n in sorted(tested.items())) + "." * bool(tested)
-    text = header.strip() + "\n\n" + markdown_table(rows) + missing_classes_note(results)
+    tested = {(r["benchmark"], r["task"]): r["records"]["test"] for r in results if "records" in r}
+    header += "\nTest records: " + ", ".join(f"{benchmark} {task} {n}" for (benchmark, task), n in sorted(tested.items())) \
+        + "." * bool(tested)
+    text = header.strip() + "\n\n" + markdown_table(rows) + missing_classes_note(results) + not_in_task_note(results)
     if paired:
         text += ("\n**Paired gain, post_training − baseline** (same test records and seeds; a gain whose "
                  "interval excludes 0 is more than test-set noise):\n\n" + paired_table(paired))
     atomic_write_text(sweep_dir / "results.md", text)
-    for backbone, task in sorted({(r["backbone"], r["task"]) for r in rows}):
-        prefix = f"{backbone}_" * (len({r["backbone"] for r in rows}) > 1)
+    several_benchmarks = len({r["benchmark"] for r in rows}) > 1
+    for backbone, benchmark, task in sorted({(r["backbone"], r["benchmark"], r["task"]) for r in rows}):
+        prefix = f"{backbone}_" * (len({r["backbone"] for r in rows}) > 1) + f"{benchmark}_" * several_benchmarks
         for name in METRICS:
-            title = ("SIMULATED ECGs (not PTB-XL): " if simulated else "PTB-XL ") + task + f", {backbone}" * bool(backbone)
-            figure = metric_vs_fraction_figure([r for r in rows if r["backbone"] == backbone], task, name, title)
+            title = ("SIMULATED ECGs (not PTB-XL): " if simulated else f"{benchmark} ") + task \
+                + f", {backbone}" * bool(backbone)
+            figure = metric_vs_fraction_figure([r for r in rows if (r["backbone"], r["benchmark"]) == (backbone, benchmark)],
+                                               task, name, title)
             figure.savefig(sweep_dir / f"{prefix}{task}_{name}_vs_fraction.png", dpi=100)
             plt.close(figure)  # pyplot keeps every figure alive until closed
     return rows

@@ -1,4 +1,4 @@
-"""A fine-tune sweep: tasks x strategies x label fractions x seeds as submitit jobs, its status and table.
+"""A fine-tune sweep: backbones x benchmark tasks x strategies x label fractions x seeds as submitit jobs.
 
 One job each under ``run.dir/jobs/NAME``. ``auto`` submits to SLURM when ``sbatch``
 exists, else runs jobs as local processes. The config is checked, and every file it names
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ecgdist.config import ConfigError, FinetuneConfig, load_config, save_resolved, to_dict
 from ecgdist.data.dataset import ShardCorpus
-from ecgdist.data.ptbxl import ptbxl_task, training_subset
+from ecgdist.data.index import split_record
 from ecgdist.data.shards import read_manifest
 from ecgdist.data.transforms import check_crop
 from ecgdist.files import atomic_write_text
@@ -31,14 +31,17 @@ from ecgdist.finetune.job import (
     WEIGHTS_RECORD,
     FinetuneJob,
     JobSpec,
+    benchmark_of,
     check_weights,
     fraction_key,
     stages,
 )
 from ecgdist.finetune.provenance import pretraining_data, weights_sha256
 from ecgdist.finetune.results import write_results
+from ecgdist.models.hub import PREFIX as HUB_PREFIX
 from ecgdist.processes import alive
 from ecgdist.slurm import STATES, sacct_state
+from ecgdist.tasks.benchmark import TASKS, NoFolds, task_splits, training_subset
 
 log = logging.getLogger(__name__)
 SIMULATED_BANNER = "**SIMULATED ECGs: a built-in synthetic corpus, not PTB-XL. These numbers say nothing about real ECGs.**"
@@ -55,23 +58,56 @@ def backbones(cfg: FinetuneConfig) -> list[tuple[str, FinetuneConfig]]:
         for b in cfg.sweep.backbones]
 
 
+@dataclasses.dataclass
+class BenchmarkRun:
+    """The jobs of one backbone on one benchmark."""
+
+    backbone: str
+    benchmark: str  # "": PTB-XL's sweep.tasks
+    tasks: list[str]
+    cfg: FinetuneConfig  # the config those jobs run with; data.corpus is the benchmark's corpus
+    corpus_key: str  # the config key that named that corpus
+
+
+def benchmark_runs(cfg: FinetuneConfig) -> list[BenchmarkRun]:
+    """Every backbone on PTB-XL's ``sweep.tasks`` (its own corpus), then on each of ``sweep.benchmarks``
+    (the benchmark's corpus, or the one the backbone names for it in ``corpora``)."""
+    own = {b.name: b for b in cfg.sweep.backbones}
+    runs = []
+    for name, job_cfg in backbones(cfg):
+        if cfg.sweep.tasks:
+            key = f"sweep.backbones ({name}) corpus" if name and own[name].corpus else "data.corpus"
+            runs.append(BenchmarkRun(name, "", list(cfg.sweep.tasks), job_cfg, key))
+        for bench in cfg.sweep.benchmarks:
+            corpus, key = bench.corpus, f"sweep.benchmarks ({bench.name}) corpus"
+            if name and bench.name in own[name].corpora:
+                corpus, key = own[name].corpora[bench.name], f"sweep.backbones ({name}) corpora ({bench.name})"
+            runs.append(BenchmarkRun(name, bench.name, list(bench.tasks or TASKS[bench.kind]),
+                                     dataclasses.replace(job_cfg, data=dataclasses.replace(job_cfg.data, corpus=corpus)),
+                                     key))
+    return runs
+
+
 def expand(cfg: FinetuneConfig) -> list[tuple[JobSpec, FinetuneConfig]]:
     s = cfg.sweep
-    return [(JobSpec(task, strategy, fraction, seed, name), job_cfg) for name, job_cfg in backbones(cfg)
-            for task, strategy, fraction, seed in itertools.product(s.tasks, s.strategies, s.fractions, s.seeds)]
+    return [(JobSpec(task, strategy, fraction, seed, run.backbone, run.benchmark), run.cfg)
+            for run in benchmark_runs(cfg)
+            for task, strategy, fraction, seed in itertools.product(run.tasks, s.strategies, s.fractions, s.seeds)]
 
 
 def check_inputs(cfg: FinetuneConfig) -> None:
-    """Files named by the config exist and every backbone's weights may be used on its corpus: fail here,
-    not in a job."""
-    needs_weights = any(s in ("baseline", "post_training") for s in cfg.sweep.strategies)
-    for name, job_cfg in backbones(cfg):
-        own = job_cfg.data.corpus != cfg.data.corpus
-        corpus = open_ptbxl_corpus(job_cfg, f"sweep.backbones ({name}) corpus" if own else "data.corpus")
+    """Files named by the config exist, every benchmark has its folds and tasks, and every backbone's
+    weights may be used on each benchmark's corpus: fail here, not in a job."""
+    needs_weights = any(s in ("baseline", "post_training", "linear") for s in cfg.sweep.strategies)
+    for run in benchmark_runs(cfg):
+        name, bench, job_cfg = run.backbone, run.benchmark, run.cfg
+        corpus = open_benchmark_corpus(run)
         key = f"sweep.backbones ({name}) weights" if name else "finetune.weights"
         weights = job_cfg.finetune.weights
-        if weights and not Path(weights).exists():
+        if weights and not weights.startswith(HUB_PREFIX) and not Path(weights).exists():
             raise ConfigError(f"config key '{key}': {weights} does not exist")
+        if "linear" in cfg.sweep.strategies and not weights:
+            raise ConfigError(f"config key '{key}' is empty, but strategy linear evaluates pre-trained features")
         if needs_weights and not weights:
             print(f"note: {key} is empty: baseline and post_training start from random weights")
         if needs_weights and weights:
@@ -80,24 +116,40 @@ def check_inputs(cfg: FinetuneConfig) -> None:
             except ConfigError as error:
                 raise ConfigError(str(error).replace("config key 'finetune.weights'", f"config key '{key}'")) from None
             checked = pretraining_data(weights, extra, job_cfg.data.corpus, job_cfg.finetune.allow_overlap)
-            print(f"pre-training data{f' of {name}' if name else ''}: {checked['status']}: {checked['detail']}")
+            print(f"pre-training data{f' of {name}' if name else ''} vs {bench or 'ptbxl'} folds 9-10: "
+                  f"{checked['status']}: {checked['detail']}")
 
 
-def open_ptbxl_corpus(cfg: FinetuneConfig, key: str) -> ShardCorpus:
-    """The job config's corpus, checked: its manifest and shard sizes, a PTB-XL statements table, a window
-    that fits ``data.crop_samples``."""
+def open_benchmark_corpus(run: BenchmarkRun) -> ShardCorpus:
+    """The run's corpus, checked: its manifest and shard sizes, a window that fits ``data.crop_samples``,
+    the benchmark's tasks and tables, folds (its own or made), and records in each split of every task."""
+    cfg, key = run.cfg, run.corpus_key
     try:
         corpus = ShardCorpus(cfg.data.corpus)
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(f"config key '{key}': {error}") from None
     check_crop(cfg.data.crop_samples, corpus.manifest.recipe.samples, cfg.data.corpus)
-    if not (Path(cfg.data.corpus) / "scp_statements.csv").exists():
+    benchmark = benchmark_of(cfg, run.benchmark)
+    if benchmark.kind == "ptbxl" and not (Path(cfg.data.corpus) / "scp_statements.csv").exists():
         raise ConfigError(f"config key '{key}': {cfg.data.corpus} has no scp_statements.csv (not a PTB-XL corpus)")
+    where = f"sweep.benchmarks ({run.benchmark}) tasks" if run.benchmark else "sweep.tasks"
+    for task in run.tasks:
+        try:
+            splits = task_splits(cfg.data.corpus, benchmark.kind, task, benchmark.classes, benchmark.mapping).splits
+        except NoFolds as error:
+            raise ConfigError(f"config key '{key}': {error}") from None
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"config key '{where}': {error}") from None
+        empty = [name for name, split in splits.items() if not len(split.indices)]
+        if empty:
+            raise ConfigError(f"config key '{where}': task {task} has no {' or '.join(empty)} records in "
+                              f"{cfg.data.corpus} (train: folds 1-8, val: 9, test: 10)")
     return corpus
 
 
 def banner(cfg: FinetuneConfig) -> str:
-    return SIMULATED_BANNER if read_manifest(cfg.data.corpus).extra.get("simulated") else ""
+    simulated = any(read_manifest(run.cfg.data.corpus).extra.get("simulated") for run in benchmark_runs(cfg))
+    return SIMULATED_BANNER if simulated else ""
 
 
 def protocol(cfg: FinetuneConfig) -> str:
@@ -105,13 +157,25 @@ def protocol(cfg: FinetuneConfig) -> str:
     ft = cfg.finetune
     epochs = {strategy: sum(n for _, n in stages(ft, strategy)) for strategy in cfg.sweep.strategies}
     probe = dict(stages(ft, "post_training")).get("probe", 0)
-    return (f"Macro AUROC / AUPRC on PTB-XL fold 10 (models selected on fold 9), mean ± sd over seeds "
+    return ("Macro AUROC / AUPRC on each benchmark's fold 10 (models selected on fold 9; "
+            + "; ".join(fold_sources(cfg)) + "), mean ± sd over seeds "
             f"{', '.join(map(str, cfg.sweep.seeds))}; [90 % CI]: 5th-95th percentile of the seed mean over "
             f"{ft.bootstrap} resamples of the test records that keep every scored class (as the PTB-XL benchmark). "
             f"Epochs: " + ", ".join(f"{s} {n}" for s, n in epochs.items())
             + (f" (post_training: {probe} probe + {ft.epochs} full)" if "post_training" in epochs else "")
             + f"; finetune.match_epochs={str(ft.match_epochs).lower()}. Inputs: " + "; ".join(inputs(cfg))
             + ". Recipes: " + "; ".join(recipes(cfg)) + ".")
+
+
+def fold_sources(cfg: FinetuneConfig) -> list[str]:
+    """Where each benchmark's folds come from: the corpus's own, or the split ``preprocess split`` made."""
+    described = {}
+    for run in benchmark_runs(cfg):
+        record = split_record(run.cfg.data.corpus) if Path(run.cfg.data.corpus, "manifest.json").exists() else None
+        made = f"folds made by preprocess split, seed {record['seed']}, sha256 {record['sha256'][:12]}" if record \
+            else "the corpus's own folds"
+        described.setdefault(run.benchmark or "ptbxl", f"{run.benchmark or 'ptbxl'}: {made}")
+    return list(described.values())
 
 
 def recipes(cfg: FinetuneConfig) -> list[str]:
@@ -128,17 +192,19 @@ def recipes(cfg: FinetuneConfig) -> list[str]:
 
 
 def inputs(cfg: FinetuneConfig) -> list[str]:
-    """Each backbone's corpus recipe, as the table's header states it."""
+    """Each backbone's corpus recipe on each benchmark, as the table's header states it."""
     described = []
-    for name, job_cfg in backbones(cfg):
-        label = f"{name + ': ' if name else ''}"
-        if not (Path(job_cfg.data.corpus) / "manifest.json").exists():
-            described.append(f"{label}{job_cfg.data.corpus} (no corpus there yet)")
+    for run in benchmark_runs(cfg):
+        label = ", ".join(filter(None, [run.backbone, run.benchmark or "ptbxl" if cfg.sweep.benchmarks else ""]))
+        label += ": " * bool(label)
+        corpus = run.cfg.data.corpus
+        if not (Path(corpus) / "manifest.json").exists():
+            described.append(f"{label}{corpus} (no corpus there yet)")
             continue
-        manifest = read_manifest(job_cfg.data.corpus)
+        manifest = read_manifest(corpus)
         r = manifest.recipe
         described.append(f"{label}{r.rate_hz} Hz, {r.seconds:g} s, filter {r.filter}, "
-                         f"{len(job_cfg.data.leads)} leads, normalize {job_cfg.data.normalize}, "
+                         f"{len(run.cfg.data.leads)} leads, normalize {run.cfg.data.normalize}, "
                          f"{r.source} version {manifest.extra.get('source_version', 'unknown')}")
     return described
 
@@ -179,22 +245,30 @@ def make_executor(cfg: FinetuneConfig, folder: Path, cluster: str):
 
 def check_same_sweep(cfg: FinetuneConfig, sweep_dir: Path) -> None:
     """A sweep folder's results belong to the config that made them: re-submitting with other
-    settings would label old numbers with new ones. Adding tasks, strategies, fractions, seeds
-    or backbones extends the sweep; changing anything else needs a new run.dir."""
+    settings would label old numbers with new ones. Adding tasks, strategies, fractions, seeds,
+    backbones or benchmarks extends the sweep; changing anything else needs a new run.dir."""
     saved_path = sweep_dir / "config.yaml"
     if not saved_path.exists():
         return
     saved, now = to_dict(load_config(FinetuneConfig, saved_path)), to_dict(cfg)
     for d in (saved, now):
         d.pop("slurm"), d["data"].pop("workers")
-        d["sweep"] = {b["name"]: b for b in d["sweep"]["backbones"]}
+        d["sweep"] = fixed_sweep_parts(d["sweep"])
     changed = [f"{section}.{key}" for section in now if section != "sweep" for key in now[section]
                if saved[section].get(key) != now[section][key]]
-    changed += [f"sweep.backbones ({name})" for name in now["sweep"] if name in saved["sweep"]
-                and saved["sweep"][name] != now["sweep"][name]]
+    changed += [f"sweep.{kind} ({name})" for kind, name in now["sweep"] if (kind, name) in saved["sweep"]
+                and saved["sweep"][kind, name] != now["sweep"][kind, name]]
     if changed:
         raise ConfigError(f"sweep folder {sweep_dir} holds results of another config ({', '.join(changed)} differ); "
                           "use a new run.dir for these settings")
+
+
+def fixed_sweep_parts(sweep: dict) -> dict[tuple[str, str], dict]:
+    """What of ``sweep.*`` a resubmission may not change: each backbone, each benchmark but its tasks."""
+    parts = {("backbones", b["name"]): b for b in sweep["backbones"]}
+    parts.update({("benchmarks", b["name"]): {k: v for k, v in b.items() if k != "tasks"}
+                  for b in sweep.get("benchmarks", ())})
+    return parts
 
 
 def backbone_weights(cfg: FinetuneConfig) -> dict[str, dict]:
@@ -222,15 +296,17 @@ INDEX = "sweep.json"  # {job name: {"job_id", "cluster"} or {"queued": true, "cl
 RUNNER = "local_runner"  # the detached process that starts a local sweep's queued jobs (no job name is this)
 
 
-def record_label_fractions(cfg: FinetuneConfig, sweep_dir: Path, specs: list[JobSpec]) -> None:
+def record_label_fractions(sweep_dir: Path, jobs: list[tuple[JobSpec, FinetuneConfig]]) -> None:
     """Write down, once, the training records of every label-fraction subset the jobs will use (by record
     id): every strategy and backbone, and every later extension of the sweep, trains on the same ones."""
     path = sweep_dir / LABEL_FRACTIONS
     recorded = json.loads(path.read_text()) if path.exists() else {}
-    missing = {fraction_key(spec): spec for spec in specs if spec.fraction < 1 and fraction_key(spec) not in recorded}
-    for key, spec in missing.items():
-        _, splits = ptbxl_task(cfg.data.corpus, spec.task)
-        recorded[key] = training_subset(splits["train"], spec.fraction, spec.seed).record_ids.tolist()
+    missing = {fraction_key(spec): (spec, job_cfg) for spec, job_cfg in jobs
+               if spec.fraction < 1 and fraction_key(spec) not in recorded}
+    for key, (spec, job_cfg) in missing.items():
+        bench = benchmark_of(job_cfg, spec.benchmark)
+        train = task_splits(job_cfg.data.corpus, bench.kind, spec.task, bench.classes, bench.mapping).splits["train"]
+        recorded[key] = training_subset(train, spec.fraction, spec.seed).record_ids.tolist()
     if missing:
         atomic_write_text(path, json.dumps(recorded))
 
@@ -363,7 +439,7 @@ def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = Fal
         return sweep_dir, []
     save_resolved(cfg, sweep_dir)
     atomic_write_text(sweep_dir / WEIGHTS_RECORD, json.dumps(weights, indent=1))
-    record_label_fractions(cfg, sweep_dir, [spec for spec, _ in todo])
+    record_label_fractions(sweep_dir, todo)
     specs = [spec for spec, _ in todo]
     executor = make_executor(cfg, sweep_dir / "submitit", cluster)
     if executor.cluster == "local":

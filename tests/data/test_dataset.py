@@ -6,7 +6,7 @@ from conftest import build_corpus
 
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.loader import EpochStream, make_loader
-from ecgdist.data.ptbxl import ptbxl_task
+from ecgdist.tasks.benchmark import task_splits
 from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.shards import read_manifest
 from ecgdist.data.transforms import Transform
@@ -55,7 +55,7 @@ def test_lead_subset_and_random_crop(ptbxl_corpus):
 
 
 def test_targets_follow_positions(ptbxl_corpus):
-    classes, splits = ptbxl_task(ptbxl_corpus, "superdiagnostic")
+    splits = task_splits(ptbxl_corpus, "ptbxl", "superdiagnostic").splits
     data = ShardDataset(ptbxl_corpus, splits["train"].indices, splits["train"].targets)
     batch = data.__getitems__([4, 0])
     assert np.array_equal(batch["target"].numpy(), splits["train"].targets[[4, 0]].toarray())

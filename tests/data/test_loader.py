@@ -7,7 +7,7 @@ import torch
 
 from ecgdist.data.dataset import ShardDataset
 from ecgdist.data.loader import make_loader, share_cores_with_workers
-from ecgdist.data.ptbxl import ptbxl_task
+from ecgdist.tasks.benchmark import task_splits
 from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.transforms import Transform
 
@@ -16,7 +16,7 @@ TRANSFORM = Transform(crop_samples=2500, random_crop=True, scale_jitter=0.2, noi
 
 @pytest.mark.parametrize("device_transform", [True, False], ids=["float16", "float32"])
 def test_batches_from_two_workers_equal_batches_read_in_process(ptbxl_corpus, device_transform):
-    _, splits = ptbxl_task(ptbxl_corpus, "superdiagnostic")
+    splits = task_splits(ptbxl_corpus, "ptbxl", "superdiagnostic").splits
     train = splits["train"]
     data = ShardDataset(ptbxl_corpus, train.indices, train.targets, TRANSFORM, seed=5, device_transform=device_transform)
     sampler = BlockBatchSampler(data.shards_of(), batch_size=8, seed=1)

@@ -12,6 +12,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ecgdist.config import ConfigError, FinetuneConfig, ModelSection, load_config
+from ecgdist.data.index import write_index
 from ecgdist.data.shards import ShardEntry, read_manifest, read_metadata, write_manifest
 from ecgdist.files import file_sha256
 from ecgdist.finetune.job import (
@@ -83,6 +84,7 @@ def test_fold_10_labels_never_change_the_selected_model(ptbxl_corpus, weights, t
     shard = permuted / "shard-000000.h5"
     manifest.shards[0] = ShardEntry(shard.name, manifest.shards[0].records, file_sha256(shard), shard.stat().st_size)
     write_manifest(permuted, manifest)
+    write_index(permuted, manifest)  # tasks read labels and folds from the index, which merge rebuilds
     spec = JobSpec("all", "post_training", 1.0, 0)
     a = run_job(tiny(ptbxl_corpus, weights), spec, tmp_path / "a")
     b = run_job(tiny(permuted, weights), spec, tmp_path / "b")

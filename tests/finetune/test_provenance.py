@@ -2,10 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from launch import export, pretrain, python_m
 
+from ecgdist.data.index import read_index
 from ecgdist.finetune.provenance import CHECKED, OVERLAP, UNKNOWN, pretraining_data
 from ecgdist.models.net1d import Net1D
 from ecgdist.models.pretrained import read_weights, save_weights
@@ -96,9 +98,25 @@ def test_a_label_fraction_row_whose_backbone_saw_training_folds_is_marked(ptbxl_
     out = sweep(ptbxl_corpus, leaky_weights, tmp_path / "sweep", "finetune.allow_overlap=true", "sweep.fractions=[0.5]")
     assert out.returncode == 0, out.stderr
     result = json.loads(next((tmp_path / "sweep" / "jobs").glob("*/result.json")).read_text())
-    from ecgdist.data.ptbxl import ptbxl_task
-    _, splits = ptbxl_task(ptbxl_corpus, "superdiagnostic")
+    from ecgdist.tasks.benchmark import task_splits
+    splits = task_splits(ptbxl_corpus, "ptbxl", "superdiagnostic").splits
     expected = sum(r.split("#")[0] in {f"ptbxl:{i}" for i in range(6000, 6010)} for r in splits["train"].record_ids)
     assert expected == 8 and result["pretraining_data"]["training_records_seen"] == expected
     assert "| **OVERLAP: trained on evaluation records**; saw 8 training-fold records (**label fraction < 1: a " \
         "supervised pre-training has seen their labels**) |" in (tmp_path / "sweep" / "results.md").read_text()
+
+
+def test_a_made_split_is_guarded_like_ptbxl_folds(physionet_corpus, split_physionet_corpus, tmp_path):
+    """Weights pre-trained on the whole Georgia/Ningbo corpus saw the validation and test folds that
+    ``preprocess split`` made: refused before submission. ``data.exclude_from`` reads the same folds,
+    so a pre-training can leave the benchmark's test split out in advance."""
+    _, leaky = pretrain_and_export(physionet_corpus, tmp_path)
+    benchmark = f"[{{name: physionet, kind: physionet2021, corpus: {split_physionet_corpus}, tasks: [georgia]}}]"
+    out = sweep(split_physionet_corpus, leaky, tmp_path / "sweep", "sweep.tasks=[]", f"sweep.benchmarks={benchmark}")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "pre-trained on records of the evaluation folds" in out.stderr and "fold 9: 2 records" in out.stderr
+    assert "fold 10: 2 records" in out.stderr and not (tmp_path / "sweep" / "jobs").exists()
+    from ecgdist.data.leakage import evaluation_sets
+    fingerprints, _ = evaluation_sets(split_physionet_corpus, [9, 10])
+    folds = read_index(split_physionet_corpus).fold
+    assert len(fingerprints) == int(np.isin(folds, [9, 10]).sum()) == 4  # one record of each source in each

@@ -5,18 +5,18 @@ import json
 import numpy as np
 import pytest
 
-from ecgdist.finetune.metrics import macro_auroc
+from ecgdist.tasks.metrics import macro_auroc
 from ecgdist.finetune.results import paired_gains, read_results, write_results
 
 
-def fake_job(sweep, strategy, seed, targets, scores):
-    folder = sweep / "jobs" / f"rhythm-{strategy}-f1-s{seed}"
+def fake_job(sweep, strategy, seed, targets, scores, benchmark=None):
+    folder = sweep / "jobs" / (f"{benchmark}-" * bool(benchmark) + f"rhythm-{strategy}-f1-s{seed}")
     folder.mkdir(parents=True)
     np.save(folder / "test_targets.npy", targets)
     np.save(folder / "test_scores.npy", scores)
-    (folder / "result.json").write_text(json.dumps({
-        "task": "rhythm", "strategy": strategy, "fraction": 1.0, "seed": seed,
-        "macro_auroc": macro_auroc(targets, scores), "macro_auprc": 0.5}))
+    result = {"task": "rhythm", "strategy": strategy, "fraction": 1.0, "seed": seed,
+              "macro_auroc": macro_auroc(targets, scores), "macro_auprc": 0.5}
+    (folder / "result.json").write_text(json.dumps({**result, "benchmark": benchmark} if benchmark else result))
 
 
 def sample(seed):
@@ -42,6 +42,22 @@ def test_identical_strategies_have_a_zero_paired_gain_with_a_zero_width_interval
     assert f"[{low:.3f}, {high:.3f}]" in text
 
 
+def test_paired_gains_are_per_benchmark_for_a_task_name_two_benchmarks_share(tmp_path):
+    """A job written before benchmarks existed ran a PTB-XL task; a hospital's "rhythm" task is another row."""
+    targets, scores = sample(0)
+    other_targets, other_scores = sample(1)
+    fake_job(tmp_path, "baseline", 0, targets, scores)
+    fake_job(tmp_path, "post_training", 0, targets, np.clip(scores + targets * 0.2, 0, 1))
+    fake_job(tmp_path, "baseline", 0, other_targets, other_scores, benchmark="hospital")
+    fake_job(tmp_path, "post_training", 0, other_targets, other_scores, benchmark="hospital")
+    rows = {row["benchmark"]: row for row in paired_gains(read_results(tmp_path), resamples=20)}
+    assert set(rows) == {"ptbxl", "hospital"}
+    assert rows["hospital"]["macro_auroc_diff"] == 0.0 and rows["ptbxl"]["macro_auroc_diff"] > 0
+    write_results(tmp_path, resamples=20)
+    text = (tmp_path / "results.md").read_text()
+    assert "| hospital | rhythm | 1 | 1 | +0.0000" in text and "| ptbxl | rhythm | post_training |" in text
+
+
 def test_jobs_tested_on_different_records_are_not_paired(tmp_path):
     targets, scores = sample(0)
     fake_job(tmp_path, "baseline", 0, targets, scores)
@@ -61,4 +77,4 @@ def test_figures_made_from_simulated_data_say_so_in_their_title(tmp_path, monkey
     assert len(titles) == 2 and all(t.startswith("SIMULATED ECGs (not PTB-XL): rhythm") for t in titles)
     titles.clear()
     write_results(tmp_path, resamples=0)
-    assert all(t.startswith("PTB-XL rhythm") for t in titles)
+    assert all(t.startswith("ptbxl rhythm") for t in titles)  # the benchmark's name

@@ -202,8 +202,8 @@ def test_label_fraction_subsets_are_written_once_and_shared_by_every_strategy(pt
     recorded = json.loads((tmp_path / "sweep" / "label_fractions.json").read_text())
     assert list(recorded) == ["superdiagnostic/fraction0.2/seed0"]
     subset = recorded["superdiagnostic/fraction0.2/seed0"]
-    from ecgdist.data.ptbxl import ptbxl_task
-    _, full = ptbxl_task(ptbxl_corpus, "superdiagnostic")
+    from ecgdist.tasks.benchmark import task_splits
+    full = task_splits(ptbxl_corpus, "ptbxl", "superdiagnostic").splits
     assert set(subset) < set(full["train"].record_ids) and len(subset) >= round(0.2 * len(full["train"].record_ids))
     results = [json.loads(p.read_text()) for p in (tmp_path / "sweep" / "jobs").glob("*/result.json")]
     assert len(results) == 2 and {r["records"]["train"] for r in results} == {len(subset)}
@@ -212,8 +212,8 @@ def test_label_fraction_subsets_are_written_once_and_shared_by_every_strategy(pt
     assert results[0]["recipe"]["finetune"]["epochs"] == 1 and results[0]["recipe"]["inputs"]["filter"] == "none"
     text = (tmp_path / "sweep" / "results.md").read_text()
     assert "Inputs: 500 Hz, 10 s, filter none, 12 leads, normalize ecgfounder, ptbxl version unknown." in text
-    assert "Test records: superdiagnostic 14." in text
-    assert (f"No training positive in superdiagnostic at fraction 0.2 (net1d): {', '.join(sorted(missing))}" in text) == bool(missing)
+    assert "Test records: ptbxl superdiagnostic 14." in text
+    assert (f"No training positive in ptbxl superdiagnostic at fraction 0.2 (net1d): {', '.join(sorted(missing))}" in text) == bool(missing)
     # The record is the truth: a job reads its subset from it, whatever it would draw now.
     (tmp_path / "sweep" / "label_fractions.json").write_text(json.dumps({"superdiagnostic/fraction0.2/seed0": subset[:5]}))
     from ecgdist.finetune.job import JobSpec, recorded_training_records

@@ -1,6 +1,7 @@
 """Released weights by Hub reference (hf://OWNER/REPO/FILE[@REV]) and weights files with more than tensors."""
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from hub_server import HubServer
 from ecgdist.config import ConfigError, FinetuneConfig, load_config
 from ecgdist.data.dataset import ShardCorpus
 from ecgdist.finetune.job import JobSpec, build_finetune_model, check_weights, run_job
+from ecgdist.finetune.sweep import submit_finetune
 from ecgdist.models import head_parameter_names
 from ecgdist.models.pretrained import UnreadableWeights, read_weights, save_weights
 
@@ -55,7 +57,9 @@ def test_a_fine_tune_job_loads_released_weights_by_hub_reference(ptbxl_ecgfounde
     cfg = config(ptbxl_ecgfounder_corpus, f"finetune.weights={REF}")
     model = released_net1d(cfg, tmp_path / "released.pth")
     hub.publish("PKUDigitalHealth/ECGFounder", "12_lead_ECGFounder.pth", tmp_path / "released.pth")
-    check_weights(cfg, ShardCorpus(ptbxl_ecgfounder_corpus))  # what submission checks
+    check_weights(cfg, ShardCorpus(ptbxl_ecgfounder_corpus))
+    submit_finetune(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, dir=str(tmp_path / "sweep"))),
+                    "debug", dry_run=True)  # what submission checks: a reference is not a missing file
     with pytest.raises(ConfigError, match="filter ecgfounder"):
         check_weights(config(ptbxl_corpus, f"finetune.weights={REF}"), ShardCorpus(ptbxl_corpus))
     loaded = build_finetune_model(cfg, "baseline", 150)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from ecgdist.finetune.metrics import evaluate, fmax, macro_auprc, macro_auroc
+from ecgdist.tasks.metrics import evaluate, fmax, macro_auprc, macro_auroc
 
 
 def sample(seed=0, n=200, k=5):
@@ -54,7 +54,7 @@ def test_rank_auroc_equals_scikit_learn_with_ties_and_duplicates():
 
 
 def test_bootstrap_resamples_keep_every_scored_class():
-    from ecgdist.finetune.metrics import bootstrap_indices, scorable
+    from ecgdist.tasks.metrics import bootstrap_indices, scorable
 
     rng = np.random.default_rng(0)
     targets = np.zeros((40, 3))
@@ -70,7 +70,7 @@ def test_bootstrap_resamples_keep_every_scored_class():
 
 
 def test_bootstrap_redraws_are_bounded_when_a_class_is_too_rare():
-    from ecgdist.finetune.metrics import bootstrap_indices
+    from ecgdist.tasks.metrics import bootstrap_indices
 
     targets = np.zeros((500, 30))
     targets[np.arange(30), np.arange(30)] = 1  # 30 classes of one positive each: a resample keeps all ~1e-6
@@ -79,7 +79,7 @@ def test_bootstrap_redraws_are_bounded_when_a_class_is_too_rare():
 
 
 def test_paired_difference_of_identical_scores_is_zero_with_zero_width():
-    from ecgdist.finetune.metrics import paired_difference
+    from ecgdist.tasks.metrics import paired_difference
 
     targets, scores = sample()
     point, (low, high) = paired_difference(targets, [scores, scores], [scores, scores], macro_auroc, 200, 0)
@@ -87,7 +87,7 @@ def test_paired_difference_of_identical_scores_is_zero_with_zero_width():
 
 
 def test_paired_difference_sees_a_real_gain_that_is_more_than_noise():
-    from ecgdist.finetune.metrics import paired_difference
+    from ecgdist.tasks.metrics import paired_difference
 
     targets, weak = sample(1)
     rng = np.random.default_rng(5)
@@ -98,7 +98,7 @@ def test_paired_difference_sees_a_real_gain_that_is_more_than_noise():
 
 
 def test_vectorised_average_precision_equals_scikit_learn_with_ties_and_duplicates():
-    from ecgdist.finetune.metrics import per_class_auprc
+    from ecgdist.tasks.metrics import per_class_auprc
 
     targets, scores = sample(4, n=300, k=7)
     for rounded in (scores, np.round(scores, 1), np.round(scores, 0)):

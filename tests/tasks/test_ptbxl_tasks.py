@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from ecgdist.data.label_fractions import nested_subsets
-from ecgdist.data.ptbxl import TASKS, ptbxl_task, read_statements, task_classes, training_subset
+from ecgdist.tasks.benchmark import task_splits, training_subset
+from ecgdist.tasks.ptbxl import TASKS, read_statements, task_classes
 from ecgdist.data.shards import read_metadata
 
 
@@ -36,7 +37,8 @@ def expected_counts(shared_data, task):
 
 @pytest.mark.parametrize("task", ["superdiagnostic", "rhythm"])
 def test_label_counts_match_the_csv_files(ptbxl_corpus, shared_data, task):
-    classes, splits = ptbxl_task(ptbxl_corpus, task)
+    made = task_splits(ptbxl_corpus, "ptbxl", task)
+    classes, splits = made.classes, made.splits
     counts, labelled = expected_counts(shared_data, task)
     total = sum(np.asarray(s.targets.sum(axis=0)).ravel() for s in splits.values())
     assert {c: int(n) for c, n in zip(classes, total) if n} == counts
@@ -44,14 +46,15 @@ def test_label_counts_match_the_csv_files(ptbxl_corpus, shared_data, task):
 
 
 def test_superdiagnostic_counts_on_ptbxl_mini(ptbxl_corpus):
-    classes, splits = ptbxl_task(ptbxl_corpus, "superdiagnostic")
+    task = task_splits(ptbxl_corpus, "ptbxl", "superdiagnostic")
+    classes, splits = task.classes, task.splits
     total = sum(np.asarray(s.targets.sum(axis=0)).ravel() for s in splits.values())
     assert dict(zip(classes, total.astype(int).tolist())) == {"CD": 10, "HYP": 3, "MI": 5, "NORM": 85, "STTC": 8}
     assert sum(len(s.indices) for s in splits.values()) == 105
 
 
 def test_folds_select_train_validation_and_test(ptbxl_corpus):
-    _, splits = ptbxl_task(ptbxl_corpus, "all")
+    splits = task_splits(ptbxl_corpus, "ptbxl", "all").splits
     folds = read_metadata(ptbxl_corpus, ["fold"])["fold"]
     assert set(folds[splits["train"].indices]) == set(range(1, 9))
     assert set(folds[splits["val"].indices]) == {9} and set(folds[splits["test"].indices]) == {10}
@@ -81,7 +84,7 @@ def test_label_fractions_are_stratified_nested_seeded_and_keep_every_class_they_
 
 
 def test_train_fraction_only_shrinks_the_training_folds(ptbxl_corpus):
-    _, full = ptbxl_task(ptbxl_corpus, "all")
+    full = task_splits(ptbxl_corpus, "ptbxl", "all").splits
     part = training_subset(full["train"], 0.2, seed=1)
     assert set(part.indices) < set(full["train"].indices)
     assert all(full["train"].record_ids[np.searchsorted(full["train"].indices, i)] == r
