@@ -1,7 +1,8 @@
 """The README's commands, read from README.md and run as printed.
 
 The tour runs line by line in a fresh folder, with one substitution: its download step
-is served by the PTB-XL subset in ../shared/data. The cluster section names resources and
+is served by the PTB-XL subset in ../shared/data, and its torchrun line starts its ranks as
+torchrun would, forked (the demo's test runs torchrun). The cluster section names resources and
 site paths this machine lacks: its site paths map to fixtures made here (SITE below), the
 preprocessing array runs at the sandbox's size, and the lines that ask for GPU nodes run
 in their ``--dry-run`` form, which checks everything the job would and prints the sbatch
@@ -27,11 +28,11 @@ import pytest
 import torch
 import forked
 from conftest import REPO
+from launch import run_ranks
 from real_records import write_mimic_layout
 
 from ecgdist.data.shards import read_manifest
 
-BIN = str(Path(sys.executable).parent)
 
 
 def readme_commands(heading: str) -> list[str]:
@@ -45,11 +46,16 @@ def readme_commands(heading: str) -> list[str]:
 
 def run(command: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
     """A printed line, as bash runs it; a plain ``python -m`` line is forked from the preloaded
-    interpreter instead (tests/forked.py: same module, same arguments, seconds sooner)."""
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    interpreter instead (tests/forked.py: same module, same arguments, seconds sooner), and so is
+    a ``torchrun --nproc_per_node N -m`` line, as N ranks with the environment torchrun gives them
+    (``make demo``'s test runs torchrun itself)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # PATH: this venv's bin first (conftest), as after activate
     argv = shlex.split(command)
-    if argv[:2] == ["python", "-m"] and not set("|<>;&$`") & set(command):
+    plain = not set("|<>;&$`") & set(command)
+    if plain and argv[:2] == ["python", "-m"]:
         done = forked.run(argv[1:], env=env, cwd=cwd, timeout=timeout)
+    elif plain and argv[:2] == ["torchrun", "--nproc_per_node"] and argv[3] == "-m":
+        done = forked_ranks(int(argv[2]), argv[3:], cwd, timeout)
     else:
         done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=timeout)
@@ -57,10 +63,18 @@ def run(command: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedPr
     return done
 
 
+def forked_ranks(world_size: int, args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    """``python ARGS`` as the ranks of one run; its output is every rank's log, rank by rank."""
+    logs = cwd / f"ranks-{len(list(cwd.glob('ranks-*')))}"
+    logs.mkdir()
+    codes = run_ranks(world_size, args, cwd, logs, timeout)
+    output = "\n".join(path.read_text() for path in sorted(logs.glob("rank*.log")))
+    return subprocess.CompletedProcess(args, next((code for code in codes if code), 0), output, output)
+
+
 def check_tensorboard(command: str, cwd: Path, runs: list[str]) -> None:
     """Start the printed ``tensorboard`` command, ask its HTTP API for the runs it found, stop it."""
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    server = subprocess.Popen(["bash", "-c", f"exec {command} --port 0 --bind_all"], cwd=cwd, env=env,
+    server = subprocess.Popen(["bash", "-c", f"exec {command} --port 0 --bind_all"], cwd=cwd,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = None
