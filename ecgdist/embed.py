@@ -31,16 +31,13 @@ from ecgdist.data.dataset import ShardDataset
 from ecgdist.data.index import read_index
 from ecgdist.data.loader import make_loader
 from ecgdist.data.sampler import BlockBatchSampler
-from ecgdist.data.shards import read_manifest, read_metadata
+from ecgdist.data.shards import INPUT_FIELDS, read_manifest, read_metadata
 from ecgdist.data.transforms import Transform
 from ecgdist.files import file_sha256
 from ecgdist.models import build_model
 from ecgdist.models.hub import locate_weights
 from ecgdist.models.pretrained import CheckpointMismatchError, load_pretrained, read_weights
 from ecgdist.safe_load import PLAIN_DATA_TYPES
-
-RECIPE_KEYS = ("rate_hz", "seconds", "filter")
-
 
 def feature_model(weights: str, trusted_types: list[str] = ()) -> tuple[torch.nn.Module, DataSection, dict]:
     """The weights' classifier architecture, loaded (head aside), the input section it was trained with,
@@ -60,7 +57,8 @@ def feature_model(weights: str, trusted_types: list[str] = ()) -> tuple[torch.nn
 
 def check_recipe(corpus: Path, recipe: dict) -> None:
     made = read_manifest(corpus).recipe.to_dict()
-    differ = [f"{k} {made[k]} (corpus) vs {recipe[k]} (weights)" for k in RECIPE_KEYS if k in recipe and recipe[k] != made[k]]
+    differ = [f"{k} {made[k]} (corpus) vs {recipe[k]} (weights)" for k in INPUT_FIELDS
+              if k in recipe and recipe[k] != made[k]]
     if differ:
         raise ValueError(f"corpus {corpus} was made with another recipe than the weights were trained on: "
                          f"{'; '.join(differ)}; make it with that recipe (python -m preprocess ... --rate/--filter)")
@@ -96,9 +94,7 @@ def embed_corpus(weights: str, corpus: str | Path, out: str | Path, batch_size: 
     check_recipe(corpus, recipe)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
-    with torch.no_grad():
-        dimension = model.forward_head(model.forward_features(torch.zeros(1, len(data.leads), data.crop_samples,
-                                                                          device=device)), pre_logits=True).shape[1]
+    dimension = model.get_classifier().in_features  # the pooled features the head reads
     partial = out.with_name(out.name + ".partial")
     with open_partial(partial, corpus, file_sha256(locate_weights(weights)), dimension) as f:
         done, records = int(f.attrs["done"]), int(f.attrs["records"])

@@ -45,11 +45,11 @@ def split_corpus(corpus: Path, seed: int) -> tuple[dict, bool]:
         raise SplitRefused(f"{corpus} has the source's own folds ({', '.join(map(str, np.unique(own[own > 0])))}); "
                            "benchmarks on it use those")
     index = read_index(corpus, manifest)
-    table = read_metadata(corpus, ["patient_id", "record_id"], manifest)
+    by_source = manifest.recipe.source == "physionet2021"
+    table = read_metadata(corpus, ["patient_id"] + ["record_id"] * by_source, manifest)
     targets = index.targets(index.vocabulary)
     # PhysioNet 2021 has one benchmark per source database: each source is split on its own, so each fills every fold
-    parts = np.array([source_of(r) for r in table["record_id"]]) if manifest.recipe.source == "physionet2021" \
-        else np.zeros(len(index.group), dtype=int)
+    parts = np.array([source_of(r) for r in table["record_id"]]) if by_source else np.zeros(len(index.group), dtype=int)
     made = np.zeros(len(index.group), dtype=np.int8)
     for part in np.unique(parts):
         chosen = parts == part

@@ -61,6 +61,9 @@ METADATA: dict[str, Any] = {
 }
 
 
+INPUT_FIELDS = ("rate_hz", "seconds", "filter")  # the Recipe fields a model's input depends on
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How a corpus was made; a training job can refuse a corpus made differently."""

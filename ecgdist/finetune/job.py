@@ -39,6 +39,7 @@ from ecgdist.config import BenchmarkSection, ConfigError, FinetuneConfig, Finetu
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.loader import make_loader
 from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
+from ecgdist.data.shards import INPUT_FIELDS
 from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_torch_save, atomic_write_text
 from ecgdist.finetune.provenance import pretraining_data, training_records_seen
@@ -115,7 +116,6 @@ def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int,
     return model
 
 
-RECIPE_FIELDS = ("rate_hz", "seconds", "filter")  # what a model's input depends on
 # The released ECGFounder weights were trained on 500 Hz, 10 s windows through its filter, z-scored
 # over the whole array; its README asks users to preprocess exactly so.
 RELEASED_ECGFOUNDER = {"rate_hz": 500, "seconds": 10.0, "filter": "ecgfounder", "normalize": "ecgfounder"}
@@ -139,7 +139,7 @@ def recipe_mismatch(cfg: FinetuneConfig, corpus: ShardCorpus, extra: dict) -> st
         trained = RELEASED_ECGFOUNDER
     known = "the released ECGFounder recipe" if trained is RELEASED_ECGFOUNDER else "weights"
     differ = [f"{k} {trained[k]} ({known}) vs {ours[k]} ({'data.normalize' if k == 'normalize' else 'corpus'})"
-              for k in (*RECIPE_FIELDS, "normalize") if k in trained and trained[k] != ours[k]]
+              for k in (*INPUT_FIELDS, "normalize") if k in trained and trained[k] != ours[k]]
     trained_leads = (extra.get("config") or {}).get("data", {}).get("leads")
     if trained_leads and list(trained_leads) != list(cfg.data.leads):
         differ.append(f"leads {','.join(trained_leads)} (weights) vs {','.join(cfg.data.leads)} (data.leads)")
@@ -424,7 +424,8 @@ def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pr
     title = ("SIMULATED ECGs (not PTB-XL): " if loaders.simulated else f"{loaders.benchmark.name} ") + \
         f"{spec.task} test fold"
     logger.figure("test/roc_pr", roc_pr_figure(targets, scores, loaders.classes, title=title), progress.best_epoch or 0)
-    logger.hparams({"benchmark": loaders.benchmark.name, "task": spec.task, "strategy": spec.strategy, "fraction": spec.fraction, "seed": spec.seed},
+    logger.hparams({"benchmark": loaders.benchmark.name, "task": spec.task, "strategy": spec.strategy,
+                    "fraction": spec.fraction, "seed": spec.seed},
                    {"test/macro_auroc": metrics["macro_auroc"], "test/macro_auprc": metrics["macro_auprc"]})
     logger.close()
     result = {"job": spec.name, "backbone": spec.backbone or cfg.model.name, "benchmark": loaders.benchmark.name,

@@ -26,11 +26,11 @@ from ecgdist.tasks.metrics import bootstrap, macro_auprc, macro_auroc, paired_di
 
 METRICS = {"macro_auroc": macro_auroc, "macro_auprc": macro_auprc}
 RECIPE_MISMATCH = "**inputs differ from the weights' recipe**"
-COLUMNS = ["backbone", "benchmark", "task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd", "macro_auroc_low",
-           "macro_auroc_high", "macro_auprc_mean", "macro_auprc_sd", "macro_auprc_low", "macro_auprc_high",
-           "auroc_gain_pct", "auprc_gain_pct", "pretraining_data"]
-PAIRED_COLUMNS = ["backbone", "benchmark", "task", "fraction", "seeds", "macro_auroc_diff", "macro_auroc_diff_low", "macro_auroc_diff_high",
-                  "macro_auprc_diff", "macro_auprc_diff_low", "macro_auprc_diff_high"]
+COLUMNS = ["backbone", "benchmark", "task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd",
+           "macro_auroc_low", "macro_auroc_high", "macro_auprc_mean", "macro_auprc_sd", "macro_auprc_low",
+           "macro_auprc_high", "auroc_gain_pct", "auprc_gain_pct", "pretraining_data"]
+PAIRED_COLUMNS = ["backbone", "benchmark", "task", "fraction", "seeds", "macro_auroc_diff", "macro_auroc_diff_low",
+                  "macro_auroc_diff_high", "macro_auprc_diff", "macro_auprc_diff_low", "macro_auprc_diff_high"]
 
 
 def read_results(sweep_dir: Path) -> list[dict]:
@@ -119,7 +119,8 @@ def markdown_table(rows: list[dict]) -> str:
     for r in rows:
         cells = [f"{fmt(r[f'{m}_mean'])} ± {fmt(r[f'{m}_sd'])} [{fmt(r[f'{m}_low'])}, {fmt(r[f'{m}_high'])}]"
                  for m in METRICS]
-        lines.append(f"| {r['backbone']} | {r['benchmark']} | {r['task']} | {r['strategy']} | {r['fraction']:g} | {cells[0]} | {cells[1]} | "
+        lines.append(f"| {r['backbone']} | {r['benchmark']} | {r['task']} | {r['strategy']} | {r['fraction']:g} | "
+                     f"{cells[0]} | {cells[1]} | "
                      f"{fmt(r['auroc_gain_pct'], 1)} | {fmt(r['auprc_gain_pct'], 1)} | {r['n_jobs']} | "
                      + overlap_cell(r["pretraining_data"]) + " |")
     return "\n".join(lines) + "\n"
@@ -136,7 +137,8 @@ def paired_table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{r[f'{m}_diff']:+.4f} [{r[f'{m}_diff_low']:+.4f}, {r[f'{m}_diff_high']:+.4f}]" for m in METRICS]
-        lines.append(f"| {r['backbone']} | {r['benchmark']} | {r['task']} | {r['fraction']:g} | {r['seeds']} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {r['backbone']} | {r['benchmark']} | {r['task']} | {r['fraction']:g} | {r['seeds']} | "
+                     f"{cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 

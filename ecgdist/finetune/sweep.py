@@ -171,7 +171,7 @@ def fold_sources(cfg: FinetuneConfig) -> list[str]:
     """Where each benchmark's folds come from: the corpus's own, or the split ``preprocess split`` made."""
     described = {}
     for run in benchmark_runs(cfg):
-        record = split_record(run.cfg.data.corpus) if Path(run.cfg.data.corpus, "manifest.json").exists() else None
+        record = split_record(run.cfg.data.corpus)
         made = f"folds made by preprocess split, seed {record['seed']}, sha256 {record['sha256'][:12]}" if record \
             else "the corpus's own folds"
         described.setdefault(run.benchmark or "ptbxl", f"{run.benchmark or 'ptbxl'}: {made}")

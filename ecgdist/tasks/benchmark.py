@@ -25,13 +25,13 @@ from typing import Callable, Iterable
 import numpy as np
 from scipy import sparse
 
+from ecgdist.config import BENCHMARK_KINDS
 from ecgdist.data.index import read_index
 from ecgdist.data.label_fractions import nested_subsets
 from ecgdist.data.shards import read_metadata
 from ecgdist.tasks import code15, physionet2021, ptbxl
 from ecgdist.tasks.folds import SPLIT_FOLDS
 
-KINDS = ("ptbxl", "physionet2021", "code15", "labels")
 TASKS = {"ptbxl": ptbxl.TASKS, "physionet2021": physionet2021.SOURCES, "code15": code15.TASKS, "labels": ("all",)}
 
 
@@ -76,10 +76,11 @@ def read_mapping_table(path: str | Path) -> dict[str, list[str]]:
     return mapping
 
 
-def define(corpus: str | Path, kind: str, task: str, classes: list[str] | None = None,
+def define(corpus: str | Path, kind: str, task: str, vocabulary: list[str], classes: list[str] | None = None,
            mapping_table: str = "") -> Definition:
-    if kind not in KINDS:
-        raise ValueError(f"unknown benchmark kind {kind!r}; kinds: {', '.join(KINDS)}")
+    """``vocabulary``: the corpus's own codes (its index's), the classes of kind labels without a list or table."""
+    if kind not in BENCHMARK_KINDS:
+        raise ValueError(f"unknown benchmark kind {kind!r}; kinds: {', '.join(BENCHMARK_KINDS)}")
     if task not in TASKS[kind]:
         raise ValueError(f"unknown {kind} task {task!r}; tasks: {', '.join(TASKS[kind])}")
     if kind == "ptbxl":
@@ -93,16 +94,16 @@ def define(corpus: str | Path, kind: str, task: str, classes: list[str] | None =
     if kind == "code15":
         return Definition(list(code15.CLASSES), lambda code: (code,))
     table = read_mapping_table(mapping_table) if mapping_table else None
-    vocabulary = sorted({c for cs in table.values() for c in cs}) if table else read_index(corpus).vocabulary
-    return Definition(list(classes) if classes else vocabulary,
+    listed = sorted({c for cs in table.values() for c in cs}) if table else vocabulary
+    return Definition(list(classes) if classes else listed,
                       (lambda code: table.get(code, ())) if table else (lambda code: (code,)))
 
 
 def task_splits(corpus: str | Path, kind: str, task: str, classes: list[str] | None = None,
                 mapping_table: str = "") -> TaskSplits:
     """The task's classes and its train / val / test records of ``corpus`` (folds from its index)."""
-    definition = define(corpus, kind, task, classes, mapping_table)
     index = read_index(corpus)
+    definition = define(corpus, kind, task, index.vocabulary, classes, mapping_table)
     if not index.fold.any():
         raise NoFolds(f"{corpus} has no folds: make them once, before pre-training on it, with "
                       f"python -m preprocess split {corpus} --seed 0")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+from ecgdist.config import PTBXL_TASKS as TASKS
 STATEMENTS_FILE = "scp_statements.csv"
 
 
