@@ -6,16 +6,19 @@
 2. preprocess it into shards;
 3. pre-train a small Net1D and a small MTECG autoencoder with DeepSpeed on 2 ranks
    (``sbatch -N 2 slurm/pretrain.sh`` when the local SLURM sandbox runs, else torchrun),
-   leaving out every record of PTB-XL's folds 9 and 10, which the fine-tunes are judged on;
+   leaving out every record of PTB-XL's folds 9 and 10, which the fine-tunes are judged on,
+   and probing what each representation is worth halfway and at the end (a linear read-out
+   fitted on folds 1-8, scored on fold 9);
 4. export both and fine-tune each on PTB-XL, baseline against post-training, as one
    submitit sweep with a backbone column (SLURM or local processes);
-5. print the results table, predictions for two records and where TensorBoard looks.
+5. print the results table, the probe values, predictions for two records and where TensorBoard looks.
 
 Settings (environment): DEMO_DIR (demo), DEMO_DATA, DEMO_RECORDS (400), DEMO_STEPS (200).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -61,6 +64,7 @@ def get_data(root: Path) -> tuple[Path, bool]:
 def pretrain(config: str, corpus: Path, run_dir: Path, steps: str, use_slurm: bool) -> None:
     overrides = [f"data.corpus={corpus}", f"data.exclude_from={corpus}", f"run.dir={run_dir}", f"train.steps={steps}",
                  f"checkpoint.save_every_steps={steps}", "train.log_every_steps=20",
+                 f"probe.every_steps={max(1, int(steps) // 2)}",
                  f"train.val_every_steps={max(1, int(steps) // 4)}", f"train.image_every_steps={max(1, int(steps) // 4)}"]
     if use_slurm:
         run_dir.parent.mkdir(parents=True, exist_ok=True)  # sbatch opens the log file before the job starts
@@ -71,6 +75,19 @@ def pretrain(config: str, corpus: Path, run_dir: Path, steps: str, use_slurm: bo
     else:
         sh(PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "ecgdist.pretrain", config,
            *overrides, env={"OMP_NUM_THREADS": "1"})
+
+
+def probe_lines(runs: Path, names: tuple[str, ...]) -> list[str]:
+    """Each run's probe values (its probe.jsonl, docs/probes.md: the demo reads outputs, as a user
+    would, and imports no stage), one line per probed step."""
+    lines = []
+    for name in names:
+        for line in (runs / name / "probe.jsonl").read_text().splitlines():
+            entry = json.loads(line)
+            shown = ", ".join(f"{tag.removeprefix('probe/ptbxl/')} {value:.3f}"
+                              for tag, value in entry["values"].items() if tag.endswith("auroc"))
+            lines.append(f"   {name} step {entry['step']}: {shown} ({entry['seconds']:.1f} s)")
+    return lines
 
 
 def main() -> int:
@@ -108,6 +125,8 @@ def main() -> int:
     if simulated:
         print("   ** everything above ran on SIMULATED ECGs **")
     print(f"   results table: {sweep / 'results.md'}")
+    print("   probes during pre-training (macro AUROC of a linear read-out, PTB-XL fold 9):")
+    print("\n".join(probe_lines(runs, tuple(weights))))
     print(f"   TensorBoard:   tensorboard --logdir {runs}")
     return 0
 

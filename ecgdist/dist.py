@@ -132,6 +132,15 @@ def from_rank0(value: Any) -> Any:
     return box[0]
 
 
+def gather_to_rank0(value: Any) -> list[Any] | None:
+    """Every rank's ``value`` (picklable), in rank order, on rank 0; None elsewhere (a collective)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(value, gathered, dst=0)
+    return gathered
+
+
 def sum_over_ranks(*values: float) -> list[float]:
     """Each value summed over all ranks (a collective)."""
     if not (dist.is_available() and dist.is_initialized()):

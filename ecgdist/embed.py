@@ -2,8 +2,8 @@
 
 WEIGHTS is an ecgdist export or a fine-tune job's model.pth (both say their architecture
 and input recipe), the released ECGFounder file, or a Hub reference to one of these. An
-embedding is the model's own pooled features (``forward_head(..., pre_logits=True)``:
-Net1D's mean over time, the ViT's CLS token or mean; an MAE export's encoder), of each
+embedding is the model's own pooled features (``models.pooled_features``: Net1D's mean over
+time, the ViT's CLS token or mean; an MAE export's encoder), of each
 record's window from offset 0, cropped and normalised as its fine-tunes see it.
 
 OUT is one HDF5 file that pandas, R or MATLAB read: ``embedding`` (records, D) float32 and,
@@ -34,7 +34,7 @@ from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.shards import INPUT_FIELDS, read_manifest, read_metadata
 from ecgdist.data.transforms import Transform
 from ecgdist.files import file_sha256
-from ecgdist.models import build_model
+from ecgdist.models import build_model, pooled_features
 from ecgdist.models.hub import locate_weights
 from ecgdist.models.pretrained import CheckpointMismatchError, load_pretrained, read_weights
 from ecgdist.safe_load import PLAIN_DATA_TYPES
@@ -108,7 +108,7 @@ def embed_corpus(weights: str, corpus: str | Path, out: str | Path, batch_size: 
                     raise RuntimeError("the loader gave records out of storage order")  # resuming counts on it
                 with torch.no_grad():
                     signal = dataset.to_device(batch, device)["signal"]
-                    features = model.forward_head(model.forward_features(signal), pre_logits=True)
+                    features = pooled_features(model, signal)
                 f["embedding"][rows[0]:rows[-1] + 1] = features.float().cpu().numpy()
                 f.attrs["done"] = int(rows[-1]) + 1
                 f.flush()

@@ -24,10 +24,13 @@ class NullLogger:
 
 
 class TensorBoardLogger(NullLogger):
-    def __init__(self, log_dir: str | Path) -> None:
+    """``purge_step``: events of earlier writers at this step or later are hidden (a resumed run's
+    steps after its checkpoint, which an attempt that crashed may have logged already)."""
+
+    def __init__(self, log_dir: str | Path, purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(log_dir))
+        self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         for name, value in metrics.items():
@@ -47,8 +50,8 @@ class TensorBoardLogger(NullLogger):
         self.writer.close()
 
 
-def make_logger(log_dir: str | Path, enabled: bool) -> NullLogger:
-    return TensorBoardLogger(log_dir) if enabled else NullLogger()
+def make_logger(log_dir: str | Path, enabled: bool, purge_step: int | None = None) -> NullLogger:
+    return TensorBoardLogger(log_dir, purge_step) if enabled else NullLogger()
 
 
 def read_scalars(log_dir: str | Path) -> dict[str, list[tuple[int, float]]]:

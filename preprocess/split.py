@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgdist.config import SPLIT_FOLDS
 from ecgdist.data.index import CHECKSUMS, INDEX_DIR, SPLIT_RECORD, read_index, split_record, write_split
 from ecgdist.data.shards import read_manifest, read_metadata
-from ecgdist.tasks.folds import FOLDS, SPLIT_FOLDS, grouped_folds
+from ecgdist.tasks.folds import FOLDS, grouped_folds
 from ecgdist.tasks.physionet2021 import source_of
 
 METHOD = ("iterative stratification over the corpus's labels, grouped by patient (by recording without patient ids); "

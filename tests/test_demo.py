@@ -10,11 +10,15 @@ from conftest import REPO, build_corpus
 from launch import export, preprocess, pretrain, python_m, read_image_tags, read_scalars
 
 from ecgdist.data.shards import read_manifest
+from ecgdist.pretrain.probe import HISTORY_FILE, read_history
+
+AUROC = "probe/ptbxl/superdiagnostic/auroc"
 
 
 def test_demo_runs_the_whole_pipeline_on_ptbxl_mini(shared_data, tmp_path):
     """``make demo`` as on a fresh machine: local processes (the same scripts on the SLURM sandbox:
-    test_readme's cluster section and test_sweep's SLURM sweep)."""
+    test_readme's cluster section and test_sweep's SLURM sweep); its contract: the table for both
+    backbones and strategies, no overlap with the evaluation folds, the probe values, predictions."""
     env = {**os.environ, "DEMO_DATA": str(shared_data / "ptbxl-mini"), "DEMO_DIR": str(tmp_path),
            "DEMO_STEPS": "12", "OMP_NUM_THREADS": "1", "DEMO_SLURM": "0"}
     out = subprocess.run([sys.executable, "-m", "ecgdist.demo"], cwd=REPO, env=env, capture_output=True, text=True,
@@ -30,7 +34,14 @@ def test_demo_runs_the_whole_pipeline_on_ptbxl_mini(shared_data, tmp_path):
     assert re.search(r"\| no overlap; saw \d+ training-fold records \|", table) and "OVERLAP" not in table
     assert "SIMULATED" not in table
     for run in ("net1d", "mtecg"):
-        assert "train/loss" in read_scalars(tmp_path / "runs" / run / "tb")
+        scalars = read_scalars(tmp_path / "runs" / run / "tb")
+        assert "train/loss" in scalars
+        # Probed halfway and at the end; the summary shows what probe.jsonl and TensorBoard hold.
+        history = read_history(tmp_path / "runs" / run / HISTORY_FILE)
+        assert [e["step"] for e in history] == [step for step, _ in scalars[AUROC]] == [6, 12]
+        for e in history:
+            assert f"   {run} step {e['step']}: superdiagnostic/auroc {e['values'][AUROC]:.3f}, rhythm/auroc " \
+                in out.stdout
         assert "data.exclude_from left out 35 records" in (tmp_path / "runs" / run / "config.yaml").read_text()
     assert "val/reconstruction" in read_image_tags(tmp_path / "runs/mtecg/tb")
     predictions = [line for line in out.stdout.splitlines() if "_lr.hea:" in line or "_hr.hea:" in line]

@@ -20,6 +20,7 @@ ALLOWED = {
     "ecgdist.demo": (),
     # ``python -m ecgdist.export`` / ``ecgdist.predict``: the commands, kept where users know them.
     "ecgdist.export": ("ecgdist.pretrain.export",),
+    "ecgdist.probe": ("ecgdist.pretrain.probe_offline",),
     "ecgdist.predict": ("ecgdist.finetune.predict",),
     # ``python -m ecgdist.embed``: features of any weights for analyses outside ecgdist.
     "ecgdist.embed": ("ecgdist.data", "ecgdist.models"),

@@ -116,6 +116,10 @@ def test_the_tour_runs_as_printed(shared_data, tmp_path):
     for run_name in ("ecgfounder_tiny", "mtecg_tiny"):
         config = (tmp_path / "runs" / run_name / "config.yaml").read_text()
         assert "data.exclude_from left out 35 records" in config
+        probed = [json.loads(line)["step"] for line in (tmp_path / "runs" / run_name / "probe.jsonl").open()]
+        assert probed == [10, 20, 30]
+    recomputed = json.loads(outputs["ecgdist.probe"].stdout.splitlines()[-1])
+    assert recomputed["step"] == 20 and recomputed["max_difference"] <= 1e-6, recomputed
     exported = torch.load(tmp_path / "weights/net1d.pth", weights_only=True)
     assert exported["step"] == 30 and exported["provenance"]["excluded"] == 35
     results = (tmp_path / "runs/ptbxl_tiny_sweep/results.md").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ecgdist.config import ModelSection
@@ -36,3 +37,11 @@ def head_parameter_names(model: nn.Module) -> set[str]:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def pooled_features(model: nn.Module, signal: torch.Tensor) -> torch.Tensor:
+    """(B, D): the backbone's ``forward_features`` and its own pooling (Net1D's mean over time, the
+    ViT's class token or mean), an autoencoder's backbone being its encoder. The one feature
+    interface: embeddings and pre-training's probes read it."""
+    backbone = model.encoder if isinstance(model, MaskedAutoencoder) else model
+    return backbone.forward_head(backbone.forward_features(signal), pre_logits=True)

@@ -10,9 +10,11 @@ and says so. Rank 0 verifies and tells the other ranks its choice; it alone sets
 checkpoints aside (``corrupt-step-N``, kept on disk, never counted or pruned), and when
 every checkpoint is corrupt the run stops naming them unless a fresh start is asked for
 (``checkpoint.fresh_start``, or a ``FRESH_START`` file in the folder, which a requeued job
-sees). Nothing is deleted but complete checkpoints that still match their checksums and
-have ``keep_last`` newer ones. No checkpoint is written from a model or optimizer holding a
-non-finite value. A checkpoint written by a different number of ranks is loaded through
+sees). The marker also holds the probe values of its step (pretrain/probe.py), so with
+``checkpoint.keep_best`` the checkpoint with the best value of that metric is kept besides the
+newest ``keep_last``. Nothing is deleted but complete checkpoints that still match their
+checksums, have ``keep_last`` newer ones and are not the best. No checkpoint is written from
+a model or optimizer holding a non-finite value. A checkpoint written by a different number of ranks is loaded through
 DeepSpeed's universal format (``universal_checkpoint``).
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -102,13 +105,14 @@ class Checkpointer:
         save_every_steps, save_every_minutes: 0 switches either trigger off.
         keep_last: complete checkpoints kept (at least 2).
         rank: this process's rank (0 writes markers and prunes).
+        keep_best: a probe metric; the checkpoint with its highest value is never pruned.
     """
 
     def __init__(self, folder: Path, save_every_steps: int = 0, save_every_minutes: float = 0.0,
-                 keep_last: int = 2, rank: int = 0) -> None:
+                 keep_last: int = 2, rank: int = 0, keep_best: str = "") -> None:
         self.folder = Path(folder)
         self.save_every_steps, self.save_every_minutes = save_every_steps, save_every_minutes
-        self.keep_last, self.rank = keep_last, rank
+        self.keep_last, self.rank, self.keep_best = keep_last, rank, keep_best
         self.last_save_time = time.monotonic()
         self.corrupt: dict[str, str] = {}  # tag -> why it is corrupt, found by newest_usable
 
@@ -121,9 +125,10 @@ class Checkpointer:
         by_time = self.save_every_minutes > 0 and time.monotonic() - self.last_save_time >= 60 * self.save_every_minutes
         return last_step or self.due_by_steps(step) or by_time
 
-    def save(self, engine: TrainingEngine, step: int, client_state: dict) -> Path:
+    def save(self, engine: TrainingEngine, step: int, client_state: dict, probe_values: dict | None = None) -> Path:
         """Collective: every rank must call it. A folder of the same step left by a crashed
-        attempt is cleared first; DeepSpeed's ``latest`` pointer is written last, after the marker.
+        attempt is cleared first; DeepSpeed's ``latest`` pointer is written last, after the marker
+        (which records ``probe_values``, the step's probe results, if any).
         Refuses (every rank) when any rank's model or optimizer holds a non-finite value."""
         (broken,) = any_rank(not finite_state(engine))
         if broken:
@@ -147,7 +152,8 @@ class Checkpointer:
             files = {str(p.relative_to(self.folder / tag)): file_sha256(p)
                      for p in sorted((self.folder / tag).rglob("*")) if p.is_file() and p.name != MARKER}
             atomic_write_text(self.folder / tag / MARKER,
-                              json.dumps({"step": step, "world_size": world_size(), "files": files}))
+                              json.dumps({"step": step, "world_size": world_size(), "files": files,
+                                         "probe": probe_values or {}}))
             atomic_write_text(self.folder / LATEST, tag)
             self.prune()
         barrier()
@@ -216,9 +222,31 @@ class Checkpointer:
             (self.folder / FRESH_START).unlink(missing_ok=True)
         return tag
 
+    def marker(self, tag: str) -> dict:
+        return json.loads((self.folder / tag / MARKER).read_text())
+
     def saved_world_size(self, tag: str) -> int:
-        marker = json.loads((self.folder / tag / MARKER).read_text())
-        return marker.get("world_size") or len(list((self.folder / tag).glob("rank-*.pt")))
+        return self.marker(tag).get("world_size") or len(list((self.folder / tag).glob("rank-*.pt")))
+
+    def best(self, metric: str | None = None, verify: bool = True) -> tuple[str, float] | None:
+        """The complete checkpoint with the highest probe value of ``metric`` (``keep_best``), the
+        earliest on a tie, and that value; None when none has one. ``verify``: the best that still
+        matches its checksums (pruning only needs to know which one not to delete)."""
+        metric = metric or self.keep_best
+        scored = []
+        for tag in self.complete_tags():
+            try:
+                value = float(self.marker(tag).get("probe", {}).get(metric, "nan"))
+            except (OSError, ValueError, TypeError):
+                continue  # an unreadable marker: problem() says so where it matters
+            if math.isfinite(value):
+                scored.append((-value, tag))
+        for negated, tag in sorted(scored):
+            reason = self.problem(tag) if verify else None
+            if reason is None:
+                return tag, -negated
+            log.warning("the best checkpoint by %s, %s, is corrupt (%s); taking the next best", metric, tag, reason)
+        return None
 
     def plan_resume(self, fresh_start: bool = False) -> Resume | None:
         """Collective, before the engine exists: the newest usable checkpoint (rank 0 verifies and
@@ -264,9 +292,12 @@ class Checkpointer:
         return step, client_state
 
     def prune(self) -> None:
-        """Delete complete checkpoints beyond the newest ``keep_last``, each only after it still
-        matches its checksums (one that does not is set aside instead)."""
+        """Delete complete checkpoints beyond the newest ``keep_last`` but the best (``keep_best``),
+        each only after it still matches its checksums (one that does not is set aside instead)."""
+        best = self.best(verify=False) if self.keep_best else None
         for tag in self.complete_tags()[self.keep_last:]:
+            if best is not None and tag == best[0]:
+                continue
             reason = self.problem(tag)
             if reason is None:
                 shutil.rmtree(self.folder / tag, ignore_errors=True)

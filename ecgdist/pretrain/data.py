@@ -1,6 +1,6 @@
 """Pre-training's data, assembled from the config: corpora opened (and staged), evaluation
 records left out, records several corpora share kept once, labels and targets joined, the
-training stream and the held-out validation set.
+training stream, the held-out validation set and the probe sets.
 
 Its own module so that the rank's entry point (``main``) and the submission checks
 (``submission``, which builds it once before anything is queued) both import it downward.
@@ -18,7 +18,7 @@ from ecgdist.config import ConfigError, PretrainConfig, corpus_list, resolve_pat
 from ecgdist.data.dataset import ShardCorpus, ShardDataset, verified_cache
 from ecgdist.data.index import CorpusIndex, joined_groups, joined_targets, read_index
 from ecgdist.data.labels import annotated, union_vocabulary
-from ecgdist.data.leakage import TrainingSet, first_copies, manifest_sha256
+from ecgdist.data.leakage import TrainingSet, evaluation_sets, first_copies, manifest_sha256, members
 from ecgdist.data.loader import EpochStream
 from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.shards import MANIFEST_NAME
@@ -28,6 +28,7 @@ from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.dist import DistEnv
 from ecgdist.models import CLASSIFIERS
 from ecgdist.pretrain.deepspeed_config import BatchLayout, build_ds_config
+from ecgdist.pretrain.probe import ProbeSet, open_probe_sets, probe_corpus
 
 log = logging.getLogger("ecgdist.pretrain")
 
@@ -39,6 +40,7 @@ class PretrainData:
     labels: list[str]
     recipe: dict
     provenance: dict  # what the export records about the training data
+    probes: list[ProbeSet]  # probe.benchmarks, opened
 
 
 def open_corpora(cfg: PretrainConfig) -> tuple[ShardCorpus, list[Path]]:
@@ -89,6 +91,8 @@ def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
                             mask, device_transform=True)  # float16 out of the loader, finished on the device
 
     train = subset(~held_out & keep, train_transform)
+    probes = open_probe_sets(cfg)
+    check_probe_leakage(cfg, sources, indexes, ~held_out & keep)
     try:
         sampler = BlockBatchSampler(train.shards_of(), cfg.train.micro_batch, env.rank, env.world_size, cfg.run.seed,
                                     drop_last=True,  # equal batch counts keep ranks in lockstep
@@ -99,7 +103,35 @@ def build_data(cfg: PretrainConfig, env: DistEnv) -> PretrainData:
         raise ConfigError(f"{len(train)} training records cannot fill one batch of train.micro_batch="
                           f"{cfg.train.micro_batch} on each of {env.world_size} ranks")
     return PretrainData(EpochStream(train, sampler, d.workers), subset(held_out & keep, val_transform), labels,
-                        corpus.manifests[0].recipe.to_dict(), provenance)
+                        corpus.manifests[0].recipe.to_dict(), provenance, probes)
+
+
+def check_probe_leakage(cfg: PretrainConfig, corpora: list[Path], indexes: list[CorpusIndex],
+                        training: np.ndarray) -> None:
+    """No record of a probe's score folds is a training record (by content or identity, as
+    ``data.exclude_from`` matches them): a probe scored on records the model learnt from would
+    overstate what pre-training buys."""
+    if not cfg.probe.active:
+        return
+    try:
+        fingerprints = np.concatenate([index.fingerprints(c) for c, index in zip(corpora, indexes)])[training]
+    except ValueError as error:  # a corpus without fingerprints: the check cannot be made
+        raise ConfigError(f"config key 'probe.benchmarks': {error}") from None
+    identities = np.concatenate([index.identity for index in indexes])[training]
+    folds = list(cfg.probe.score_folds)
+    for benchmark in cfg.probe.benchmarks:
+        corpus = probe_corpus(cfg, benchmark.corpus)
+        try:
+            contents, ids = evaluation_sets(corpus, folds)
+        except (FileNotFoundError, ValueError) as error:
+            raise ConfigError(f"config key 'probe.benchmarks ({benchmark.name}) corpus': {error}") from None
+        seen = members(fingerprints, contents) | (members(identities, ids) & (identities != 0))
+        if seen.any():
+            raise ConfigError(
+                f"config key 'probe.benchmarks ({benchmark.name})': {int(seen.sum())} pre-training records are records "
+                f"of fold {', '.join(map(str, folds))} of {corpus}, which the probe scores on (matched by content): "
+                f"leave them out with data.exclude_from={corpus} (data.exclude_folds must hold {folds[0]}; its "
+                "default [9, 10] does)")
 
 
 def once_each(corpora: list[Path], indexes: list[CorpusIndex], provenance: dict) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The training loop shared by pre-training jobs: step, log, validate, save, stop on request.
+"""The training loop shared by pre-training jobs: step, log, validate, probe, save, stop on request.
 
 One optimizer step is ``grad_accum`` micro-batches through the DeepSpeed engine, which
 accumulates, clips and steps on the boundary. The host waits for the device as little as
@@ -27,9 +27,10 @@ from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.dist import any_rank, sum_over_ranks
 from ecgdist.pretrain.checkpoint import Checkpointer
 from ecgdist.pretrain.deepspeed_config import BatchLayout
-from ecgdist.pretrain.engine_interface import TrainingEngine
+from ecgdist.pretrain.engine_interface import TrainingEngine, on_engine
 from ecgdist.pretrain.objectives import Objective
 from ecgdist.pretrain.preemption import PreemptionFlag
+from ecgdist.pretrain.probe import Probes
 from ecgdist.tensorboard_log import NullLogger
 
 log = logging.getLogger(__name__)
@@ -40,17 +41,6 @@ def peak_memory_mb() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def on_engine(batch: dict, engine: TrainingEngine, data: ShardDataset) -> dict:
-    """The batch on the engine's device, finished there (``ShardDataset.to_device``), its signal in
-    the engine's compute precision (the bundled ZeRO configs run bf16 on GPUs); targets stay
-    fp32, the losses are taken in fp32."""
-    dtype = torch.bfloat16 if engine.bfloat16_enabled() else torch.float16 if engine.fp16_enabled() else None
-    moved = data.to_device(batch, engine.device)
-    if dtype is not None:
-        moved["signal"] = moved["signal"].to(dtype)
-    return moved
 
 
 def validation_batches(data: ShardDataset, batch_size: int, rank: int, world_size: int, limit: int) -> list[list[int]]:
@@ -75,6 +65,14 @@ class TrainLoop:
     preemption: PreemptionFlag | None = None
     client_state: Callable[[], dict] = dict
     figure: Callable[[TrainingEngine, dict], object] | None = None  # e.g. the MAE reconstruction
+    probes: Probes | None = None  # downstream probes (pretrain/probe.py)
+
+    def restore(self, client_state: dict) -> None:
+        """Where a checkpoint's run was: the stream's position and the probe history (nothing: a fresh start)."""
+        if "stream" in client_state:
+            self.stream.load_state_dict(client_state["stream"])
+        if self.probes is not None:
+            self.probes.restore(client_state.get("probe", []))
 
     def run(self, start_step: int) -> tuple[int, str]:
         """Train from ``start_step`` to ``train.steps``; returns (last step, "done" | "requeue" | "stopped"),
@@ -94,18 +92,29 @@ class TrainLoop:
                 interval_steps = 0
             if step % self.train.val_every_steps == 0 or step == self.train.steps:
                 self.validate(step)
-            if not self.agreement_due(step):
+            probed = self.probes is not None and self.probes.due(step)
+            if probed:
+                self.probes.run(self.engine, step)
+            if not (probed or self.agreement_due(step)):
                 continue
             flag = self.preemption
             preempted, requeue, save_due = any_rank(flag is not None and flag.requested,
                                                     flag is not None and flag.requeue,
                                                     self.checkpointer.due(step, step == self.train.steps))
-            if save_due or preempted:
-                self.checkpointer.save(self.engine, step, {"step": step, "stream": self.stream.state_dict(),
-                                                           **self.client_state()})
+            # A new best probe value is saved at once: the weights it was measured on exist nowhere else.
+            metric = self.checkpointer.keep_best
+            best = probed and bool(metric) and self.probes.is_best(step, metric)
+            if save_due or preempted or best:
+                self.save(step)
             if preempted:
                 return step, "requeue" if requeue else "stopped"
         return step, "done"
+
+    def save(self, step: int) -> None:
+        history = self.probes.history if self.probes is not None else []
+        self.checkpointer.save(self.engine, step, {"step": step, "stream": self.stream.state_dict(), "probe": history,
+                                                   **self.client_state()},
+                               self.probes.values_at(step) if self.probes is not None else None)
 
     def optimizer_step(self, batches, step: int) -> torch.Tensor:
         """``grad_accum`` micro-batches, the engine stepping the optimizer after the last; their mean

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 import torch
 
+from ecgdist.data.dataset import ShardDataset
+
 
 class TrainingEngine(Protocol):
     module: torch.nn.Module
@@ -39,3 +41,14 @@ class TrainingEngine(Protocol):
     def save_checkpoint(self, save_dir: str, tag: str, client_state: dict, save_latest: bool = True) -> Any: ...
 
     def load_checkpoint(self, load_dir: str, tag: str) -> tuple[str | None, dict]: ...
+
+
+def on_engine(batch: dict, engine: TrainingEngine, data: ShardDataset) -> dict:
+    """The batch on the engine's device, finished there (``ShardDataset.to_device``), its signal in
+    the engine's compute precision (the bundled ZeRO configs run bf16 on GPUs); targets stay
+    fp32, the losses are taken in fp32."""
+    dtype = torch.bfloat16 if engine.bfloat16_enabled() else torch.float16 if engine.fp16_enabled() else None
+    moved = data.to_device(batch, engine.device)
+    if dtype is not None:
+        moved["signal"] = moved["signal"].to(dtype)
+    return moved

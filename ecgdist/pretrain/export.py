@@ -1,8 +1,9 @@
-"""``python -m ecgdist.export RUN_DIR OUT``: consolidated fp32 weights from any ZeRO stage.
+"""``python -m ecgdist.export RUN_DIR OUT [--best | --step N]``: consolidated fp32 weights from any ZeRO stage.
 
 Reads the newest usable checkpoint of a pre-training run (the same choice a resuming
-job makes), gathers the ZeRO partitions offline with DeepSpeed's own converter, and
-writes the released-checkpoint layout ({"state_dict": ...}) plus the resolved config,
+job makes), or the one with the best probe value (``--best``: the run's
+``checkpoint.keep_best`` metric), or the one of a step, gathers the ZeRO partitions
+offline with DeepSpeed's own converter, and writes the released-checkpoint layout ({"state_dict": ...}) plus the resolved config,
 the label vocabulary, the corpus recipe and the provenance of its training data: the
 corpora (manifest checksums), what was left out, and the content fingerprints of every
 record it could train on, so a fine-tune can refuse weights that saw its evaluation records.
@@ -18,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecgdist.config import read_yaml_mapping
 from ecgdist.data.fingerprint import FINGERPRINT_VERSION
 from ecgdist.data.index import FingerprintsMissing
 from ecgdist.data.leakage import TrainingSet, fingerprint_set_sha256, manifest_sha256
 from ecgdist.data.shards import read_manifest
 from ecgdist.files import atomic_torch_save
-from ecgdist.pretrain.checkpoint import Checkpointer
+from ecgdist.pretrain.checkpoint import Checkpointer, step_tag
 from ecgdist.pretrain.deepspeed_adapter import fp32_weights, model_states, partitioned, state_types
 from ecgdist.safe_load import UnreadableFile, check_names_only, load
 
@@ -42,16 +44,47 @@ def consolidated_state_dict(checkpoints: Path, tag: str, client: dict) -> dict[s
     return {k: v.float().contiguous() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def export(run_dir: str | Path, out: str | Path) -> dict:
+def choose_checkpoint(run_dir: str | Path, best: bool = False, step: int | None = None) -> tuple[str, str]:
+    """(tag, why): the newest usable checkpoint, the best by the run's ``checkpoint.keep_best``, or ``step``'s."""
     checkpoints = Path(run_dir) / "checkpoints"
-    tag = Checkpointer(checkpoints).newest_usable()
+    checkpointer = Checkpointer(checkpoints)
+    if step is not None:
+        tag = step_tag(step)
+        if tag not in checkpointer.complete_tags():
+            kept = ", ".join(t.removeprefix("step-").lstrip("0") for t in checkpointer.complete_tags()) or "none"
+            raise FileNotFoundError(f"no complete checkpoint of step {step} under {checkpoints} (steps kept: {kept})")
+        reason = checkpointer.problem(tag)
+        if reason:
+            raise ValueError(f"checkpoint {tag} is corrupt ({reason})")
+        return tag, f"step {step}"
+    if best:
+        metric = read_yaml_mapping(Path(run_dir) / "config.yaml").get("checkpoint", {}).get("keep_best", "")
+        if not metric:
+            raise ValueError(f"{run_dir} did not keep a best checkpoint: its config has no checkpoint.keep_best")
+        found = checkpointer.best(metric)
+        if found is None:
+            raise FileNotFoundError(f"no checkpoint under {checkpoints} has a value of {metric} (no probe ran yet?)")
+        return found[0], f"best {metric} {found[1]:.4f}"
+    tag = checkpointer.newest_usable()
     if tag is None:
         raise FileNotFoundError(f"no complete, uncorrupted checkpoint under {checkpoints}")
+    return tag, "newest"
+
+
+def checkpoint_weights(checkpoints: Path, tag: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """A verified checkpoint's consolidated fp32 weights and its client state (config, labels, ...)."""
     try:
         client = load(model_states(checkpoints / tag), known=state_types())
     except UnreadableFile as error:
         raise ValueError(str(error)) from None
-    blob = {"state_dict": consolidated_state_dict(checkpoints, tag, client), "config": client["config"],
+    return consolidated_state_dict(checkpoints, tag, client), client
+
+
+def export(run_dir: str | Path, out: str | Path, best: bool = False, step: int | None = None) -> dict:
+    checkpoints = Path(run_dir) / "checkpoints"
+    tag, why = choose_checkpoint(run_dir, best, step)
+    state, client = checkpoint_weights(checkpoints, tag)
+    blob = {"state_dict": state, "config": client["config"],
             "labels": client["labels"], "recipe": client["recipe"], "step": client["step"],
             "provenance": training_provenance(client.get("provenance"))}
     if blob["provenance"]["corpora"]:  # weights trained on a SIMULATED corpus say so, as every output of it
@@ -59,7 +92,7 @@ def export(run_dir: str | Path, out: str | Path) -> dict:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(blob, out)
-    return {"tag": tag, "step": client["step"], "tensors": len(blob["state_dict"]),
+    return {"tag": tag, "why": why, "step": client["step"], "tensors": len(blob["state_dict"]),
             "fingerprints": 0 if blob["provenance"]["fingerprints"] is None else len(blob["provenance"]["fingerprints"])}
 
 
@@ -91,14 +124,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ecgdist.export", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("out")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--best", action="store_true", help="the checkpoint with the best checkpoint.keep_best value")
+    which.add_argument("--step", type=int, help="the checkpoint of this step")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     try:
-        result = export(args.run_dir, args.out)
-    except (FileNotFoundError, ValueError) as error:
+        result = export(args.run_dir, args.out, args.best, args.step)
+    except (FileNotFoundError, ValueError) as error:  # ConfigError (an unreadable config.yaml) too
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"exported {result['tag']} ({result['tensors']} tensors, step {result['step']}, "
+    print(f"exported {result['tag']} ({result['why']}; {result['tensors']} tensors, step {result['step']}, "
           f"{result['fingerprints']} training-record fingerprints) to {args.out}")
     return 0
 

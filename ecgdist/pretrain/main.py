@@ -35,6 +35,7 @@ from ecgdist.pretrain.figures import reconstruction_figure
 from ecgdist.pretrain.objectives import objective_for
 from ecgdist.pretrain.optim import build_adamw, peak_lr, warmup_cosine
 from ecgdist.pretrain.preemption import PreemptionFlag, requeue_slurm_job
+from ecgdist.pretrain.probe import Probes
 from ecgdist.pretrain.submission import record_job
 from ecgdist.tensorboard_log import make_logger
 
@@ -61,6 +62,7 @@ class Prepared:
     layout: BatchLayout
     checkpointer: Checkpointer
     start_step: int
+    client_state: dict  # the resumed checkpoint's (stream position, probe history); empty at a fresh start
 
 
 def prepare(cfg: PretrainConfig, env: DistEnv,
@@ -69,7 +71,7 @@ def prepare(cfg: PretrainConfig, env: DistEnv,
     ds_config, layout, data = inputs or check_inputs(cfg, env)
     c = cfg.checkpoint
     checkpointer = Checkpointer(Path(cfg.run.dir) / "checkpoints", c.save_every_steps, c.save_every_minutes,
-                                c.keep_last, env.rank)
+                                c.keep_last, env.rank, c.keep_best)
     resume = checkpointer.plan_resume(c.fresh_start)
     if resume is not None and resume.universal:
         ds_config["checkpoint"] = {**ds_config.get("checkpoint", {}), "load_universal": True}
@@ -84,15 +86,14 @@ def prepare(cfg: PretrainConfig, env: DistEnv,
     scheduler = warmup_cosine(optimizer, cfg.train.steps, cfg.train.warmup_steps, cfg.train.lr_min_ratio)
     torch.backends.cudnn.benchmark = True  # every training batch has the same shape: tune the convolutions once
     engine = initialize(model, optimizer, scheduler, ds_config, cfg.train)
-    start_step = 0
+    start_step, client_state = 0, {}
     if resume is not None:
         start_step, client_state = checkpointer.load(engine, resume)
-        data.stream.load_state_dict(client_state["stream"])
         if resume.saved_world_size != env.world_size:
             log.warning("the global batch changes with the rank count: now %d (micro %d x accumulation %d x %d "
                         "ranks); train.grad_accum can keep it as before", layout.global_batch, layout.micro_batch,
                         layout.grad_accum, layout.world_size)
-    return Prepared(engine, data, layout, checkpointer, start_step)
+    return Prepared(engine, data, layout, checkpointer, start_step, client_state)
 
 
 def run(cfg: PretrainConfig) -> dict:
@@ -112,13 +113,17 @@ def run(cfg: PretrainConfig) -> dict:
             record_job(run_dir, os.environ["SLURM_JOB_ID"], "started")
         log.info("global batch %d = micro %d x accumulation %d x %d ranks", p.layout.global_batch,
                  p.layout.micro_batch, p.layout.grad_accum, p.layout.world_size)
-    logger = make_logger(run_dir / "tb", env.is_main)
+    # Resumed, TensorBoard hides what an attempt that crashed logged after the checkpoint: one value a step.
+    logger = make_logger(run_dir / "tb", env.is_main, purge_step=p.start_step + 1 if p.start_step else None)
     figure = (mae_figure(env.rank, cfg.model.patch_samples, cfg.model.target == "fluctuated")
               if cfg.model.name == "mtecg_mae" else None)
+    probes = Probes(p.data.probes, cfg.probe, run_dir, cfg.train.steps, env.rank, env.world_size, logger,
+                    cfg.data.workers) if p.data.probes else None
     loop = TrainLoop(p.engine, p.data.stream, p.data.val, objective_for(cfg.model.name), cfg.train, p.layout,
                      p.checkpointer, env.rank, logger, PreemptionFlag(),
                      lambda: {"config": to_dict(cfg), "labels": p.data.labels, "recipe": p.data.recipe,
-                              "provenance": p.data.provenance}, figure)
+                              "provenance": p.data.provenance}, figure, probes)
+    loop.restore(p.client_state)
     step, outcome = loop.run(p.start_step)
     logger.close()
     return {"step": step, "outcome": outcome, "resumed_from": p.start_step, "rank": env.rank}

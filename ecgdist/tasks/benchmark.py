@@ -25,12 +25,11 @@ from typing import Callable, Iterable
 import numpy as np
 from scipy import sparse
 
-from ecgdist.config import BENCHMARK_KINDS
+from ecgdist.config import BENCHMARK_KINDS, SPLIT_FOLDS
 from ecgdist.data.index import read_index
 from ecgdist.data.label_fractions import nested_subsets
 from ecgdist.data.shards import read_metadata
 from ecgdist.tasks import code15, physionet2021, ptbxl
-from ecgdist.tasks.folds import SPLIT_FOLDS
 
 TASKS = {"ptbxl": ptbxl.TASKS, "physionet2021": physionet2021.SOURCES, "code15": code15.TASKS, "labels": ("all",)}
 
@@ -100,8 +99,9 @@ def define(corpus: str | Path, kind: str, task: str, vocabulary: list[str], clas
 
 
 def task_splits(corpus: str | Path, kind: str, task: str, classes: list[str] | None = None,
-                mapping_table: str = "") -> TaskSplits:
-    """The task's classes and its train / val / test records of ``corpus`` (folds from its index)."""
+                mapping_table: str = "", folds: dict[str, tuple[int, ...]] = SPLIT_FOLDS) -> TaskSplits:
+    """The task's classes and its train / val / test records of ``corpus`` (folds from its index);
+    ``folds``: other splits (a probe's train and score folds), by name."""
     index = read_index(corpus)
     definition = define(corpus, kind, task, index.vocabulary, classes, mapping_table)
     if not index.fold.any():
@@ -123,8 +123,8 @@ def task_splits(corpus: str | Path, kind: str, task: str, classes: list[str] | N
     kept = np.flatnonzero(held) if prune else np.arange(len(definition.classes))
     targets = targets[:, kept].tocsr()
     splits = {}
-    for name, folds in SPLIT_FOLDS.items():
-        rows = np.flatnonzero(member & np.isin(index.fold, folds))
+    for name, chosen in folds.items():
+        rows = np.flatnonzero(member & np.isin(index.fold, chosen))
         splits[name] = TaskSplit(rows, targets[rows], record_ids[rows])
     return TaskSplits([definition.classes[k] for k in kept], splits,
                       [c for c, h in zip(definition.classes, held) if not h] if prune else [])

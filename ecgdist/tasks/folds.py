@@ -19,7 +19,6 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from scipy import sparse
 
 FOLDS = 10
-SPLIT_FOLDS = {"train": tuple(range(1, 9)), "val": (9,), "test": (10,)}  # the PTB-XL benchmark's convention
 
 
 class TooFewGroups(ValueError):

@@ -110,3 +110,41 @@ def test_a_folder_left_by_a_crashed_save_is_cleared_before_saving_into_it(tmp_pa
     saved(tmp_path, [2])
     assert not (crashed / "stray-from-another-layout.pt").exists()
     assert (crashed / MARKER).exists() and Checkpointer(tmp_path).problem("step-00000002") is None
+
+
+def saved_with_probes(folder, values, keep_last=2, metric="probe/ptbxl/superdiagnostic/auroc"):
+    """One checkpoint per (step, probe value), the checkpointer keeping the best by that value."""
+    checkpointer, engine = Checkpointer(folder, keep_last=keep_last, keep_best=metric), FakeEngine()
+    for step, value in values:
+        engine.step()
+        checkpointer.save(engine, step, {"step": step}, {metric: value})
+    return checkpointer
+
+
+def test_keep_best_keeps_the_best_probe_step_beside_the_newest_ones_until_it_is_beaten(tmp_path):
+    checkpointer = saved_with_probes(tmp_path, [(2, 0.61), (4, 0.74), (6, 0.70), (8, 0.69)])
+    assert folders(tmp_path) == ["step-00000004", "step-00000006", "step-00000008"]
+    assert checkpointer.best() == ("step-00000004", 0.74)
+    assert checkpointer.marker("step-00000006")["probe"] == {"probe/ptbxl/superdiagnostic/auroc": 0.70}
+    engine = FakeEngine()
+    engine.step()
+    checkpointer.save(engine, 10, {"step": 10}, {"probe/ptbxl/superdiagnostic/auroc": 0.80})
+    # Beaten at step 10: step 4 is an old checkpoint like any other and goes.
+    assert folders(tmp_path) == ["step-00000008", "step-00000010"]
+    assert checkpointer.best() == ("step-00000010", 0.80)
+
+
+def test_the_best_is_the_earliest_on_a_tie_and_never_a_nan_or_a_missing_value(tmp_path):
+    checkpointer = saved_with_probes(tmp_path, [(2, math.nan), (4, 0.7), (6, 0.7)], keep_last=5)
+    engine = FakeEngine()
+    engine.step()
+    checkpointer.save(engine, 8, {"step": 8})  # no probe at this step
+    assert checkpointer.best() == ("step-00000004", 0.7)
+    assert Checkpointer(tmp_path).best("probe/ptbxl/rhythm/auroc") is None  # a metric no checkpoint has
+
+
+def test_a_corrupt_best_checkpoint_gives_way_to_the_next_best_and_says_so(tmp_path, caplog):
+    checkpointer = saved_with_probes(tmp_path, [(2, 0.6), (4, 0.9), (6, 0.5)], keep_last=5)
+    flip_a_byte(tmp_path / "step-00000004" / "mp_rank_00_model_states.pt")
+    assert checkpointer.best() == ("step-00000002", 0.6)
+    assert "the best checkpoint by probe/ptbxl/superdiagnostic/auroc, step-00000004, is corrupt" in caplog.text

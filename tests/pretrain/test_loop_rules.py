@@ -1,14 +1,15 @@
 """The training loop's rules, in-process against the fake engine on real ptbxl-mini batches:
 when it saves (by steps, by minutes, at the end), how it stops (a non-finite loss, a signal
-with or without a requeue), what the command's exit code is then, and that a resumed run
-ends where a straight one does."""
+with or without a requeue), what the command's exit code is then, that a resumed run
+ends where a straight one does, and when it probes (its history and TensorBoard curve
+unbroken by a crash, its best checkpoint kept)."""
 
 import pytest
 import torch
 from fake_engine import FakeEngine
 
 import ecgdist.pretrain.checkpoint as checkpoint_module
-from ecgdist.config import TrainSection
+from ecgdist.config import PretrainConfig, TrainSection, from_dict
 from ecgdist.data.dataset import ShardDataset
 from ecgdist.data.loader import EpochStream
 from ecgdist.data.sampler import BlockBatchSampler
@@ -17,7 +18,10 @@ from ecgdist.pretrain import main as pretrain_main
 from ecgdist.pretrain.checkpoint import Checkpointer
 from ecgdist.pretrain.deepspeed_config import BatchLayout
 from ecgdist.pretrain.engine import TrainLoop
-from ecgdist.tensorboard_log import NullLogger
+from ecgdist.pretrain.probe import HISTORY_FILE, Probes, open_probe_sets, rank_batches, read_history
+from ecgdist.tensorboard_log import NullLogger, TensorBoardLogger, read_scalars
+
+AUROC = "probe/ptbxl/superdiagnostic/auroc"
 
 
 def squared_output(engine, batch):
@@ -51,14 +55,14 @@ class Scalars(NullLogger):
 
 
 def loop(corpus, folder, steps, engine=None, objective=squared_output, preemption=None, train=None, logger=None,
-         **saving) -> TrainLoop:
+         probes=None, **saving) -> TrainLoop:
     data = ShardDataset(corpus, transform=Transform(crop_samples=500), device_transform=True)
     stream = EpochStream(data, BlockBatchSampler(data.shards_of(), 8, seed=0, drop_last=True))
     train = TrainSection(**{"steps": steps, "micro_batch": 8, "warmup_steps": 1, "val_every_steps": 1000,
                             "log_every_steps": 1000, "agree_every_steps": 1, **(train or {})})
     return TrainLoop(engine or FakeEngine(inputs=12), stream, data, objective, train, BatchLayout(8, 1, 1),
                      Checkpointer(folder, **saving), preemption=preemption, logger=logger or Scalars(),
-                     client_state=lambda: {"run": "unit"})
+                     client_state=lambda: {"run": "unit"}, probes=probes)
 
 
 def saved_steps(folder):
@@ -162,8 +166,106 @@ def test_a_resumed_run_ends_with_the_weights_of_a_straight_one(ptbxl_corpus, tmp
     resumed_engine = FakeEngine(seed=9, inputs=12)  # other initial weights: all must come from the checkpoint
     resumed = loop(ptbxl_corpus, tmp_path / "resumed", 6, resumed_engine)
     step, client = resumed.checkpointer.load(resumed_engine, resumed.checkpointer.plan_resume())
-    resumed.stream.load_state_dict(client["stream"])
+    resumed.restore(client)
     assert (step, client["run"]) == (3, "unit")
     assert resumed.run(step) == (6, "done")
     for a, b in zip(straight.engine.module.parameters(), resumed_engine.module.parameters()):
         assert torch.equal(a, b)
+
+
+def fake_features(module, signal):
+    """The fake engine's two outputs as the probe's features."""
+    return module(signal.float().mean(-1))
+
+
+def probes(corpus, run_dir, steps, logger, every=2):
+    cfg = from_dict(PretrainConfig, {"data": {"corpus": str(corpus), "crop_samples": 500}, "probe": {
+        "benchmarks": [{"name": "ptbxl", "kind": "ptbxl", "tasks": ["superdiagnostic"]}], "every_steps": every}})
+    made = Probes(open_probe_sets(cfg), cfg.probe, run_dir, steps, logger=logger, features=fake_features)
+    made.restore([])  # a fresh start, as TrainLoop.restore makes it
+    return made
+
+
+def probed_steps(run_dir):
+    return [entry["step"] for entry in read_history(run_dir / HISTORY_FILE)]
+
+
+@pytest.mark.parametrize("records, batch, world_size", [(21, 4, 2), (20, 4, 3), (2, 4, 3), (9, 16, 2)])
+def test_each_rank_probes_its_own_contiguous_part_in_as_many_batches_as_the_others(records, batch, world_size):
+    """ZeRO-3's forwards are collective: every rank runs the same number of batches, the extra
+    ones repeats its rank drops; the parts, gathered in rank order, are every record once, in order."""
+    planned = [rank_batches(records, batch, rank, world_size) for rank in range(world_size)]
+    assert len({len(batches) for batches, _ in planned}) == 1
+    assert all(len(b) <= batch for batches, _ in planned for b in batches)
+    assert [i for batches, own in planned for b in batches[:own] for i in b] == list(range(records))
+
+
+def test_probes_run_every_interval_and_at_the_end_and_are_logged_once_each(ptbxl_corpus, tmp_path):
+    logger = Scalars()
+    run = loop(ptbxl_corpus, tmp_path / "checkpoints", 7, logger=logger,
+               probes=probes(ptbxl_corpus, tmp_path, 7, logger))
+    run.run(0)
+    history = read_history(tmp_path / HISTORY_FILE)
+    assert [entry["step"] for entry in history] == [2, 4, 6, 7]
+    assert [step for step, _ in logger.logged[AUROC]] == [2, 4, 6, 7]
+    assert [value for _, value in logger.logged[AUROC]] == [entry["values"][AUROC] for entry in history]
+    assert all(0 <= entry["values"][AUROC] <= 1 and 0 < entry["share"] <= 1 for entry in history)
+    assert sorted(history[0]["values"]) == [AUROC.replace("auroc", "auprc"), AUROC]
+
+
+def test_a_probe_in_the_restored_history_is_not_run_again(ptbxl_corpus, tmp_path):
+    made = probes(ptbxl_corpus, tmp_path, 6, Scalars())
+    made.restore([{"step": 4, "values": {AUROC: 0.7}, "seconds": 1.0, "share": 0.1}])
+    assert [step for step in range(1, 7) if made.due(step)] == [2, 6]
+    assert probed_steps(tmp_path) == [4]  # probe.jsonl rewritten to the restored history
+
+
+def test_a_run_that_crashed_after_a_checkpoint_resumes_one_unbroken_probe_curve(ptbxl_corpus, tmp_path):
+    """Probes at 2, 4, 6, checkpoints at 3 and 6; the first attempt dies in step 5, after logging step 4's
+    probe, which its checkpoint (step 3) does not hold: the resumed run rewrites probe.jsonl, TensorBoard
+    hides the stale value (purge_step, as pretrain/main.py opens it), and the curve is a straight run's."""
+    straight = tmp_path / "straight"
+    loop(ptbxl_corpus, straight / "checkpoints", 6, probes=probes(ptbxl_corpus, straight, 6, Scalars()),
+         save_every_steps=3).run(0)
+    calls = []
+
+    def dies_in_step_5(engine, batch):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("node lost")
+        return squared_output(engine, batch)
+    run_dir = tmp_path / "crashed"
+    logger = TensorBoardLogger(run_dir / "tb")
+    with pytest.raises(RuntimeError, match="node lost"):
+        loop(ptbxl_corpus, run_dir / "checkpoints", 6, objective=dies_in_step_5, logger=logger,
+             probes=probes(ptbxl_corpus, run_dir, 6, logger), save_every_steps=3).run(0)
+    logger.close()
+    assert probed_steps(run_dir) == [2, 4]
+
+    engine = FakeEngine(seed=9, inputs=12)
+    logger = TensorBoardLogger(run_dir / "tb", purge_step=4)
+    resumed = loop(ptbxl_corpus, run_dir / "checkpoints", 6, engine, logger=logger,
+                   probes=probes(ptbxl_corpus, run_dir, 6, logger), save_every_steps=3)
+    step, client = resumed.checkpointer.load(engine, resumed.checkpointer.plan_resume())
+    resumed.restore(client)
+    assert step == 3 and probed_steps(run_dir) == [2]
+    assert resumed.run(step) == (6, "done")
+    logger.close()
+    assert read_history(run_dir / HISTORY_FILE) == [
+        {**entry, "seconds": later["seconds"], "share": later["share"]}
+        for entry, later in zip(read_history(straight / HISTORY_FILE), read_history(run_dir / HISTORY_FILE))]
+    curve = read_scalars(run_dir / "tb")[AUROC]
+    assert curve == [(e["step"], pytest.approx(e["values"][AUROC])) for e in read_history(straight / HISTORY_FILE)]
+
+
+def test_keep_best_saves_each_new_best_probe_at_once_and_keeps_it(ptbxl_corpus, tmp_path):
+    logger = Scalars()
+    run = loop(ptbxl_corpus, tmp_path / "checkpoints", 10, logger=logger,
+               probes=probes(ptbxl_corpus, tmp_path, 10, logger, every=1), keep_best=AUROC)
+    run.run(0)
+    values = [(entry["step"], entry["values"][AUROC]) for entry in read_history(tmp_path / HISTORY_FILE)]
+    new_bests = [step for k, (step, value) in enumerate(values) if all(value > v for _, v in values[:k])]
+    # Saved: each new best (at once) and the last step; kept: the newest two (keep_last) and the best.
+    assert len(new_bests) >= 2 and saved_steps(tmp_path / "checkpoints") == sorted(
+        set(sorted({*new_bests, 10})[-2:]) | {new_bests[-1]})
+    assert run.checkpointer.best() == (f"step-{new_bests[-1]:08d}", pytest.approx(dict(values)[new_bests[-1]]))

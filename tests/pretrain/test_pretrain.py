@@ -16,6 +16,7 @@ from ecgdist.models import build_model
 from ecgdist.models.pretrained import load_pretrained
 from ecgdist.pretrain.data import build_data
 from ecgdist.pretrain.engine import validation_batches
+from ecgdist.pretrain.probe import HISTORY_FILE, read_history
 
 pytestmark = pytest.mark.deepspeed
 
@@ -31,8 +32,9 @@ def test_single_rank_loss_falls_and_scalars_reach_tensorboard(ptbxl_corpus, tmp_
     assert (run / "config.yaml").read_text().count("steps: 30") == 1
 
 
-def test_signal_then_resume_ends_with_the_weights_of_an_uninterrupted_run(ptbxl_corpus, tmp_path):
-    steps = ("train.steps=60", "checkpoint.save_every_steps=0", "train.log_every_steps=1")
+def test_signal_then_resume_ends_with_the_weights_and_probes_of_an_uninterrupted_run(ptbxl_corpus, tmp_path):
+    steps = ("train.steps=60", "checkpoint.save_every_steps=0", "train.log_every_steps=1", "probe.every_steps=20",
+             f"data.exclude_from={ptbxl_corpus}")
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     assert run_ranks(2, pretrain_args(ptbxl_corpus, straight, *steps), tmp_path, tmp_path) == [0, 0]
     procs = start_ranks(2, pretrain_args(ptbxl_corpus, interrupted, *steps), tmp_path, tmp_path)
@@ -50,6 +52,14 @@ def test_signal_then_resume_ends_with_the_weights_of_an_uninterrupted_run(ptbxl_
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     # Same batches, masks and RNG: equal up to float reduction order in the optimizer (seen: 0 or ~1e-8).
     assert worst <= 1e-6, worst
+    # One probe per interval step, in probe.jsonl and TensorBoard, as the straight run's.
+    probed = read_history(straight / HISTORY_FILE)
+    assert [e["step"] for e in read_history(interrupted / HISTORY_FILE)] == [e["step"] for e in probed] == [20, 40, 60]
+    for e, again in zip(probed, read_history(interrupted / HISTORY_FILE)):
+        assert again["values"] == pytest.approx(e["values"], abs=1e-6)
+    curve = read_scalars(interrupted / "tb")["probe/ptbxl/superdiagnostic/auroc"]
+    assert curve == [(e["step"], pytest.approx(e["values"]["probe/ptbxl/superdiagnostic/auroc"], abs=1e-6))
+                     for e in probed]
 
 
 RESTORE_AND_SAVE = """
