@@ -27,7 +27,7 @@ test: install
 	$(PY) -m pytest -q -rs --durations=15 tests
 
 bench: install
-	$(PY) bench/preprocess.py && $(PY) bench/loader.py && $(PY) bench/models.py && $(PY) bench/train.py && $(PY) bench/leakage.py && $(PY) bench/verify.py && $(PY) bench/shuffle.py
+	$(PY) bench/preprocess.py && $(PY) bench/loader.py && $(PY) bench/models.py && $(PY) bench/train.py && $(PY) bench/leakage.py && $(PY) bench/verify.py && $(PY) bench/shuffle.py && $(PY) bench/probe.py
 
 # Every benchmark at tiny sizes (figures not judged): CI runs it after the tests.
 bench-smoke: install

@@ -21,6 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED_DATA = Path(os.environ.get("ECGDIST_SHARED_DATA", REPO.parent / "shared" / "data"))  # a copy elsewhere: set this
 PTBXL_500 = SHARED_DATA / "ptbxl-mini" / "records500" / "06000"
+# Overrides for the shipped full-size configs on a replicated corpus, which holds no PTB-XL folds to
+# leave out of pre-training or to probe (bench/probe.py measures what probes cost).
+NOT_PTBXL = ["data.exclude_from=''", "probe.every_steps=0"]
 
 
 def best_rate(work: Callable[[], int], repeats: int = 3) -> float:

@@ -7,6 +7,7 @@ fine-tune job, the loader.
    pre-training loop, eager with the old and the new host-sync path and compiled, against the
    bare training step at 64, 256, 512 and the shipped micro batch (``loop_vs_bare``), MFU from
    counted FLOPs, the probe feature rate, and a profiler table (OUT_DIR/profile_*.txt);
+   ``probe``: from those, a PTB-XL probe's seconds and its share of 5000 steps (bench/probe.py);
 2. ``pretrain_net1d``: 100 single-GPU steps of the full Net1D through ``python -m
    ecgdist.pretrain`` with ZeRO-2 (samples/s and peak memory read back from its TensorBoard
    events), then ``export`` of it;
@@ -37,7 +38,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import REPO, best_rate, emit, replicated_corpus
+from common import NOT_PTBXL, REPO, best_rate, emit, replicated_corpus
 
 from ecgdist.data.dataset import ShardDataset
 from ecgdist.data.loader import make_loader
@@ -77,7 +78,8 @@ def pretrain(name: str, config: str, corpus: Path, work: Path, logs: Path) -> di
                    f"train.steps={steps}", f"train.micro_batch={size('micro_batch')}",
                    f"train.warmup_steps={max(1, steps // 10)}", f"train.log_every_steps={max(1, steps // 8)}",
                    f"train.val_every_steps={steps}", "train.val_batches=4", f"data.workers={size('workers')}",
-                   "data.min_label_count=1", "checkpoint.save_every_minutes=0", "deepspeed=configs/deepspeed/zero2.json"],
+                   "data.min_label_count=1", "checkpoint.save_every_minutes=0", "deepspeed=configs/deepspeed/zero2.json",
+                   *NOT_PTBXL],
                   logs / f"pretrain_{name}.log", timeout=240)
     tb = {tag: [value for _, value in points] for tag, points in read_scalars(run_dir / "tb").items()}
     rates = tb["train/samples_per_s"][1:] or tb["train/samples_per_s"]  # the first interval holds the warm-up
@@ -128,6 +130,22 @@ def loader_rates(corpus: Path) -> dict:
     return figures
 
 
+def probe_cost(figures: dict) -> dict:
+    """A PTB-XL probe on this GPU: the loop step's feature rate, the read-out fits on this node's CPU,
+    its share of 5000 steps at the loop's measured training rate (bench/probe.py's arithmetic)."""
+    from probe import TASK_CLASSES, fit_seconds, interval_cost
+
+    cost = {}
+    for m, width in (("net1d", 1024), ("mtecg", 192)):
+        if f"{m}_probe_features_per_s" in figures:
+            fit_s = sum(fit_seconds(width, classes) for classes in TASK_CLASSES.values())
+            cost.update({f"probe_{m}_{k}": round(v, 4) for k, v in interval_cost(
+                figures[f"{m}_probe_features_per_s"], fit_s, figures[f"{m}_loop_eager_samples_per_s"],
+                figures[f"{m}_micro_batch"], 5000).items()})
+            cost[f"probe_{m}_fit_s"] = round(fit_s, 2)
+    return cost
+
+
 def last_json(output: str) -> dict:
     """A benchmark's figures: its last line."""
     return json.loads(output.strip().splitlines()[-1])
@@ -159,6 +177,7 @@ def main() -> int:
     steps = [
         ("loop_net1d", lambda: loop("net1d")),
         ("loop_mtecg", lambda: loop("mtecg")),
+        ("probe", lambda: probe_cost(figures)),
         ("pretrain_net1d", lambda: pretrain("net1d", "configs/pretrain/ecgfounder.yaml", corpus, work, logs)),
         ("pretrain_mtecg", lambda: pretrain("mtecg", "configs/pretrain/mtecg_t.yaml", corpus, work, logs)),
         ("export", lambda: {"export_s": round(run([sys.executable, "-m", "ecgdist.export", work / "net1d",

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import REPO, emit, replicated_corpus, timed_loop_steps
+from common import NOT_PTBXL, REPO, emit, replicated_corpus, timed_loop_steps
 from models import DENSE_BF16_TFLOPS, forward_flops, samples_per_s
 
 from ecgdist.pretrain.deepspeed_adapter import compile_engine
@@ -54,7 +54,7 @@ def prepared(config: str, corpus: Path, run_dir: Path, overrides: list[str]):
     cfg = load_config(PretrainConfig, REPO / config, [
         f"data.corpus={corpus}", f"run.dir={run_dir}", "data.min_label_count=1", "train.val_batches=0",
         "train.log_every_steps=100000", "train.val_every_steps=100000", "checkpoint.save_every_steps=0",
-        "checkpoint.save_every_minutes=0", *overrides])
+        "checkpoint.save_every_minutes=0", *NOT_PTBXL, *overrides])
     return cfg, prepare(cfg, init_distributed(single_group=True))
 
 
@@ -68,20 +68,20 @@ def loop_rate(cfg, p, warmup: int, steps: int, **train) -> float:
 
 
 def probe_rate(p, batch: int, repeats: int) -> float:
-    """Pooled frozen features per second, as a probe computes them."""
-    module = p.engine.module
-    backbone = getattr(module, "encoder", module)  # the MAE's encoder; a classifier is its own backbone
+    """Pooled frozen features per second (``models.pooled_features``), as a probe computes them."""
+    from ecgdist.models import pooled_features
+
     dtype = torch.bfloat16 if p.engine.bfloat16_enabled() else torch.float32
     x = torch.randn(batch, 12, 5000, device=p.engine.device, dtype=dtype)
-    backbone.eval()
+    p.engine.module.eval()
     with torch.no_grad():
-        backbone.forward_head(backbone.forward_features(x), pre_logits=True)  # warm-up
+        pooled_features(p.engine.module, x)  # warm-up
         synchronize()
         start = time.perf_counter()
         for _ in range(repeats):
-            backbone.forward_head(backbone.forward_features(x), pre_logits=True)
+            pooled_features(p.engine.module, x)
         synchronize()
-    backbone.train()
+    p.engine.module.train()
     return batch * repeats / (time.perf_counter() - start)
 
 

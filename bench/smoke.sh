@@ -18,9 +18,10 @@ declare -A commands=(
   [leakage]="bench/leakage.py --train-records 20000 --eval-records 12000"
   [verify]="bench/verify.py --records 100"
   [shuffle]="bench/shuffle.py --shards 10 --shard-size 10 --batch 16"
+  [probe]="bench/probe.py --batch 2 --rounds 1"
   [gpu]="bench/gpu.py $out/gpu"
 )
-order=(preprocess loader models train leakage verify shuffle gpu)
+order=(preprocess loader models train leakage verify shuffle probe gpu)
 names=("${@:-${order[@]}}")
 for name in "${names[@]}"; do
   [ -n "${commands[$name]:-}" ] || { echo "[smoke] no benchmark named $name (${order[*]})"; exit 2; }
