@@ -1,17 +1,22 @@
-"""A local HTTP server that answers as the Hugging Face Hub does for file downloads.
+"""A local HTTP server that answers as the Hugging Face Hub does for file downloads and uploads.
 
 ``huggingface_hub`` asks ``HEAD {endpoint}/{owner}/{repo}/resolve/{revision}/{file}`` for the
 commit, ETag and size, then ``GET`` for the bytes; ``HF_ENDPOINT`` (or the ``endpoint``
 argument) points it here. Files are served from ``root/{owner}/{repo}/{file}``; every
-request is counted, so a test can show the cache answered instead.
+request is counted, so a test can show the cache answered instead. Uploads (``HfApi.create_repo``,
+``upload_folder``) write there: the repository is created, every file goes up inline.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import yaml
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -51,6 +56,49 @@ class HubServer:
 
             def do_GET(self) -> None:
                 self.answer(body=True)
+
+            def do_POST(self) -> None:
+                """Uploads as huggingface_hub makes them: create the repository, ask how each file
+                goes up (all inline here), commit them (NDJSON, base64 contents)."""
+                server.requests.append((self.command, self.path))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                parts = self.path.lstrip("/").split("?")[0].split("/")
+                if parts[:3] == ["api", "repos", "create"]:
+                    request = json.loads(body)
+                    repo = f"{request.get('organization') or request.get('organisation')}/{request['name']}" \
+                        if "/" not in request["name"] else request["name"]
+                    (server.root / repo).mkdir(parents=True, exist_ok=True)
+                    return self.reply({"url": f"{server.url}/{repo}", "name": repo})
+                if parts[:2] == ["api", "validate-yaml"]:  # a model card: its front matter must be YAML
+                    content = json.loads(body)["content"]
+                    try:
+                        yaml.safe_load(content.split("---")[1] if content.startswith("---") else content)
+                    except yaml.YAMLError as error:
+                        return self.reply({"errors": [{"message": str(error)}]}, 400)
+                    return self.reply({"warnings": []})
+                if len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] == "preupload":
+                    files = json.loads(body)["files"]
+                    return self.reply({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                                 for f in files]})
+                if len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] == "commit":
+                    repo = server.root / parts[2] / parts[3]
+                    for line in body.decode().splitlines():
+                        entry = json.loads(line)
+                        if entry["key"] == "file":
+                            dest = repo / entry["value"]["path"]
+                            dest.parent.mkdir(parents=True, exist_ok=True)
+                            dest.write_bytes(base64.b64decode(entry["value"]["content"]))
+                    return self.reply({"commitUrl": f"{server.url}/{parts[2]}/{parts[3]}/commit/{COMMIT}",
+                                       "commitOid": COMMIT, "pullRequestUrl": None})
+                self.reply({"error": f"not served here: {self.path}"}, 404)
+
+            def reply(self, document: dict, status: int = 200) -> None:
+                data = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

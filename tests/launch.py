@@ -42,10 +42,11 @@ def pretrain_args(corpus, run_dir, *overrides, config: str = PRETRAIN_TINY) -> l
     return ["-m", "ecgdist.pretrain", config, f"data.corpus={corpus}", f"run.dir={run_dir}", *overrides]
 
 
-def pretrain(corpus, run_dir, *overrides, file_size_limit: int | None = None) -> subprocess.CompletedProcess:
-    """One rank of ``python -m ecgdist.pretrain`` on the tiny Net1D config, output captured
-    (``file_size_limit`` as for python_m)."""
-    return forked.run(pretrain_args(corpus, run_dir, *overrides), env=ONE_THREAD, cwd=REPO,
+def pretrain(corpus, run_dir, *overrides, file_size_limit: int | None = None,
+             config: str = PRETRAIN_TINY) -> subprocess.CompletedProcess:
+    """One rank of ``python -m ecgdist.pretrain`` on a tiny config (Net1D's unless ``config``), output
+    captured (``file_size_limit`` as for python_m)."""
+    return forked.run(pretrain_args(corpus, run_dir, *overrides, config=config), env=ONE_THREAD, cwd=REPO,
                       file_size_limit=file_size_limit)
 
 

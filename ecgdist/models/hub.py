@@ -1,11 +1,12 @@
-"""Where a weights file comes from: a path, or a Hugging Face Hub reference.
+"""Where a weights file comes from (a path, or a Hugging Face Hub reference) and goes to (a Hub repository).
 
 ``hf://OWNER/REPO/FILE[@REVISION]`` (for example
 ``hf://PKUDigitalHealth/ECGFounder/12_lead_ECGFounder.pth``) is fetched by
 ``huggingface_hub`` into its usual cache (``HF_HOME``; ``HF_ENDPOINT`` names a mirror), so
 a cluster's login node can fill the cache once and jobs read it. Offline
 (``HF_HUB_OFFLINE=1``) a cached file is used as it is; a file that is not cached yet gets
-one message saying what to download and where to put it.
+one message saying what to download and where to put it. ``publish`` uploads files to a
+model repository in one commit, with the token ``huggingface_hub`` finds (``HF_TOKEN``, ``hf auth login``).
 """
 
 from __future__ import annotations
@@ -59,3 +60,18 @@ def locate_weights(ref: str | os.PathLike) -> Path:
         raise WeightsUnavailable(f"{ref}: the Hub has no such {what} ({str(error).splitlines()[0]})") from None
     except HfHubHTTPError as error:
         raise WeightsUnavailable(f"{ref}: the Hub answered {str(error).splitlines()[0]}") from None
+
+
+def publish(repo: str, files: dict[str, Path | bytes], message: str) -> str:
+    """Upload ``files`` (name in the repository -> a path or bytes) to the model repository ``repo``
+    (created when missing) as one commit; the commit's URL."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT"))
+    try:
+        api.create_repo(repo, exist_ok=True)
+        return api.create_commit(repo, [CommitOperationAdd(name, content if isinstance(content, bytes) else str(content))
+                                        for name, content in files.items()], commit_message=message).commit_url
+    except HfHubHTTPError as error:
+        raise WeightsUnavailable(f"pushing to {repo}: the Hub answered {str(error).splitlines()[0]}") from None

@@ -1,7 +1,8 @@
 """Loading pre-trained weights: the released ECGFounder format, the published MTECG layout, ecgdist exports.
 
-ECGFounder files and ecgdist exports are a dict whose ``state_dict`` maps names to
-tensors (ecgdist adds ``config``, ``provenance``, ...); MTECG files (fwaiaccount/MTECG-SPEED-TR,
+ECGFounder files and ecgdist ``.pth`` exports are a dict whose ``state_dict`` maps names to
+tensors (ecgdist adds ``config``, ``provenance``, ...); ecgdist ``.safetensors`` exports hold
+the same as tensors and JSON metadata (models/safetensors_file.py, no pickle at all); MTECG files (fwaiaccount/MTECG-SPEED-TR,
 model ``ti_12_25``, a DeiT-style ViT over a 1 x 12 x 5000 image) hold theirs under
 ``model`` and are renamed to ours by a key map in front of the one loader. Files load
 with ``weights_only=True``: no pickled code runs. Loading is strict: every missing key,
@@ -25,6 +26,7 @@ from torch import nn
 from ecgdist.files import atomic_torch_save
 from ecgdist.models import head_parameter_names
 from ecgdist.models.hub import WeightsUnavailable, locate_weights
+from ecgdist.models.safetensors_file import is_safetensors, load_safetensors, save_safetensors
 from ecgdist.safe_load import UnreadableFile, load
 
 log = logging.getLogger(__name__)
@@ -52,9 +54,24 @@ def read_weights(path: str | os.PathLike, trusted_types: Sequence[str] = (),
         local = locate_weights(path)
     except WeightsUnavailable as error:
         raise UnreadableWeights(str(error)) from None
-    data = local.read_bytes() if expected_sha256 else None
-    if data is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+    if expected_sha256:
+        data = local.read_bytes()  # one read: the bytes checked are the bytes loaded
+        head = data[:9]
+    else:
+        data = None
+        with open(local, "rb") as f:
+            head = f.read(9)
+    safetensors = is_safetensors(head)
+    if safetensors and data is None:
+        data = local.read_bytes()
+    if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256:
         raise WeightsChanged(f"{path} changed since its checksum was recorded (sha256)")
+    if safetensors:
+        try:
+            state, extra = load_safetensors(data)
+        except (ValueError, KeyError, OSError) as error:  # a damaged header, a JSON that does not parse
+            raise UnreadableWeights(f"{path}: not a readable safetensors file ({error})") from None
+        return (from_published_mtecg(state, path) if "patch_embed.proj.weight" in state else state), extra
     try:
         blob = load(local, trusted_types, data=data)
     except UnreadableFile as error:
@@ -134,7 +151,16 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, reset_head: bool 
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, **extra: Any) -> None:
-    """Write consolidated fp32 weights in the released format (plus ``extra``), atomically."""
+    """Write consolidated fp32 weights (plus ``extra``), atomically: safetensors for a
+    ``.safetensors`` path, else the released format (``{"state_dict": ...}``, torch.save)."""
     state = {k: v.detach().float().cpu().clone() if v.is_floating_point() else v.cpu().clone()
              for k, v in model.state_dict().items()}
-    atomic_torch_save({"state_dict": state, **extra}, Path(path))
+    write_weights(path, state, extra)
+
+
+def write_weights(path: str | os.PathLike, state: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:
+    """``state`` and ``extra`` in the format ``path``'s suffix names (``.safetensors``, else torch.save)."""
+    if Path(path).suffix == ".safetensors":
+        save_safetensors(path, state, extra)
+    else:
+        atomic_torch_save({"state_dict": state, **extra}, Path(path))

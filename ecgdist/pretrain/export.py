@@ -3,10 +3,12 @@
 Reads the newest usable checkpoint of a pre-training run (the same choice a resuming
 job makes), or the one with the best probe value (``--best``: the run's
 ``checkpoint.keep_best`` metric), or the one of a step, gathers the ZeRO partitions
-offline with DeepSpeed's own converter, and writes the released-checkpoint layout ({"state_dict": ...}) plus the resolved config,
+offline with DeepSpeed's own converter, and writes the weights plus the resolved config,
 the label vocabulary, the corpus recipe and the provenance of its training data: the
 corpora (manifest checksums), what was left out, and the content fingerprints of every
 record it could train on, so a fine-tune can refuse weights that saw its evaluation records.
+``OUT.safetensors`` is safetensors (tensors and JSON metadata: any tool reads it, nothing
+unpickles); any other name the released-checkpoint layout (``{"state_dict": ...}``, torch.save).
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgdist.config import read_yaml_mapping
+from ecgdist.config import PretrainConfig, from_dict, read_yaml_mapping
 from ecgdist.data.fingerprint import FINGERPRINT_VERSION
 from ecgdist.data.index import FingerprintsMissing
 from ecgdist.data.leakage import TrainingSet, fingerprint_set_sha256, manifest_sha256
 from ecgdist.data.shards import read_manifest
-from ecgdist.files import atomic_torch_save
+from ecgdist.models import build_model
+from ecgdist.models.hub import publish
+from ecgdist.models.onnx_export import export_onnx
+from ecgdist.models.pretrained import load_pretrained, read_weights, write_weights
 from ecgdist.pretrain.checkpoint import Checkpointer, step_tag
 from ecgdist.pretrain.deepspeed_adapter import fp32_weights, model_states, partitioned, state_types
+from ecgdist.pretrain.model_card import model_card
 from ecgdist.safe_load import UnreadableFile, check_names_only, load
 
 log = logging.getLogger(__name__)
@@ -84,16 +90,16 @@ def export(run_dir: str | Path, out: str | Path, best: bool = False, step: int |
     checkpoints = Path(run_dir) / "checkpoints"
     tag, why = choose_checkpoint(run_dir, best, step)
     state, client = checkpoint_weights(checkpoints, tag)
-    blob = {"state_dict": state, "config": client["config"],
-            "labels": client["labels"], "recipe": client["recipe"], "step": client["step"],
-            "provenance": training_provenance(client.get("provenance"))}
-    if blob["provenance"]["corpora"]:  # weights trained on a SIMULATED corpus say so, as every output of it
-        blob["simulated"] = any(read_manifest(c["path"]).extra.get("simulated") for c in blob["provenance"]["corpora"])
+    extra = {"config": client["config"], "labels": client["labels"], "recipe": client["recipe"],
+             "step": client["step"], "provenance": training_provenance(client.get("provenance"))}
+    if extra["provenance"]["corpora"]:  # weights trained on a SIMULATED corpus say so, as every output of it
+        extra["simulated"] = any(read_manifest(c["path"]).extra.get("simulated") for c in extra["provenance"]["corpora"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_torch_save(blob, out)
-    return {"tag": tag, "why": why, "step": client["step"], "tensors": len(blob["state_dict"]),
-            "fingerprints": 0 if blob["provenance"]["fingerprints"] is None else len(blob["provenance"]["fingerprints"])}
+    write_weights(out, state, extra)
+    fingerprints = extra["provenance"]["fingerprints"]
+    return {"tag": tag, "why": why, "step": client["step"], "tensors": len(state),
+            "fingerprints": 0 if fingerprints is None else len(fingerprints)}
 
 
 def training_provenance(recorded: dict | None) -> dict:
@@ -127,16 +133,40 @@ def main(argv: list[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--best", action="store_true", help="the checkpoint with the best checkpoint.keep_best value")
     which.add_argument("--step", type=int, help="the checkpoint of this step")
+    parser.add_argument("--onnx", type=Path, help="also write the model as ONNX here (dynamic batch)")
+    parser.add_argument("--push", metavar="OWNER/REPO", help="upload the export (and the ONNX file) with a model card")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     try:
         result = export(args.run_dir, args.out, args.best, args.step)
+        print(f"exported {result['tag']} ({result['why']}; {result['tensors']} tensors, step {result['step']}, "
+              f"{result['fingerprints']} training-record fingerprints) to {args.out}")
+        if args.onnx or args.push:
+            model, cfg, extra = exported_model(args.out)
+        if args.onnx:
+            onnx = export_onnx(model, args.onnx, len(cfg.data.leads), cfg.data.crop_samples)
+            print(f"wrote {args.onnx} (input signal, output {onnx['output']}; onnxruntime vs torch "
+                  f"{onnx['max_difference']:.1e})")
+        if args.push:
+            out = Path(args.out)
+            card = model_card(extra, model, args.push, out.name)
+            files = {out.name: out, "README.md": card.encode(), **({args.onnx.name: args.onnx} if args.onnx else {})}
+            url = publish(args.push, files, f"ecgdist export of {result['tag']} ({result['why']})")
+            print(f"pushed {', '.join(files)} to {args.push} ({url}): load it as hf://{args.push}/{out.name}")
     except (FileNotFoundError, ValueError) as error:  # ConfigError (an unreadable config.yaml) too
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"exported {result['tag']} ({result['why']}; {result['tensors']} tensors, step {result['step']}, "
-          f"{result['fingerprints']} training-record fingerprints) to {args.out}")
     return 0
+
+
+def exported_model(weights: str | Path) -> tuple[torch.nn.Module, PretrainConfig, dict]:
+    """The model an export holds, built from its config and loaded strictly; that config; the
+    export's other entries (labels, recipe, provenance)."""
+    state, extra = read_weights(weights)
+    cfg = from_dict(PretrainConfig, extra["config"])
+    model = build_model(cfg.model, len(cfg.data.leads), cfg.data.crop_samples, len(extra["labels"]))
+    load_pretrained(model, weights, state=state)
+    return model, cfg, extra
 
 
 if __name__ == "__main__":
