@@ -45,6 +45,7 @@ from ecgdist.files import atomic_torch_save, atomic_write_text
 from ecgdist.finetune.provenance import pretraining_data, training_records_seen
 from ecgdist.finetune.schedule import StageSchedule
 from ecgdist.models import CLASSIFIERS, build_model
+from ecgdist.models.ecgfounder_release import HUB_REPO, RELEASED_RECIPE
 from ecgdist.models.param_groups import param_groups
 from ecgdist.models.pretrained import (
     CheckpointMismatchError,
@@ -116,18 +117,12 @@ def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int,
     return model
 
 
-# The released ECGFounder weights were trained on 500 Hz, 10 s windows through its filter, z-scored
-# over the whole array; its README asks users to preprocess exactly so.
-RELEASED_ECGFOUNDER = {"rate_hz": 500, "seconds": 10.0, "filter": "ecgfounder", "normalize": "ecgfounder"}
-RELEASED_HUB_REPO = "hf://PKUDigitalHealth/ECGFounder/"
-
-
 def released_ecgfounder(cfg: FinetuneConfig, extra: dict) -> bool:
     """Weights in the released ECGFounder layout: its Hub repository, or the released Net1D's shape
     in a file without ecgdist's record of how it was made."""
     released_shape = cfg.model.name == "net1d" and (cfg.model.widths, cfg.model.blocks) == \
         (ModelSection().widths, ModelSection().blocks)
-    return str(cfg.finetune.weights).startswith(RELEASED_HUB_REPO) or \
+    return str(cfg.finetune.weights).startswith(HUB_REPO) or \
         (released_shape and "recipe" not in extra and "provenance" not in extra)
 
 
@@ -136,8 +131,8 @@ def recipe_mismatch(cfg: FinetuneConfig, corpus: ShardCorpus, extra: dict) -> st
     ours = {**corpus.manifest.recipe.to_dict(), "normalize": cfg.data.normalize}
     trained = dict(extra.get("recipe") or {})
     if not trained and released_ecgfounder(cfg, extra):
-        trained = RELEASED_ECGFOUNDER
-    known = "the released ECGFounder recipe" if trained is RELEASED_ECGFOUNDER else "weights"
+        trained = RELEASED_RECIPE
+    known = "the released ECGFounder recipe" if trained is RELEASED_RECIPE else "weights"
     differ = [f"{k} {trained[k]} ({known}) vs {ours[k]} ({'data.normalize' if k == 'normalize' else 'corpus'})"
               for k in (*INPUT_FIELDS, "normalize") if k in trained and trained[k] != ours[k]]
     trained_leads = (extra.get("config") or {}).get("data", {}).get("leads")

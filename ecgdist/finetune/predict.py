@@ -1,7 +1,8 @@
 """``python -m ecgdist.predict MODEL RECORD...``: per-label probabilities from a fine-tuned model.
 
 MODEL is a fine-tune job's ``model.pth`` (it carries its classes, config and the corpus
-recipe). Each RECORD is a WFDB record path (with or without .hea) or a shard corpus
+recipe), or the released ECGFounder file (its 150 outputs by name, its recipe as known:
+models/ecgfounder_release.py). Each RECORD is a WFDB record path (with or without .hea) or a shard corpus
 folder. A WFDB record is read and windowed with the recipe the model was trained on
 (rate, window length, filter); probabilities are averaged over its windows.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgdist.config import FinetuneConfig, from_dict
+from ecgdist.config import FinetuneConfig, from_dict, to_dict
 from ecgdist.data.dataset import ShardDataset
 from ecgdist.data.records import RecordError
 from ecgdist.data.shards import MANIFEST_NAME, Recipe, read_manifest, read_metadata
@@ -25,6 +26,7 @@ from ecgdist.data.transforms import Transform
 from ecgdist.data.wfdb_io import read_wfdb
 from ecgdist.data.windows import make_windows
 from ecgdist.models import build_model
+from ecgdist.models.ecgfounder_release import RELEASED_RECIPE, is_released_file, label_names
 from ecgdist.models.pretrained import CheckpointMismatchError, read_weights
 from ecgdist.safe_load import PLAIN_DATA_TYPES
 
@@ -34,6 +36,10 @@ SIMULATED_NOTE = "SIMULATED: this model was trained on the built-in synthetic co
 class Classifier:
     def __init__(self, path: str | Path, trusted_types: list[str] = ()) -> None:
         state, extra = read_weights(path, trusted_types)
+        if is_released_file(state, extra):  # its 150 outputs by name, its recipe from what is known of it
+            extra = {"classes": list(label_names()), "config": to_dict(FinetuneConfig()),
+                     "recipe": Recipe("released ECGFounder", **{k: v for k, v in RELEASED_RECIPE.items()
+                                                                if k != "normalize"}).to_dict()}
         if "classes" not in extra:
             kind = "a pre-training export (python -m ecgdist.export)" if "provenance" in extra else "not a fine-tuned model"
             raise ValueError(f"{path} is {kind}: it has no task classes. Fine-tune it first (python -m ecgdist.submit "
@@ -88,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("records", nargs="+")
     parser.add_argument("--top", type=int, default=5, help="labels shown per record (all with --json)")
     parser.add_argument("--json", action="store_true", help="one JSON object per record")
+    parser.add_argument("--explain", type=Path, metavar="OUT.png",
+                        help="draw the record (one WFDB record) on ECG paper with integrated-gradients attributions "
+                             "of its top classes")
     parser.add_argument("--trust-type", action="append", default=[], choices=sorted(PLAIN_DATA_TYPES),
                         help="a class the weights file may hold besides tensors (plain data you trust)")
     args = parser.parse_args(argv)
@@ -98,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if classifier.simulated:
         print(f"# {SIMULATED_NOTE}", file=sys.stderr if args.json else sys.stdout)
+    if args.explain:
+        return explain(classifier, args.records, args.explain)
     failed = 0
     for item in args.records:
         try:
@@ -120,6 +131,23 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"{name}: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked[:args.top]))
     return 1 if failed else 0
+
+
+def explain(classifier: Classifier, records: list[str], out: Path) -> int:
+    """``--explain``: one record's picture (finetune/explain.py)."""
+    from ecgdist.finetune.explain import explain_record
+
+    if len(records) != 1 or (Path(records[0]) / MANIFEST_NAME).exists():
+        print("error: --explain draws one WFDB record: give exactly one", file=sys.stderr)
+        return 2
+    try:
+        explanation = explain_record(classifier, records[0], out)
+    except (RecordError, ValueError) as error:
+        print(f"{records[0]}: cannot explain: {str(error).strip().splitlines()[-1]}", file=sys.stderr)
+        return 1
+    shown = ", ".join(f"{name} {p:.2f}" for name, p in explanation.probabilities.items())
+    print(f"{records[0]}: {shown}; drawn with its attributions to {out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 import wfdb
 from conftest import REPO, build_corpus
@@ -89,3 +90,52 @@ def test_a_crop_longer_than_the_corpus_window_is_refused_naming_both(ptbxl_corpu
                               [f"data.corpus={ptbxl_corpus}", "data.crop_samples=6000"])
     with pytest.raises(ConfigError, match="'data.crop_samples' is 6000, longer than the 5000-sample windows"):
         open_corpora(pretraining)
+
+
+def test_the_released_ecgfounder_file_predicts_its_150_outputs_by_name(shared_data, tmp_path, capsys):
+    """The released layout ({"state_dict"} of the full Net1D, nothing else): its outputs named in the
+    released code's order (its tasks.txt, ../shared/reference), the record read with its recipe."""
+    from ecgdist.finetune.predict import Classifier
+    from ecgdist.models.net1d import Net1D
+
+    save_weights(Net1D(), tmp_path / "12_lead_ECGFounder.pth")
+    names = (shared_data.parent / "reference" / "ecgfounder_tasks.txt").read_text().splitlines()
+    classifier = Classifier(tmp_path / "12_lead_ECGFounder.pth")
+    assert classifier.classes == names and len(names) == 150
+    assert (classifier.recipe.rate_hz, classifier.recipe.filter, classifier.cfg.data.normalize) == \
+        (500, "ecgfounder", "ecgfounder")
+    assert main([str(tmp_path / "12_lead_ECGFounder.pth"), str(shared_data / RECORD), "--json"]) == 0
+    probabilities = json.loads(capsys.readouterr().out.splitlines()[-1])["probabilities"]
+    assert sorted(probabilities) == sorted(names)
+    assert all(0 <= p <= 1 for p in probabilities.values())
+
+
+def test_explain_draws_twelve_labelled_leads_with_the_top_classes_attributions(model_file, shared_data, tmp_path,
+                                                                              capsys):
+    import matplotlib.image
+
+    from ecgdist.finetune.explain import draw, explain_record
+    from ecgdist.finetune.predict import Classifier
+
+    out = tmp_path / "explain.png"
+    assert main([str(model_file), str(shared_data / RECORD), "--explain", str(out)]) == 0
+    assert "drawn with its attributions to" in capsys.readouterr().out
+    picture = matplotlib.image.imread(out)
+    assert picture.ndim == 3 and picture.shape[0] > 500 and picture.shape[1] > 500
+    classifier = Classifier(model_file)
+    explanation = explain_record(classifier, shared_data / RECORD, tmp_path / "again.png")
+    assert explanation.leads == ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    assert len(explanation.attributions) == 2 and set(explanation.attributions) <= set(classifier.classes)
+    for values in explanation.attributions.values():
+        assert values.shape == explanation.signal.shape and np.abs(values).max() > 0
+        assert (np.abs(values).max(axis=1) > 0).sum() >= 6  # attributed across leads, not one
+    fig = draw(explanation, "06000_hr")
+    panels = [[t.get_text() for t in ax.texts] for ax in fig.axes]
+    # Row by row, limb leads on the left and chest leads on the right, as a 6 x 2 print.
+    assert panels[0::2] == [[lead] for lead in explanation.leads[:6]]
+    assert panels[1::2] == [[lead] for lead in explanation.leads[6:]]
+    # The paper: 1 mm = 0.04 s across, 0.1 mV up (25 mm/s, 10 mm/mV).
+    assert all(ax.get_aspect() == pytest.approx(0.4) for ax in fig.axes)
+    assert np.diff(fig.axes[0].get_xticks(minor=True))[:3] == pytest.approx([0.04] * 3)
+    assert main([str(model_file), str(shared_data / RECORD), str(shared_data / RECORD), "--explain", str(out)]) == 2
+    assert "--explain draws one WFDB record" in capsys.readouterr().err
