@@ -106,7 +106,7 @@ def main() -> int:
     runs = root / "runs"
     pretrain("configs/pretrain/ecgfounder_tiny.yaml", corpus, runs / "net1d", steps, use_slurm)
     pretrain("configs/pretrain/mtecg_tiny.yaml", corpus, runs / "mtecg", steps, use_slurm)
-    weights = {name: root / "weights" / f"{name}.pth" for name in ("net1d", "mtecg")}
+    weights = {name: root / "weights" / f"{name}.safetensors" for name in ("net1d", "mtecg")}
     for name, path in weights.items():
         sh(PYTHON, "-m", "ecgdist.export", runs / name, path)
 

@@ -24,14 +24,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import matplotlib.image
 import pytest
-import torch
 import forked
 from conftest import REPO
 from launch import run_ranks
 from real_records import write_mimic_layout
 
 from ecgdist.data.shards import read_manifest
+from ecgdist.models.pretrained import read_weights
 
 
 
@@ -120,13 +121,15 @@ def test_the_tour_runs_as_printed(shared_data, tmp_path):
         assert probed == [10, 20, 30]
     recomputed = json.loads(outputs["ecgdist.probe"].stdout.splitlines()[-1])
     assert recomputed["step"] == 20 and recomputed["max_difference"] <= 1e-6, recomputed
-    exported = torch.load(tmp_path / "weights/net1d.pth", weights_only=True)
+    exported = read_weights(tmp_path / "weights/net1d.safetensors")[1]  # safetensors: tensors and JSON
     assert exported["step"] == 30 and exported["provenance"]["excluded"] == 35
     results = (tmp_path / "runs/ptbxl_tiny_sweep/results.md").read_text()
     assert re.search(r"\| no overlap; saw \d+ training-fold records \|", results) and "OVERLAP" not in results
     assert "Paired gain" in results
     assert "4/4 completed" in outputs["ecgdist.submit"].stdout  # the last submit command: status
     assert re.search(r"00001_lr\.hea: \w+ \d\.\d\d", outputs["ecgdist.predict"].stdout)
+    # The --explain picture (its panels and attributions: tests/finetune/test_predict_inputs.py).
+    assert matplotlib.image.imread(tmp_path / "explain.png").shape[0] > 500
 
 
 SITE = {  # the cluster section's site paths -> fixtures made by the test
