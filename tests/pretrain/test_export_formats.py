@@ -1,7 +1,9 @@
 """Exports other tools read: safetensors (tensors and JSON metadata, no pickle) and ONNX (both
 model families, dynamic batch), each checked against the run's model in torch."""
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -39,6 +41,16 @@ with torch.no_grad():
     out = model.eval()(torch.randn(2, len(cfg.data.leads), cfg.data.crop_samples))
 print(json.dumps({"out": out.tolist(), "labels": extra["labels"], "step": extra["step"],
                   "fingerprints": extra["provenance"]["fingerprints"].tolist()}))
+"""
+
+
+# Each tensor's sha256 and the fingerprint set's checksum of a weights file or reference, as one JSON line.
+TENSOR_DIGESTS = """
+import hashlib, json, sys
+from ecgdist.models.pretrained import read_weights
+state, extra = read_weights(sys.argv[1])
+print(json.dumps({"tensors": {k: hashlib.sha256(v.numpy().tobytes()).hexdigest() for k, v in state.items()},
+                  "fingerprints_sha256": extra["provenance"]["fingerprints_sha256"]}))
 """
 
 
@@ -98,8 +110,6 @@ def test_the_onnx_graph_gives_the_torch_models_outputs_on_real_records_at_any_ba
 def test_an_export_pushed_with_its_model_card_loads_back_by_hub_reference(exports, ptbxl_corpus, tmp_path,
                                                                           monkeypatch):
     """``--push`` against the local Hub-like server (tests/hub_server.py: create, preupload, commit)."""
-    import os
-
     import yaml
     from hub_server import HubServer
 
@@ -117,10 +127,15 @@ def test_an_export_pushed_with_its_model_card_loads_back_by_hub_reference(export
         assert done.returncode == 0, done.stderr[-3000:]
         assert "load it as hf://lab/net1d-tiny/net1d-tiny.safetensors" in done.stdout
         assert ("POST", "/api/models/lab/net1d-tiny/commit/main") in hub.requests
-        state, extra = read_weights("hf://lab/net1d-tiny/net1d-tiny.safetensors")
+        # Read back by reference in a fresh interpreter (huggingface_hub fixes its cache folder at import).
+        fetched = subprocess.run([sys.executable, "-c", TENSOR_DIGESTS, "hf://lab/net1d-tiny/net1d-tiny.safetensors"],
+                                 capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert fetched.returncode == 0, fetched.stderr[-3000:]
     local_state, local_extra = read_weights(out)
-    assert state.keys() == local_state.keys() and all(torch.equal(state[k], local_state[k]) for k in state)
-    assert extra["provenance"]["fingerprints_sha256"] == local_extra["provenance"]["fingerprints_sha256"]
+    assert json.loads(fetched.stdout.splitlines()[-1]) == {
+        "tensors": {k: hashlib.sha256(v.numpy().tobytes()).hexdigest() for k, v in local_state.items()},
+        "fingerprints_sha256": local_extra["provenance"]["fingerprints_sha256"]}
+    extra = local_extra
     card = (tmp_path / "hub" / "lab" / "net1d-tiny" / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])
     assert front["library_name"] == "ecgdist" and "ecg" in front["tags"]
