@@ -66,12 +66,20 @@ def read_weights(path: str | os.PathLike, trusted_types: Sequence[str] = (),
         data = local.read_bytes()
     if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256:
         raise WeightsChanged(f"{path} changed since its checksum was recorded (sha256)")
-    if safetensors:
-        try:
-            state, extra = load_safetensors(data)
-        except (ValueError, KeyError, OSError) as error:  # a damaged header, a JSON that does not parse
-            raise UnreadableWeights(f"{path}: not a readable safetensors file ({error})") from None
-        return (from_published_mtecg(state, path) if "patch_embed.proj.weight" in state else state), extra
+    state, extra = _safetensors_entries(data, path) if safetensors else _torch_entries(local, trusted_types, data, path)
+    return (from_published_mtecg(state, path) if "patch_embed.proj.weight" in state else state), extra
+
+
+def _safetensors_entries(data: bytes, path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        return load_safetensors(data)
+    except (ValueError, KeyError, OSError) as error:  # a damaged header, a JSON that does not parse
+        raise UnreadableWeights(f"{path}: not a readable safetensors file ({error})") from None
+
+
+def _torch_entries(local: Path, trusted_types: Sequence[str], data: bytes | None,
+                   path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A torch.save file's state dict (under ``state_dict`` or ``model``, or the whole dict) and its other entries."""
     try:
         blob = load(local, trusted_types, data=data)
     except UnreadableFile as error:
@@ -81,8 +89,7 @@ def read_weights(path: str | os.PathLike, trusted_types: Sequence[str] = (),
     key = next((k for k in ("state_dict", "model") if isinstance(blob.get(k), dict)), None)
     extra = {k: v for k, v in blob.items() if k != key}
     state = blob[key] if key else blob
-    state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    return (from_published_mtecg(state, path) if "patch_embed.proj.weight" in state else state), extra
+    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}, extra
 
 
 def from_published_mtecg(state: dict[str, torch.Tensor], path) -> dict[str, torch.Tensor]:
