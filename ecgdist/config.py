@@ -9,6 +9,7 @@ the valid choices. Ranges are checked in each section's ``__post_init__``.
 from __future__ import annotations
 
 import difflib
+import importlib
 import math
 import os
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -218,6 +219,24 @@ class CheckpointSection:
 
     def __post_init__(self) -> None:
         check_range("checkpoint.keep_last", self.keep_last, 2)
+
+
+@dataclass
+class LoggingSection:
+    """Where scalars and figures go besides TensorBoard (always written): Weights & Biases when a project is named."""
+
+    wandb_project: str = ""  # "": no W&B run
+    wandb_entity: str = ""  # "": the account's default entity
+    wandb_mode: str = ""  # online | offline (written under run.dir for ``wandb sync``) | "": wandb's own (WANDB_MODE)
+
+    def __post_init__(self) -> None:
+        check_choice("logging.wandb_mode", self.wandb_mode, ["", "online", "offline"])
+        if self.wandb_project:
+            try:
+                importlib.import_module("wandb")  # here, so that a sweep fails before it submits
+            except ImportError:
+                raise ConfigError("config key 'logging.wandb_project' is set but wandb is not installed: "
+                                  "pip install 'ecgdist[wandb]'") from None
 
 
 @dataclass
@@ -530,6 +549,7 @@ class PretrainConfig:
     train: TrainSection = field(default_factory=TrainSection)
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     probe: ProbeSection = field(default_factory=ProbeSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
     deepspeed: str = "configs/deepspeed/zero2.json"
     slurm: PretrainSlurmSection = field(default_factory=PretrainSlurmSection)
 
@@ -587,6 +607,7 @@ class FinetuneConfig:
     model: ModelSection = field(default_factory=ModelSection)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
     sweep: SweepSection = field(default_factory=SweepSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
     slurm: FinetuneSlurmSection = field(default_factory=FinetuneSlurmSection)
 
     def __post_init__(self) -> None:

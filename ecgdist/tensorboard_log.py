@@ -13,9 +13,6 @@ class NullLogger:
     def figure(self, tag: str, figure, step: int) -> None:
         pass
 
-    def text(self, tag: str, text: str, step: int = 0) -> None:
-        pass
-
     def hparams(self, hparams: dict, metrics: dict) -> None:
         pass
 
@@ -40,18 +37,11 @@ class TensorBoardLogger(NullLogger):
     def figure(self, tag: str, figure, step: int) -> None:
         self.writer.add_figure(tag, figure, step)
 
-    def text(self, tag: str, text: str, step: int = 0) -> None:
-        self.writer.add_text(tag, text, step)
-
     def hparams(self, hparams: dict, metrics: dict) -> None:
         self.writer.add_hparams(hparams, metrics, run_name="hparams")
 
     def close(self) -> None:
         self.writer.close()
-
-
-def make_logger(log_dir: str | Path, enabled: bool, purge_step: int | None = None) -> NullLogger:
-    return TensorBoardLogger(log_dir, purge_step) if enabled else NullLogger()
 
 
 def read_scalars(log_dir: str | Path) -> dict[str, list[tuple[int, float]]]:

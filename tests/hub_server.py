@@ -10,6 +10,7 @@ request is counted, so a test can show the cache answered instead. Uploads (``Hf
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import threading
@@ -116,3 +117,15 @@ class HubServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@contextlib.contextmanager
+def hub_for_pushes(folder: Path, monkeypatch):
+    """The server as ``HF_ENDPOINT``, with a token and a fresh ``HF_HOME`` (its cache), for a test that
+    pushes and reads back (in a fresh interpreter: huggingface_hub fixes its cache folder at import)."""
+    monkeypatch.setenv("HF_HOME", str(folder / "hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    with HubServer(folder / "hub") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_TOKEN", "a-token")
+        yield hub

@@ -15,7 +15,7 @@ from conftest import REPO
 
 from ecgdist.config import FinetuneConfig, PretrainConfig, RunSection, load_config
 
-SHARED_READERS = ["ecgdist/data", "ecgdist/models", "ecgdist/dist.py"]
+SHARED_READERS = ["ecgdist/data", "ecgdist/models", "ecgdist/dist.py", "ecgdist/loggers.py", "ecgdist/wandb_log.py"]
 STAGES = {  # config class, where the keys must be read, the shipped YAML files
     "pretrain": (PretrainConfig, ["ecgdist/pretrain", *SHARED_READERS], "configs/pretrain"),
     "finetune": (FinetuneConfig, ["ecgdist/finetune", *SHARED_READERS], "configs/finetune"),

@@ -6,6 +6,7 @@ from pathlib import Path
 from conftest import REPO
 
 SHARED = {"ecgdist", "ecgdist.config", "ecgdist.dist", "ecgdist.leads", "ecgdist.tensorboard_log", "ecgdist.files",
+          "ecgdist.loggers", "ecgdist.wandb_log",
           "ecgdist.slurm", "ecgdist.processes", "ecgdist.safe_load"}
 # What each part of the package may import from ecgdist, besides the shared modules.
 ALLOWED = {
@@ -19,7 +20,9 @@ ALLOWED = {
     "ecgdist.submit": ("ecgdist.pretrain.submission", "ecgdist.finetune.sweep"),
     "ecgdist.demo": (),
     # ``python -m ecgdist.export`` / ``ecgdist.predict``: the commands, kept where users know them.
-    "ecgdist.export": ("ecgdist.pretrain.export",),
+    "ecgdist.export": ("ecgdist.pretrain.export", "ecgdist.finetune.export", "ecgdist.model_card", "ecgdist.models"),
+    # A model card: read from an export of either stage and the manifests it names.
+    "ecgdist.model_card": ("ecgdist.data", "ecgdist.models"),
     "ecgdist.probe": ("ecgdist.pretrain.probe_offline",),
     "ecgdist.predict": ("ecgdist.finetune.predict",),
     # ``python -m ecgdist.embed``: features of any weights for analyses outside ecgdist.

@@ -130,6 +130,9 @@ def test_the_tour_runs_as_printed(shared_data, tmp_path):
     assert re.search(r"00001_lr\.hea: \w+ \d\.\d\d", outputs["ecgdist.predict"].stdout)
     # The --explain picture (its panels and attributions: tests/finetune/test_predict_inputs.py).
     assert matplotlib.image.imread(tmp_path / "explain.png").shape[0] > 500
+    shared = read_weights(tmp_path / "weights/superdiagnostic.safetensors")[1]  # the job's export, its row
+    assert shared["result"]["task"] == "superdiagnostic" and shared["classes"] == ["CD", "HYP", "MI", "NORM", "STTC"]
+    assert "| superdiagnostic | post_training | 1 |" in shared["results_table"]
 
 
 SITE = {  # the cluster section's site paths -> fixtures made by the test

@@ -44,6 +44,7 @@ from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_torch_save, atomic_write_text
 from ecgdist.finetune.provenance import pretraining_data, training_records_seen
 from ecgdist.finetune.schedule import StageSchedule
+from ecgdist.loggers import make_logger
 from ecgdist.models import CLASSIFIERS, build_model
 from ecgdist.models.ecgfounder_release import HUB_REPO, RELEASED_RECIPE
 from ecgdist.models.param_groups import param_groups
@@ -58,7 +59,6 @@ from ecgdist.models.pretrained import (
 from ecgdist.safe_load import load
 from ecgdist.tasks.benchmark import task_splits, training_subset
 from ecgdist.tasks.metrics import evaluate, macro_auroc
-from ecgdist.tensorboard_log import TensorBoardLogger
 
 log = logging.getLogger(__name__)
 STATE, BEST, RESULT = "state.pt", "best.pt", "result.json"
@@ -393,7 +393,7 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     progress, saved = resume_progress(job_dir, model, device)
     if saved:
         log.info("%s: resuming at stage %s epoch %d", spec.name, plan[progress.stage][0], progress.epoch)
-    logger = TensorBoardLogger(job_dir / "tb")
+    logger = make_logger(job_dir, True, cfg.logging, spec.name, to_dict(cfg), group=job_dir.parent.parent.name)
     while True:
         train_stage(cfg, job_dir, model, loaders, progress, saved, logger, spec.strategy)
         if progress.stage + 1 == len(plan):

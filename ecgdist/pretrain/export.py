@@ -1,4 +1,4 @@
-"""``python -m ecgdist.export RUN_DIR OUT [--best | --step N]``: consolidated fp32 weights from any ZeRO stage.
+"""A pre-training run's export (``python -m ecgdist.export RUN_DIR OUT [--best | --step N]``): consolidated fp32 weights from any ZeRO stage.
 
 Reads the newest usable checkpoint of a pre-training run (the same choice a resuming
 job makes), or the one with the best probe value (``--best``: the run's
@@ -13,9 +13,7 @@ unpickles); any other name the released-checkpoint layout (``{"state_dict": ...}
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +25,9 @@ from ecgdist.data.index import FingerprintsMissing
 from ecgdist.data.leakage import TrainingSet, fingerprint_set_sha256, manifest_sha256
 from ecgdist.data.shards import read_manifest
 from ecgdist.models import build_model
-from ecgdist.models.hub import publish
-from ecgdist.models.onnx_export import export_onnx
 from ecgdist.models.pretrained import load_pretrained, read_weights, write_weights
 from ecgdist.pretrain.checkpoint import Checkpointer, step_tag
 from ecgdist.pretrain.deepspeed_adapter import fp32_weights, model_states, partitioned, state_types
-from ecgdist.pretrain.model_card import model_card
 from ecgdist.safe_load import UnreadableFile, check_names_only, load
 
 log = logging.getLogger(__name__)
@@ -86,7 +81,8 @@ def checkpoint_weights(checkpoints: Path, tag: str) -> tuple[dict[str, torch.Ten
     return consolidated_state_dict(checkpoints, tag, client), client
 
 
-def export(run_dir: str | Path, out: str | Path, best: bool = False, step: int | None = None) -> dict:
+def export(run_dir: str | Path, out: str | Path, best: bool = False, step: int | None = None) -> str:
+    """Write the chosen checkpoint's export to ``out``; the line the command prints."""
     checkpoints = Path(run_dir) / "checkpoints"
     tag, why = choose_checkpoint(run_dir, best, step)
     state, client = checkpoint_weights(checkpoints, tag)
@@ -98,8 +94,8 @@ def export(run_dir: str | Path, out: str | Path, best: bool = False, step: int |
     out.parent.mkdir(parents=True, exist_ok=True)
     write_weights(out, state, extra)
     fingerprints = extra["provenance"]["fingerprints"]
-    return {"tag": tag, "why": why, "step": client["step"], "tensors": len(state),
-            "fingerprints": 0 if fingerprints is None else len(fingerprints)}
+    return (f"exported {tag} ({why}; {len(state)} tensors, step {client['step']}, "
+            f"{0 if fingerprints is None else len(fingerprints)} training-record fingerprints) to {out}")
 
 
 def training_provenance(recorded: dict | None) -> dict:
@@ -126,39 +122,6 @@ def training_provenance(recorded: dict | None) -> dict:
             "fingerprint_version": FINGERPRINT_VERSION}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ecgdist.export", description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir")
-    parser.add_argument("out")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--best", action="store_true", help="the checkpoint with the best checkpoint.keep_best value")
-    which.add_argument("--step", type=int, help="the checkpoint of this step")
-    parser.add_argument("--onnx", type=Path, help="also write the model as ONNX here (dynamic batch)")
-    parser.add_argument("--push", metavar="OWNER/REPO", help="upload the export (and the ONNX file) with a model card")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    try:
-        result = export(args.run_dir, args.out, args.best, args.step)
-        print(f"exported {result['tag']} ({result['why']}; {result['tensors']} tensors, step {result['step']}, "
-              f"{result['fingerprints']} training-record fingerprints) to {args.out}")
-        if args.onnx or args.push:
-            model, cfg, extra = exported_model(args.out)
-        if args.onnx:
-            onnx = export_onnx(model, args.onnx, len(cfg.data.leads), cfg.data.crop_samples)
-            print(f"wrote {args.onnx} (input signal, output {onnx['output']}; onnxruntime vs torch "
-                  f"{onnx['max_difference']:.1e})")
-        if args.push:
-            out = Path(args.out)
-            card = model_card(extra, model, args.push, out.name)
-            files = {out.name: out, "README.md": card.encode(), **({args.onnx.name: args.onnx} if args.onnx else {})}
-            url = publish(args.push, files, f"ecgdist export of {result['tag']} ({result['why']})")
-            print(f"pushed {', '.join(files)} to {args.push} ({url}): load it as hf://{args.push}/{out.name}")
-    except (FileNotFoundError, ValueError) as error:  # ConfigError (an unreadable config.yaml) too
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def exported_model(weights: str | Path) -> tuple[torch.nn.Module, PretrainConfig, dict]:
     """The model an export holds, built from its config and loaded strictly; that config; the
     export's other entries (labels, recipe, provenance)."""
@@ -168,6 +131,3 @@ def exported_model(weights: str | Path) -> tuple[torch.nn.Module, PretrainConfig
     load_pretrained(model, weights, state=state)
     return model, cfg, extra
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -37,7 +37,7 @@ from ecgdist.pretrain.optim import build_adamw, peak_lr, warmup_cosine
 from ecgdist.pretrain.preemption import PreemptionFlag, requeue_slurm_job
 from ecgdist.pretrain.probe import Probes
 from ecgdist.pretrain.submission import record_job
-from ecgdist.tensorboard_log import make_logger
+from ecgdist.loggers import make_logger
 
 log = logging.getLogger("ecgdist.pretrain")
 EXIT_PREEMPTED = 3  # stopped on a signal outside SLURM, checkpoint saved: run again to resume
@@ -114,7 +114,8 @@ def run(cfg: PretrainConfig) -> dict:
         log.info("global batch %d = micro %d x accumulation %d x %d ranks", p.layout.global_batch,
                  p.layout.micro_batch, p.layout.grad_accum, p.layout.world_size)
     # Resumed, TensorBoard hides what an attempt that crashed logged after the checkpoint: one value a step.
-    logger = make_logger(run_dir / "tb", env.is_main, purge_step=p.start_step + 1 if p.start_step else None)
+    logger = make_logger(run_dir, env.is_main, cfg.logging, run_dir.name, to_dict(cfg),
+                         purge_step=p.start_step + 1 if p.start_step else None)
     figure = (mae_figure(env.rank, cfg.model.patch_samples, cfg.model.target == "fluctuated")
               if cfg.model.name == "mtecg_mae" else None)
     probes = Probes(p.data.probes, cfg.probe, run_dir, cfg.train.steps, env.rank, env.world_size, logger,

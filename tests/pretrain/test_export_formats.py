@@ -111,16 +111,12 @@ def test_an_export_pushed_with_its_model_card_loads_back_by_hub_reference(export
                                                                           monkeypatch):
     """``--push`` against the local Hub-like server (tests/hub_server.py: create, preupload, commit)."""
     import yaml
-    from hub_server import HubServer
+    from hub_server import hub_for_pushes
 
     from ecgdist.data.leakage import manifest_sha256
     from ecgdist.models import count_parameters
 
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    with HubServer(tmp_path / "hub") as hub:
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        monkeypatch.setenv("HF_TOKEN", "a-token")
+    with hub_for_pushes(tmp_path, monkeypatch) as hub:
         out = tmp_path / "net1d-tiny.safetensors"
         done = python_m("ecgdist.export", exports / "net1d", out, "--push", "lab/net1d-tiny",
                         env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -21,14 +21,19 @@ from ecgdist.pretrain.probe import HISTORY_FILE, read_history
 pytestmark = pytest.mark.deepspeed
 
 
-def test_single_rank_loss_falls_and_scalars_reach_tensorboard(ptbxl_corpus, tmp_path):
+def test_single_rank_loss_falls_and_scalars_reach_tensorboard_and_wandb(ptbxl_corpus, tmp_path):
+    from wandb_records import OFFLINE, read_run, same_curves
+
     run = tmp_path / "run"
-    assert run_ranks(1, pretrain_args(ptbxl_corpus, run, "train.steps=30"), tmp_path, tmp_path) == [0]
+    assert run_ranks(1, pretrain_args(ptbxl_corpus, run, "train.steps=30", *OFFLINE), tmp_path, tmp_path) == [0]
     scalars = read_scalars(run / "tb")
     loss = [v for _, v in scalars["train/loss"]]
     assert loss[-1] < 0.8 * loss[0]
     for tag in ("train/lr", "train/grad_norm", "train/samples_per_s", "train/peak_memory_mb", "val/loss"):
         assert tag in scalars, tag
+    logged = read_run(run)  # logging.wandb_project, offline: the same curves in the run's W&B log
+    same_curves(scalars, logged["history"])
+    assert logged["config"]["train"]["steps"] == 30
     assert (run / "config.yaml").read_text().count("steps: 30") == 1
 
 
