@@ -83,7 +83,7 @@ def test_export_refuses_a_checkpoint_file_that_would_run_code(ptbxl_corpus, tmp_
     import json
 
     from ecgdist.files import file_sha256
-    from ecgdist.pretrain import export
+    from ecgdist import export
     from ecgdist.safe_load import load
     from test_safe_load import payloads
 
