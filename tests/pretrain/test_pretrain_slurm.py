@@ -1,5 +1,6 @@
 """``sbatch -N 2 slurm/pretrain.sh`` on the local two-node cluster: stages, requeue, crashes."""
 
+import json
 import os
 import subprocess
 import sys
@@ -7,8 +8,10 @@ import time
 
 import pytest
 from conftest import REPO
-from launch import read_image_tags, read_scalars
+from launch import ONE_THREAD, python_m, read_image_tags, read_scalars
 from slurm_jobs import release_once_requeued, sacct_state, sbatch, wait_for_job
+
+from ecgdist.pretrain.submission import JOBS_FILE
 
 pytestmark = [pytest.mark.slurm, pytest.mark.deepspeed]
 CONFIGS = {"net1d": "configs/pretrain/ecgfounder_tiny.yaml", "mtecg": "configs/pretrain/mtecg_tiny.yaml"}
@@ -30,21 +33,30 @@ def wait_until(predicate, timeout_s, what):
 
 
 # One two-node job per ZeRO stage, the families taking turns (both run ZeRO 2 in the demo, Net1D ZeRO 3 in
-# test_pretrain's export test).
+# test_pretrain's export test), each submitted as users do (``python -m ecgdist.submit pretrain``, which runs
+# ``sbatch slurm/pretrain.sh``) and read back by ``status``.
 @pytest.mark.parametrize("stage, model", [(1, "net1d"), (2, "mtecg"), (3, "mtecg")])
 def test_two_node_job_trains_with_each_zero_stage(slurm_cluster, ptbxl_corpus, tmp_path, model, stage):
     run = tmp_path / "run"
-    job = submit(tmp_path, CONFIGS[model], run, f"data.corpus={ptbxl_corpus}", "train.steps=20",
-                 f"deepspeed=configs/deepspeed/zero{stage}.json")
-    assert wait_for_job(job, 600) == "COMPLETED", (tmp_path / f"job-{job}.out").read_text()[-3000:]
-    out = (tmp_path / f"job-{job}.out").read_text()
-    assert "2 tasks on n[1-2], master n1" in out
+    done = python_m("ecgdist.submit", "pretrain", CONFIGS[model], f"data.corpus={ptbxl_corpus}", f"run.dir={run}",
+                    "train.steps=20", f"deepspeed=configs/deepspeed/zero{stage}.json", "slurm.nodes=2",
+                    "slurm.time_minutes=20", "--wait", env={**ONE_THREAD, "ECGDIST_PYTHON": sys.executable})
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = json.loads((run / JOBS_FILE).read_text())
+    job = jobs[0]["job_id"]
+    assert [j["event"] for j in jobs] == ["submitted", "started"] and jobs[1]["job_id"] == job
+    assert "2 tasks on n[1-2], master n1" in (run / f"slurm-{job}.out").read_text()
     scalars = read_scalars(run / "tb")
     loss = [v for _, v in scalars["train/loss"]]
     assert loss[-1] < loss[0]
     assert {"train/lr", "train/grad_norm", "train/samples_per_s", "val/loss"} <= set(scalars)
     if model == "mtecg":
         assert "val/reconstruction" in read_image_tags(run / "tb")
+    status = python_m("ecgdist.submit", "status", run)
+    assert status.returncode == 0, status.stderr
+    for line in (f"SLURM job {job}: COMPLETED, 0 restarts", "newest complete checkpoint: step-00000020",
+                 "last logged: step 20, loss"):
+        assert line in status.stdout, status.stdout
 
 
 def training_job(tmp_path, corpus, run, steps, *overrides):

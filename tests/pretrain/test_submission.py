@@ -1,14 +1,12 @@
-"""``python -m ecgdist.submit pretrain`` and ``status`` on a pre-training run."""
-
-import json
-import sys
+"""``python -m ecgdist.submit pretrain`` and ``status`` on a pre-training run (a real submission and its
+status: test_pretrain_slurm.py, one per ZeRO stage)."""
 
 import pytest
 from conftest import REPO
 from launch import ONE_THREAD, python_m
 
 from ecgdist.config import PretrainConfig, load_config
-from ecgdist.pretrain.submission import JOBS_FILE, sbatch_command
+from ecgdist.pretrain.submission import sbatch_command
 
 TINY = "configs/pretrain/ecgfounder_tiny.yaml"
 
@@ -53,26 +51,6 @@ def test_sbatch_line_keeps_overrides_in_order():
     cfg = load_config(PretrainConfig, REPO / TINY, ["run.dir=/r"])
     command = sbatch_command(cfg, TINY, ["run.dir=/r", "train.steps=5"], wait=True)
     assert command[-2:] == ["run.dir=/r", "train.steps=5"] and "--wait" in command
-
-
-@pytest.mark.slurm
-@pytest.mark.deepspeed
-def test_submitted_run_trains_on_two_nodes_and_status_reads_it_back(slurm_cluster, ptbxl_corpus, tmp_path):
-    run = tmp_path / "run"
-    out = submit("pretrain", TINY, f"data.corpus={ptbxl_corpus}", f"run.dir={run}", "train.steps=12",
-                 "checkpoint.save_every_steps=6", "slurm.nodes=2", "slurm.time_minutes=20", "--wait",
-                 env={"ECGDIST_PYTHON": sys.executable})
-    assert out.returncode == 0, out.stdout + out.stderr
-    jobs = json.loads((run / JOBS_FILE).read_text())
-    job_id = jobs[0]["job_id"]
-    assert [j["event"] for j in jobs] == ["submitted", "started"] and jobs[1]["job_id"] == job_id
-    assert "2 tasks on n[1-2]" in (run / f"slurm-{job_id}.out").read_text()
-    status = submit("status", str(run))
-    assert status.returncode == 0, status.stderr
-    text = status.stdout
-    assert f"SLURM job {job_id}: COMPLETED, 0 restarts" in text
-    assert "newest complete checkpoint: step-00000012" in text
-    assert "last logged: step 12, loss" in text
 
 
 def test_status_of_a_folder_that_is_no_run_says_so(tmp_path):
