@@ -126,6 +126,9 @@ def test_the_tour_runs_as_printed(shared_data, tmp_path):
     results = (tmp_path / "runs/ptbxl_tiny_sweep/results.md").read_text()
     assert re.search(r"\| no overlap; saw \d+ training-fold records \|", results) and "OVERLAP" not in results
     assert "Paired gain" in results
+    for task in ("rhythm", "superdiagnostic"):  # a two-task sweep: each task's rows, paired gain and plots
+        assert results.count(f"| {task} |") == 3, results
+        assert (tmp_path / f"runs/ptbxl_tiny_sweep/{task}_macro_auroc_vs_fraction.png").stat().st_size > 1000
     assert "4/4 completed" in outputs["ecgdist.submit"].stdout  # the last submit command: status
     assert re.search(r"00001_lr\.hea: \w+ \d\.\d\d", outputs["ecgdist.predict"].stdout)
     # The --explain picture (its panels and attributions: tests/finetune/test_predict_inputs.py).

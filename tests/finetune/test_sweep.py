@@ -1,5 +1,5 @@
-"""``python -m ecgdist.submit finetune``: a 2 tasks x 2 strategies sweep locally, 1 task x 2 strategies
-on real SLURM (one wave on the sandbox's two 1-CPU nodes)."""
+"""``python -m ecgdist.submit finetune``: 1 task x 2 strategies locally and on real SLURM (one wave on the
+sandbox's two 1-CPU nodes); the README tour's test runs 2 tasks x 2 strategies."""
 
 import csv
 import json
@@ -48,11 +48,13 @@ def check_sweep_outputs(sweep_dir, tasks=("rhythm", "superdiagnostic")):
 
 
 def test_local_sweep_builds_the_results_table_and_resubmission_skips_finished_jobs(ptbxl_corpus, tmp_path, capsys):
-    sweep_dir, jobs = submit_finetune(sweep_config(ptbxl_corpus, tmp_path / "sweep"), "local", wait=True)
-    assert len(jobs) == 4
-    check_sweep_outputs(sweep_dir)
-    _, again = submit_finetune(sweep_config(ptbxl_corpus, tmp_path / "sweep"), "local")
-    assert again == [] and "4 jobs, 0 submitted" in capsys.readouterr().out
+    """One task (the README tour's test reads a two-task table: both tasks' rows, paired gains, plots)."""
+    config = sweep_config(ptbxl_corpus, tmp_path / "sweep", "sweep.tasks=[rhythm]")
+    sweep_dir, jobs = submit_finetune(config, "local", wait=True)
+    assert len(jobs) == 2
+    check_sweep_outputs(sweep_dir, tasks=("rhythm",))
+    _, again = submit_finetune(config, "local")
+    assert again == [] and "2 jobs, 0 submitted" in capsys.readouterr().out
 
 
 @pytest.mark.slurm
