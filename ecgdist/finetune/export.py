@@ -11,19 +11,17 @@ against).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from ecgdist.config import FinetuneConfig
 from ecgdist.data.leakage import manifest_sha256
-from ecgdist.finetune.job import RESULT
+from ecgdist.finetune.job import MODEL, RESULT
 from ecgdist.finetune.predict import Classifier
-from ecgdist.finetune.results import markdown_table, read_results, summarise
+from ecgdist.finetune.results import markdown_table, read_result, read_results, summarise
 from ecgdist.models.pretrained import read_weights, write_weights
 
-MODEL = "model.pth"
 # What of a job's result.json an export carries (its metrics, per-class AUROC and paths stay in the job folder).
 RESULT_KEYS = ("job", "backbone", "benchmark", "task", "strategy", "fraction", "seed", "selected_epoch",
                "val_macro_auroc", "macro_auroc", "macro_auprc", "macro_auroc_ci", "macro_auprc_ci", "records",
@@ -39,8 +37,7 @@ def results_rows(job_dir: Path, result: dict) -> str:
     """The job's row of the results table and, when its sweep has finished more seeds of the same
     (backbone, benchmark, task, strategy, fraction), that group's row: markdown, as results.md."""
     resamples = result["recipe"]["finetune"]["bootstrap"]
-    table = "This model (seed {}):\n\n{}".format(result["seed"], markdown_table(summarise(
-        [{"benchmark": "ptbxl", **result, "dir": job_dir}], resamples)))
+    table = "This model (seed {}):\n\n{}".format(result["seed"], markdown_table(summarise([result], resamples)))
     group = ("backbone", "benchmark", "task", "strategy", "fraction")
     sweep_dir = job_dir.parent.parent
     seeds = [r for r in read_results(sweep_dir) if all(r.get(k) == result.get(k) for k in group)] \
@@ -56,7 +53,7 @@ def export(job_dir: str | Path, out: str | Path, best: bool = False, step: int |
     if best or step is not None:
         raise ValueError(f"{job_dir} is a fine-tune job: it holds one model, the one fold 9 selected "
                          "(--best and --step choose among a pre-training run's checkpoints)")
-    result = json.loads((job_dir / RESULT).read_text())
+    result = read_result(job_dir)
     state, extra = read_weights(job_dir / MODEL)
     corpus = result["recipe"]["corpus"]
     extra = {**extra, "result": {k: result.get(k) for k in RESULT_KEYS}, "results_table": results_rows(job_dir, result),
@@ -71,4 +68,4 @@ def export(job_dir: str | Path, out: str | Path, best: bool = False, step: int |
 def exported_model(weights: str | Path) -> tuple[torch.nn.Module, FinetuneConfig, dict]:
     """The classifier an export holds (as ``python -m ecgdist.predict`` builds it), its config, its other entries."""
     classifier = Classifier(weights)
-    return classifier.model, classifier.cfg, read_weights(weights)[1]
+    return classifier.model, classifier.cfg, classifier.extra

@@ -61,7 +61,7 @@ from ecgdist.tasks.benchmark import task_splits, training_subset
 from ecgdist.tasks.metrics import evaluate, macro_auroc
 
 log = logging.getLogger(__name__)
-STATE, BEST, RESULT = "state.pt", "best.pt", "result.json"
+STATE, BEST, RESULT, MODEL = "state.pt", "best.pt", "result.json", "model.pth"
 
 
 @dataclass(frozen=True)
@@ -409,7 +409,7 @@ def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pr
     from ecgdist.finetune.plots import roc_pr_figure
 
     load_best(job_dir, model)
-    save_weights(model, job_dir / "model.pth", classes=loaders.classes, config=to_dict(cfg), recipe=loaders.recipe,
+    save_weights(model, job_dir / MODEL, classes=loaders.classes, config=to_dict(cfg), recipe=loaders.recipe,
                  task=spec.task, simulated=loaders.simulated)  # what ``python -m ecgdist.predict`` loads
     scores, targets = predict(model, loaders.test)
     np.save(job_dir / "test_scores.npy", scores)

@@ -44,6 +44,7 @@ class Classifier:
             kind = "a pre-training export (python -m ecgdist.export)" if "provenance" in extra else "not a fine-tuned model"
             raise ValueError(f"{path} is {kind}: it has no task classes. Fine-tune it first (python -m ecgdist.submit "
                              "finetune ... finetune.weights=IT) and give a job's model.pth")
+        self.extra = extra  # the file's entries besides the tensors (the released file's as known)
         self.classes: list[str] = extra["classes"]
         self.cfg = from_dict(FinetuneConfig, extra["config"])
         self.recipe = Recipe.from_dict(extra["recipe"])

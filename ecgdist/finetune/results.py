@@ -33,11 +33,15 @@ PAIRED_COLUMNS = ["backbone", "benchmark", "task", "fraction", "seeds", "macro_a
                   "macro_auroc_diff_high", "macro_auprc_diff", "macro_auprc_diff_low", "macro_auprc_diff_high"]
 
 
-def read_results(sweep_dir: Path) -> list[dict]:
-    """Each finished job's result.json, with the folder its test predictions are in (a job from before
+def read_result(job_dir: Path) -> dict:
+    """A finished job's result.json, with the folder its test predictions are in (a job from before
     benchmarks ran a PTB-XL task)."""
-    return [{"benchmark": "ptbxl", **json.loads(p.read_text()), "dir": p.parent}
-            for p in sorted((sweep_dir / "jobs").glob(f"*/{RESULT}"))]
+    return {"benchmark": "ptbxl", **json.loads((job_dir / RESULT).read_text()), "dir": job_dir}
+
+
+def read_results(sweep_dir: Path) -> list[dict]:
+    """Each finished job's result (``read_result``) in the sweep."""
+    return [read_result(p.parent) for p in sorted((sweep_dir / "jobs").glob(f"*/{RESULT}"))]
 
 
 def test_predictions(job: dict) -> tuple[np.ndarray, np.ndarray]:

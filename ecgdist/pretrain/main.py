@@ -24,6 +24,7 @@ import torch
 from ecgdist.config import ConfigError, PretrainConfig, load_config, resolve_path, save_resolved, to_dict
 from ecgdist.data.shards import CorruptShard
 from ecgdist.dist import DistEnv, init_distributed, read_dist_env
+from ecgdist.loggers import make_logger
 from ecgdist.models import build_model
 from ecgdist.models.param_groups import param_groups
 from ecgdist.pretrain.checkpoint import Checkpointer, CheckpointsCorrupt
@@ -37,7 +38,6 @@ from ecgdist.pretrain.optim import build_adamw, peak_lr, warmup_cosine
 from ecgdist.pretrain.preemption import PreemptionFlag, requeue_slurm_job
 from ecgdist.pretrain.probe import Probes
 from ecgdist.pretrain.submission import record_job
-from ecgdist.loggers import make_logger
 
 log = logging.getLogger("ecgdist.pretrain")
 EXIT_PREEMPTED = 3  # stopped on a signal outside SLURM, checkpoint saved: run again to resume
