@@ -13,11 +13,15 @@ from pathlib import Path
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file unique to this writer, then rename: job-array tasks may
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file unique to this writer, synced, then rename: job-array tasks may
     write the same file (recipe, manifest) at once, and must not rename each other's."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name + ".", suffix=".tmp",
+    with tempfile.NamedTemporaryFile("wb", dir=Path(path).parent, prefix=Path(path).name + ".", suffix=".tmp",
                                      delete=False) as f:
-        f.write(text)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(f.name, path)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import struct
-from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
-from ecgdist.files import temp_path_for
+from ecgdist.files import atomic_write_bytes
 
 METADATA_KEY = "ecgdist"
 EXTRA_PREFIX = "__extra__."
@@ -59,14 +58,7 @@ def save_safetensors(path: str | os.PathLike, state: dict[str, torch.Tensor], ex
     """Write ``state`` and ``extra`` (JSON-able values and tensors) atomically."""
     tensors = {name: t.detach().cpu().contiguous() for name, t in state.items()}
     document = _split(extra, "", tensors)
-    data = save_bytes(tensors, metadata={"format": "pt", METADATA_KEY: json.dumps(document)})
-    path = Path(path)
-    tmp = temp_path_for(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save_bytes(tensors, metadata={"format": "pt", METADATA_KEY: json.dumps(document)}))
 
 
 def load_safetensors(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
