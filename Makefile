@@ -4,9 +4,7 @@ PY := $(VENV)/bin/python
 SYSTEM_PYTHON ?= python3
 # The CPU build of torch goes in first, so that no multi-GB CUDA build is ever pulled.
 TORCH_PIN ?= torch==2.13.0
-# Recipes find the venv's tools first, as after `source .venv/bin/activate`: DeepSpeed builds its CPU
-# communication op with the first `ninja` on PATH, and a switch between the venv's and the system's
-# rebuilds it (about a minute).
+# Recipes find the venv's tools first (python, torchrun, tensorboard), as after `source .venv/bin/activate`.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: install demo test bench bench-smoke cluster-start cluster-stop

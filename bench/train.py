@@ -48,10 +48,9 @@ def bench_config(corpus: Path, run_dir: Path, steps: int):
 
 
 def time_ours(cfg, warmup: int, steps: int, stage: int) -> float:
-    import deepspeed
-
     from ecgdist.dist import init_distributed
     from ecgdist.models import build_model
+    from ecgdist.pretrain.deepspeed_adapter import initialize
     from ecgdist.pretrain.deepspeed_config import build_ds_config
     from ecgdist.pretrain.data import build_data
     from ecgdist.pretrain.objectives import multilabel_bce
@@ -65,8 +64,7 @@ def time_ours(cfg, warmup: int, steps: int, stage: int) -> float:
     model = build_model(cfg.model, 12, cfg.data.crop_samples, len(data.labels))
     optimizer = build_adamw(param_groups(model, cfg.train.lr_peak, cfg.train.weight_decay), cfg.train.lr_peak)
     scheduler = warmup_cosine(optimizer, warmup + steps, cfg.train.warmup_steps, cfg.train.lr_min_ratio)
-    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config,
-                                      dist_init_required=False)
+    engine = initialize(model, optimizer, scheduler, ds_config, cfg.train)
     return timed_loop_steps(engine, data, multilabel_bce, cfg.train, layout, cfg.run.dir, warmup, steps) / steps
 
 
@@ -134,11 +132,10 @@ def model_and_optimizer_bytes(engine) -> int:
 
 def memory_worker(stage: int, bf16: bool) -> None:
     """One rank: full Net1D, two optimizer steps under ZeRO ``stage``, then count live tensors."""
-    import deepspeed
-
     from ecgdist.config import TrainSection
     from ecgdist.dist import init_distributed
     from ecgdist.models.net1d import Net1D
+    from ecgdist.pretrain.deepspeed_adapter import initialize
     from ecgdist.pretrain.deepspeed_config import build_ds_config
     from ecgdist.models.param_groups import param_groups
     from ecgdist.pretrain.optim import build_adamw
@@ -149,7 +146,7 @@ def memory_worker(stage: int, bf16: bool) -> None:
     optimizer = build_adamw(param_groups(model, 1e-3, 0.01), 1e-3)
     ds, _ = build_ds_config(REPO / f"configs/deepspeed/zero{stage}.json", TrainSection(micro_batch=2), env.world_size)
     ds["bf16"]["enabled"] = bf16  # mixed precision as on GPUs (build_ds_config turns it off on CPU)
-    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds, dist_init_required=False)
+    engine = initialize(model, optimizer, None, ds, TrainSection(micro_batch=2))
     for _ in range(2):
         x = torch.randn(2, 12, 500, dtype=torch.bfloat16 if bf16 else torch.float32)
         loss = engine(x).float().pow(2).mean()

@@ -13,9 +13,8 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
-# Every process the tests start finds this environment's tools first, as an activated venv does. DeepSpeed
-# builds its CPU communication op with whichever ``ninja`` PATH finds first, and the venv's and the system's
-# do not read each other's build log: a process of each kind in turn rebuilt the op (about 55 s) every time.
+# Every process the tests start finds this environment's tools first (the README's ``python``, ``torchrun``
+# and ``tensorboard`` lines, SLURM jobs' interpreters), as an activated venv does.
 VENV_BIN = str(Path(sys.executable).parent)
 if os.environ.get("PATH", "").split(os.pathsep)[0] != VENV_BIN:
     os.environ["PATH"] = os.pathsep.join([VENV_BIN, os.environ.get("PATH", "")])

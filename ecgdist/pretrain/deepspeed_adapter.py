@@ -22,6 +22,7 @@ from ecgdist.config import TrainSection
 MODEL_STATES = ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_model_states.pt")
 OPTIMIZER_STATES = "*optim_states.pt"  # one per rank when the optimizer state is partitioned
 LATEST = "latest"  # the pointer DeepSpeed's load_checkpoint follows when no tag is given
+SHARED_MEMORY_OP = "deepspeed_shm_comm"  # the CPU backend's op for inference_all_reduce
 
 
 def use_accelerator() -> None:
@@ -36,11 +37,23 @@ def initialize(model: torch.nn.Module, optimizer, scheduler, config: dict, train
     use_accelerator()
     import deepspeed
 
+    skip_shared_memory_op()
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config,
                                       dist_init_required=False)
     if train.compile:
         compile_engine(engine, train)
     return engine
+
+
+def skip_shared_memory_op() -> None:
+    """On the CPU accelerator, DeepSpeed's communication set-up compiles a shared-memory all-reduce
+    op (C++, 30 s on 2 cores, on each machine's first run and again whenever the ``ninja`` on PATH
+    changes) that only ``inference_all_reduce`` uses; training never calls it and gloo does every
+    collective either way. Marked incompatible in DeepSpeed's op table (a dict it keeps for the
+    process, meant to be edited), the build is skipped."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__[SHARED_MEMORY_OP] = False
 
 
 def compile_engine(engine, train: TrainSection) -> None:

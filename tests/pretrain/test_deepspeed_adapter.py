@@ -13,6 +13,7 @@ from ecgdist.dist import free_port
 from ecgdist.pretrain.deepspeed_adapter import (
     LATEST,
     MODEL_STATES,
+    SHARED_MEMORY_OP,
     fp32_weights,
     keys_read,
     model_states,
@@ -42,6 +43,8 @@ for stage in (0, 2, 3):
     engine.save_checkpoint(f"{sys.argv[1]}/zero{stage}", tag="step-1", client_state={"step": 1}, save_latest=False)
     if stage == 0:
         torch.save(model.state_dict(), f"{sys.argv[1]}/zero0-weights.pt")
+import deepspeed.comm.comm
+open(f"{sys.argv[1]}/shared-memory-op.txt", "w").write(repr(deepspeed.comm.comm.cdb.shm_comm_op))
 """
 
 
@@ -72,6 +75,13 @@ def test_every_checkpoint_file_reads_with_weights_only_given_the_adapters_state_
     assert files
     for file in files:
         load(file, known=state_types())  # raises on a class the list lacks
+
+
+def test_the_cpu_backend_skips_building_its_shared_memory_op_by_the_name_the_adapter_marks(saved):
+    from deepspeed.accelerator import get_accelerator
+
+    assert get_accelerator().create_op_builder("ShareMemCommBuilder").NAME == SHARED_MEMORY_OP
+    assert (saved / "shared-memory-op.txt").read_text() == "None"  # the engines' backend built none
 
 
 def test_the_fp32_converter_gathers_a_zero3_checkpoint_into_the_models_names_and_shapes(saved):
