@@ -19,8 +19,8 @@ from ecgdist.data.sampler import BlockBatchSampler
 
 
 def make_loader(dataset: ShardDataset, sampler: BlockBatchSampler, workers: int = 0,
-                start_method: str | None = None, prefetch_factor: int = 4) -> DataLoader:
-    share_cores_with_workers(workers)
+                start_method: str | None = None, prefetch_factor: int = 4, cores: int | None = None) -> DataLoader:
+    share_cores_with_workers(workers, cores)
     kwargs = {}
     if workers > 0:
         kwargs = dict(prefetch_factor=prefetch_factor, persistent_workers=True,
@@ -29,8 +29,19 @@ def make_loader(dataset: ShardDataset, sampler: BlockBatchSampler, workers: int 
                       pin_memory=torch.cuda.is_available(), **kwargs)  # pinned: copies to the GPU overlap
 
 
-def share_cores_with_workers(workers: int) -> None:
-    """Run this process's torch intra-op threads on the cores its loader workers leave free (at least one).
+def granted_cores() -> int:
+    """The cores this process was given: its SLURM allocation (``--cpus-per-task``) inside a job, else
+    its affinity mask. A node without CPU binding (``TaskPlugin=task/none``, the sandbox) shows every
+    task all of its cores; two one-CPU fine-tune jobs of the sandbox, two threads each, took 33 s
+    where one thread each took 6 s."""
+    cores = len(os.sched_getaffinity(0))
+    allocated = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(cores, int(allocated)) if allocated.isdigit() and int(allocated) > 0 else cores
+
+
+def share_cores_with_workers(workers: int, cores: int | None = None) -> None:
+    """Run this process's torch intra-op threads on the cores (``granted_cores`` unless given) its
+    loader workers leave free (at least one).
 
     Left alone, torch starts one thread per core here while every worker also needs a core;
     the oversubscribed threads spin against the workers (on two cores with two workers,
@@ -38,7 +49,7 @@ def share_cores_with_workers(workers: int) -> None:
     wins. The last loader made sets it.
     """
     if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) - workers))
+        torch.set_num_threads(max(1, (granted_cores() if cores is None else cores) - workers))
 
 
 class EpochStream:

@@ -268,9 +268,12 @@ class Loaders:
         data = {name: ShardDataset(corpus, s.indices, s.targets, train_t if name == "train" else eval_t, spec.seed,
                                    device_transform=True) for name, s in splits.items()}
         self.train_sampler = EpochPermutationSampler(len(data["train"]), bs, seed=spec.seed)
-        self.train = make_loader(data["train"], self.train_sampler, d.workers)
-        self.val, self.test = (make_loader(data[n], BlockBatchSampler(data[n].shards_of(), bs, shuffle=False), d.workers)
-                               for n in ("val", "test"))
+        # Each job computes on the CPUs the sweep asks SLURM for, in the local queue too, where
+        # slurm.array_parallelism jobs share the machine.
+        cores = cfg.slurm.cpus_per_task
+        self.train = make_loader(data["train"], self.train_sampler, d.workers, cores=cores)
+        self.val, self.test = (make_loader(data[n], BlockBatchSampler(data[n].shards_of(), bs, shuffle=False), d.workers,
+                                           cores=cores) for n in ("val", "test"))
         self.sizes = {name: len(ds) for name, ds in data.items()}
         self.recipe = corpus.manifest.recipe.to_dict()
         self.simulated = bool(corpus.manifest.extra.get("simulated"))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ecgdist.data.dataset import ShardDataset
-from ecgdist.data.loader import make_loader, share_cores_with_workers
+from ecgdist.data.loader import granted_cores, make_loader, share_cores_with_workers
 from ecgdist.tasks.benchmark import task_splits
 from ecgdist.data.sampler import BlockBatchSampler
 from ecgdist.data.transforms import Transform
@@ -33,10 +33,21 @@ def test_batches_from_two_workers_equal_batches_read_in_process(ptbxl_corpus, de
 def test_the_training_process_leaves_a_core_per_worker(monkeypatch):
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     cores = len(os.sched_getaffinity(0))
     try:
         share_cores_with_workers(1)
         assert torch.get_num_threads() == max(1, cores - 1)
+        share_cores_with_workers(0)
+        assert torch.get_num_threads() == cores
+        share_cores_with_workers(0, cores=1)  # a fine-tune job: the CPUs its sweep asks for
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")  # inside a SLURM job of one CPU on a node that does not bind
+        assert granted_cores() == 1
+        share_cores_with_workers(0)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", str(cores + 8))  # never more than the process may run on
+        assert granted_cores() == cores
         share_cores_with_workers(0)
         assert torch.get_num_threads() == cores
         monkeypatch.setenv("OMP_NUM_THREADS", "1")

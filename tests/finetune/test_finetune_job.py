@@ -58,6 +58,20 @@ def test_probe_stage_freezes_the_backbone_and_trains_the_head(ptbxl_corpus, weig
     assert changed == {"dense.weight", "dense.bias"}
 
 
+def test_a_job_computes_with_the_cpus_its_sweep_asks_slurm_for(ptbxl_corpus, weights, monkeypatch):
+    """``slurm.cpus_per_task`` threads, in the local queue as on SLURM (whose sandbox nodes bind no CPUs)."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        for cpus in (3, 1):
+            torch.set_num_threads(2)
+            Loaders(tiny(ptbxl_corpus, weights, f"slurm.cpus_per_task={cpus}"), JobSpec("superdiagnostic", "baseline",
+                                                                                      1.0, 0))
+            assert torch.get_num_threads() == cpus
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_post_training_drops_paths_in_training_and_is_deterministic_in_eval(ptbxl_corpus, weights):
     cfg = tiny(ptbxl_corpus, weights)
     x = torch.randn(4, 12, 2500)
