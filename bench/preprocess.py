@@ -5,7 +5,10 @@
 1. The same WFDB folder (real PTB-XL 500 Hz records, copied under new names) read by bare
    ``wfdb.rdrecord`` (the baseline: what any pipeline must at least do) and sharded by
    ``python -m preprocess wfdb`` with 1 and 2 workers. ``vs_wfdb_read`` = our records/s
-   with one worker over the baseline's; ``speedup_2_workers`` = time(1) / time(2).
+   with one worker over the baseline's; ``speedup_2_workers`` = time(1) / time(2). Then
+   with the ECGFounder filter (one worker), and that filter's baseline median alone:
+   ``median_vs_ndimage`` = time of ``scipy.ndimage.median_filter`` (the baseline, which the
+   filter used before) over time of ours, on the same records (checked equal).
 2. ``--scale-records N``: the whole pipeline as ``slurm/preprocess.sh`` runs it on N real
    records (plus one broken record per thousand, which must be rejected): ``preprocess
    list`` once, ``--scale-slices`` concurrent slice processes, merge; wall time, records/s,
@@ -43,17 +46,35 @@ def time_wfdb(folder: Path) -> tuple[float, int]:
     return time.perf_counter() - start, len(headers)
 
 
-def time_preprocess(folder: Path, out: Path, workers: int) -> float:
+def time_preprocess(folder: Path, out: Path, workers: int, filter_name: str = "none") -> float:
     from ecgdist.data.shards import Recipe
     from preprocess.listing import walk
     from preprocess.pipeline import run
 
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    manifest = run(walk("wfdb", folder, 500), out, Recipe("wfdb"), workers=workers, shard_size=100, progress=False)
+    manifest = run(walk("wfdb", folder, 500), out, Recipe("wfdb", filter=filter_name), workers=workers,
+                   shard_size=100, progress=False)
     elapsed = time.perf_counter() - start
     assert manifest.rejected == 0
     return elapsed
+
+
+def time_median(folder: Path, records: int) -> tuple[float, float]:
+    """Seconds per record of the ECGFounder filter's baseline median: ours, then ``ndimage.median_filter``."""
+    from scipy import ndimage
+
+    from ecgdist.data.filters import baseline_kernel, centred_median
+
+    signals = [wfdb.rdrecord(str(h.with_suffix(""))).p_signal.T for h in sorted(folder.glob("*.hea"))[:records]]
+    kernel = baseline_kernel(500)
+    start = time.perf_counter()
+    ours = [centred_median(x, kernel) for x in signals]
+    middle = time.perf_counter()
+    baseline = [ndimage.median_filter(x, size=(1, kernel), mode="constant") for x in signals]
+    end = time.perf_counter()
+    assert all(np.array_equal(a, b) for a, b in zip(ours, baseline))
+    return (middle - start) / len(signals), (end - middle) / len(signals)
 
 
 def index_corpus(out: Path, records: int, shard_size: int = 1000) -> Path:
@@ -162,6 +183,13 @@ def main() -> None:
                        vs_wfdb_read=round(t_wfdb / t1, 3), speedup_2_workers=round(t1 / t2, 3))
         print(f"bare wfdb.rdrecord {args.records / t_wfdb:.0f} rec/s; ours {args.records / t1:.0f} rec/s "
               f"(1 worker), {args.records / t2:.0f} rec/s (2 workers)", flush=True)
+        t_filtered = time_preprocess(folder, work / "c3", 1, "ecgfounder")
+        ours_median, ndimage_median = time_median(folder, min(args.records, 200))
+        figures.update(ours_ecgfounder_filter_1_worker_per_s=round(args.records / t_filtered),
+                       median_ms=round(1e3 * ours_median, 2), ndimage_median_ms=round(1e3 * ndimage_median, 2),
+                       median_vs_ndimage=round(ndimage_median / ours_median, 1))
+        print(f"with the ECGFounder filter {args.records / t_filtered:.0f} rec/s (1 worker); its median "
+              f"{1e3 * ours_median:.2f} ms a record, ndimage's {1e3 * ndimage_median:.2f} ms", flush=True)
         if args.scale_records:
             figures["scale"] = scale_run(work, args.scale_records, args.scale_slices)
             print(f"scale run: {figures['scale']}", flush=True)

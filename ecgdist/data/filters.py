@@ -12,8 +12,9 @@ recordings), and the upper band edge is lowered to 0.45 fs when 40 Hz is too clo
 
 from __future__ import annotations
 
+import bottleneck
 import numpy as np
-from scipy import ndimage, signal
+from scipy import signal
 
 NOTCH_HZ, NOTCH_Q = 50.0, 30.0
 BAND_HZ = (0.67, 40.0)
@@ -32,6 +33,15 @@ def ecgfounder_filter(x: np.ndarray, fs: float) -> np.ndarray:
         x = signal.filtfilt(b, a, x, axis=-1)
     b, a = signal.butter(4, [BAND_HZ[0], min(BAND_HZ[1], 0.45 * fs)], btype="bandpass", fs=fs)
     x = signal.filtfilt(b, a, x, axis=-1)
-    # medfilt's zero-padded window, through ndimage's much faster median filter.
-    baseline = ndimage.median_filter(x, size=(1, baseline_kernel(fs)), mode="constant", cval=0.0)
-    return x - baseline
+    return x - centred_median(x, baseline_kernel(fs))
+
+
+def centred_median(x: np.ndarray, kernel: int) -> np.ndarray:
+    """The median of each sample's ``kernel``-wide (odd) window along time, zero-padded at the ends as
+    ``medfilt`` pads. Bottleneck's running median gives the same values as ``medfilt`` and
+    ``ndimage.median_filter`` (each output is one input sample) about 35 times faster than the latter
+    (bench/preprocess.py: ``median_vs_ndimage``); its windows end at each sample, so the padded result
+    is read ``kernel - 1`` samples on."""
+    half = kernel // 2
+    padded = np.pad(x, ((0, 0), (half, half)))
+    return bottleneck.move_median(padded, window=kernel, axis=-1)[:, kernel - 1:]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from ecgdist.data.filters import ecgfounder_filter
+from ecgdist.data.filters import centred_median, ecgfounder_filter
 
 
 def test_removes_mains_hum_and_baseline_wander_from_a_real_ecg(shared_data):
@@ -62,3 +62,14 @@ def test_the_comparison_tells_the_old_two_pass_chain_apart(shared_data):
                                        size=(1, 301), mode="nearest")
     step = np.spacing(np.abs(released_recipe(x, 500.0)).astype(np.float16)).astype(np.float64)
     assert (np.abs(old - released_recipe(x, 500.0)) > step).mean() > 0.5
+
+
+@pytest.mark.filterwarnings("ignore:kernel_size exceeds volume extent")
+@pytest.mark.parametrize("samples, kernel", [(5000, 201), (1000, 41), (120, 201), (1, 3)])
+def test_the_running_median_is_medfilts_exactly_also_on_records_shorter_than_its_window(shared_data, samples,
+                                                                                       kernel):
+    from scipy.signal import medfilt
+
+    x = wfdb.rdrecord(str(shared_data / "ptbxl-mini/records500/06000/06004_hr")).p_signal.T[:, :samples]
+    x = np.concatenate([x, np.ones_like(x[:1])])  # and a constant lead: every window all ties
+    assert np.array_equal(centred_median(x, kernel), np.stack([medfilt(lead, kernel) for lead in x]))
