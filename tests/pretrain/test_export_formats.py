@@ -71,8 +71,9 @@ def exports(ptbxl_corpus, tmp_path_factory):
 
 def test_a_safetensors_export_loads_without_pickle_and_predicts_as_the_run(exports, ptbxl_corpus):
     assert (exports / "net1d.safetensors").read_bytes()[8:9] == b"{"  # the safetensors header, not a zip
+    threads = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # sums split alike round alike
     fresh = subprocess.run([sys.executable, "-c", WITHOUT_PICKLE, str(exports / "net1d.safetensors")],
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=300, env=threads)
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     loaded = json.loads(fresh.stdout.splitlines()[-1])
     model, _, _ = exported_model(exports / "net1d.pth")  # the run's weights as the torch export holds them
