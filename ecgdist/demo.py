@@ -13,7 +13,8 @@
    submitit sweep with a backbone column (SLURM or local processes);
 5. print the results table, the probe values, predictions for two records and where TensorBoard looks.
 
-Settings (environment): DEMO_DIR (demo), DEMO_DATA, DEMO_RECORDS (400), DEMO_STEPS (200).
+Settings (environment): DEMO_DIR (demo), DEMO_DATA, DEMO_RECORDS (400), DEMO_STEPS (200) of
+pre-training, DEMO_EPOCHS of fine-tuning in each stage (the config's 3, and 2 of linear probing).
 """
 
 from __future__ import annotations
@@ -112,9 +113,12 @@ def main() -> int:
 
     say("3/4 fine-tune both pre-trained models on PTB-XL: baseline against post-training (submitit)")
     sweep = runs / "finetune"
+    epochs = os.environ.get("DEMO_EPOCHS")
     sh(PYTHON, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny_two_backbones.yaml",
        f"data.corpus={corpus}", f"run.dir={sweep}", f"sweep.backbones.0.weights={weights['net1d']}",
-       f"sweep.backbones.1.weights={weights['mtecg']}", "--cluster", "slurm" if use_slurm else "local", "--wait")
+       f"sweep.backbones.1.weights={weights['mtecg']}",
+       *([f"finetune.epochs={epochs}", f"finetune.probe_epochs={epochs}"] if epochs else []),
+       "--cluster", "slurm" if use_slurm else "local", "--wait")
 
     say("4/4 classify two records with the fine-tuned post-training Net1D")
     model = sweep / "jobs" / "net1d-superdiagnostic-post_training-f1-s0" / "model.pth"

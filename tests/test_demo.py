@@ -20,7 +20,7 @@ def test_demo_runs_the_whole_pipeline_on_ptbxl_mini(shared_data, tmp_path):
     test_readme's cluster section and test_sweep's SLURM sweep); its contract: the table for both
     backbones and strategies, no overlap with the evaluation folds, the probe values, predictions."""
     env = {**os.environ, "DEMO_DATA": str(shared_data / "ptbxl-mini"), "DEMO_DIR": str(tmp_path),
-           "DEMO_STEPS": "12", "OMP_NUM_THREADS": "1", "DEMO_SLURM": "0"}
+           "DEMO_STEPS": "12", "DEMO_EPOCHS": "1", "OMP_NUM_THREADS": "1", "DEMO_SLURM": "0"}
     out = subprocess.run([sys.executable, "-m", "ecgdist.demo"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=1500)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -33,6 +33,8 @@ def test_demo_runs_the_whole_pipeline_on_ptbxl_mini(shared_data, tmp_path):
     # Pre-trained without folds 9 and 10 (checked), on the training folds the fine-tune reads again.
     assert re.search(r"\| no overlap; saw \d+ training-fold records \|", table) and "OVERLAP" not in table
     assert "SIMULATED" not in table
+    resolved = (tmp_path / "runs/finetune/config.yaml").read_text()  # DEMO_EPOCHS reached the sweep
+    assert "\n  epochs: 1\n" in resolved and "\n  probe_epochs: 1\n" in resolved
     for run in ("net1d", "mtecg"):
         scalars = read_scalars(tmp_path / "runs" / run / "tb")
         assert "train/loss" in scalars

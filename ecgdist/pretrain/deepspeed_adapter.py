@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -23,6 +24,9 @@ MODEL_STATES = ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_model_s
 OPTIMIZER_STATES = "*optim_states.pt"  # one per rank when the optimizer state is partitioned
 LATEST = "latest"  # the pointer DeepSpeed's load_checkpoint follows when no tag is given
 SHARED_MEMORY_OP = "deepspeed_shm_comm"  # the CPU backend's op for inference_all_reduce
+# The collectives DeepSpeed's ZeRO stages call under names torch has deprecated; torch's warning comes
+# again every few steps (64 lines a rank in a 10-step ZeRO-3 run), burying the training log.
+DEPRECATED_COLLECTIVES = ("all_gather_into_tensor", "reduce_scatter_tensor")
 
 
 def use_accelerator() -> None:
@@ -38,6 +42,8 @@ def initialize(model: torch.nn.Module, optimizer, scheduler, config: dict, train
     import deepspeed
 
     skip_shared_memory_op()
+    for name in DEPRECATED_COLLECTIVES:
+        warnings.filterwarnings("ignore", message=rf"`torch\.distributed\.{name}` is deprecated", category=FutureWarning)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config,
                                       dist_init_required=False)
     if train.compile:

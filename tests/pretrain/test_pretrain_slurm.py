@@ -11,6 +11,7 @@ from conftest import REPO
 from launch import ONE_THREAD, python_m, read_image_tags, read_scalars
 from slurm_jobs import release_once_requeued, sacct_state, sbatch, wait_for_job
 
+from ecgdist.pretrain.deepspeed_adapter import DEPRECATED_COLLECTIVES
 from ecgdist.pretrain.submission import JOBS_FILE
 
 pytestmark = [pytest.mark.slurm, pytest.mark.deepspeed]
@@ -45,7 +46,9 @@ def test_two_node_job_trains_with_each_zero_stage(slurm_cluster, ptbxl_corpus, t
     jobs = json.loads((run / JOBS_FILE).read_text())
     job = jobs[0]["job_id"]
     assert [j["event"] for j in jobs] == ["submitted", "started"] and jobs[1]["job_id"] == job
-    assert "2 tasks on n[1-2], master n1" in (run / f"slurm-{job}.out").read_text()
+    log = (run / f"slurm-{job}.out").read_text()
+    assert "2 tasks on n[1-2], master n1" in log
+    assert not [name for name in DEPRECATED_COLLECTIVES if f"`torch.distributed.{name}` is deprecated" in log]
     scalars = read_scalars(run / "tb")
     loss = [v for _, v in scalars["train/loss"]]
     assert loss[-1] < loss[0]
