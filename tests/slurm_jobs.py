@@ -35,7 +35,7 @@ def wait_for_job(job_id: str, timeout_s: float = 600) -> str:
         state = sacct_state(job_id)
         if state in FINAL_STATES and not in_queue(job_id):
             return state
-        time.sleep(1)
+        time.sleep(0.25)
     subprocess.run(["scancel", job_id])
     raise TimeoutError(f"job {job_id} still {sacct_state(job_id)} after {timeout_s}s")
 
