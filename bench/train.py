@@ -144,9 +144,10 @@ def memory_worker(stage: int, bf16: bool) -> None:
     torch.manual_seed(0)
     model = Net1D(num_classes=150)
     optimizer = build_adamw(param_groups(model, 1e-3, 0.01), 1e-3)
-    ds, _ = build_ds_config(REPO / f"configs/deepspeed/zero{stage}.json", TrainSection(micro_batch=2), env.world_size)
+    train = TrainSection(micro_batch=2)
+    ds, _ = build_ds_config(REPO / f"configs/deepspeed/zero{stage}.json", train, env.world_size)
     ds["bf16"]["enabled"] = bf16  # mixed precision as on GPUs (build_ds_config turns it off on CPU)
-    engine = initialize(model, optimizer, None, ds, TrainSection(micro_batch=2))
+    engine = initialize(model, optimizer, None, ds, train)
     for _ in range(2):
         x = torch.randn(2, 12, 500, dtype=torch.bfloat16 if bf16 else torch.float32)
         loss = engine(x).float().pow(2).mean()

@@ -39,8 +39,8 @@ def ecgfounder_filter(x: np.ndarray, fs: float) -> np.ndarray:
 def centred_median(x: np.ndarray, kernel: int) -> np.ndarray:
     """The median of each sample's ``kernel``-wide (odd) window along time, zero-padded at the ends as
     ``medfilt`` pads. Bottleneck's running median gives the same values as ``medfilt`` and
-    ``ndimage.median_filter`` (each output is one input sample) about 35 times faster than the latter
-    (bench/preprocess.py: ``median_vs_ndimage``); its windows end at each sample, so the padded result
+    ``ndimage.median_filter`` (each output is one input sample) about 25 times faster than the latter
+    (bench/preprocess.py: ``median_vs_ndimage`` 25.3); its windows end at each sample, so the padded result
     is read ``kernel - 1`` samples on."""
     half = kernel // 2
     padded = np.pad(x, ((0, 0), (half, half)))

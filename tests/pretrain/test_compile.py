@@ -13,6 +13,8 @@ import pytest
 import torch
 from launch import ONE_THREAD, REPO, export, pretrain_args, read_scalars
 
+from ecgdist.pretrain.checkpoint import step_tag
+
 pytestmark = pytest.mark.deepspeed
 SHORT_RUN = ("train.log_every_steps=1", "train.val_batches=0", "checkpoint.save_every_steps=2",
              "checkpoint.keep_last=3")
@@ -32,7 +34,7 @@ def resumed(saved_run, step: int, run_dir, corpus, config, *overrides, steps: in
     of the steps after ``step``."""
     shutil.copytree(saved_run / "checkpoints", run_dir / "checkpoints")
     for later in (run_dir / "checkpoints").glob("step-*"):
-        if int(later.name.split("-")[1]) > step:
+        if later.name > step_tag(step):  # zero-padded: names sort as their steps do
             shutil.rmtree(later)
     return train(corpus, run_dir, config, *overrides, steps=steps)
 
