@@ -44,12 +44,15 @@ def release_once_requeued(job_id: str, timeout_s: float = 300) -> None:
     """Wait until the job is back in the queue after a requeue, then make it eligible at once.
     SLURM holds a requeued job about two minutes (Reason=BeginTime) before it may start again;
     an operator may lift that (``scontrol update StartTime=now``), so the test waits on the job
-    itself, not on the hold."""
+    itself, not on the hold. It lifts the hold a second after seeing it: slurmd refuses a job whose
+    credential was made within the second its previous run's credential was revoked (it compares
+    whole seconds), and the job then fails at once ("Job credential revoked")."""
     deadline, pending = time.time() + timeout_s, False
     while time.time() < deadline:
         state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T %r"], capture_output=True, text=True,
                                timeout=30).stdout.split()
         if state[:2] == ["PENDING", "BeginTime"]:
+            time.sleep(1.1)
             subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
             return
         pending = pending or state[:1] == ["PENDING"]
