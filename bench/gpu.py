@@ -21,7 +21,8 @@ MTECG-T command run) and ``models`` (bench/models.py, eager against compiled, an
 classifier). Pre-training and the loader read real PTB-XL records replicated with small
 perturbations (``bench/common.py``; ``ECGDIST_SHARED_DATA`` points at ../shared/data when the
 repo sits elsewhere). Without a GPU it says so and runs a small CPU smoke pass of the same
-steps. Writes ``OUT_DIR/gpu.json`` and ``OUT_DIR/summary.md``; the last line printed is the JSON.
+steps. Writes ``OUT_DIR/gpu.json``, ``OUT_DIR/summary.md``, the profiles and ``OUT_DIR/logs.tar.gz``
+(every command's output); the last line printed is the JSON.
 """
 
 from __future__ import annotations
@@ -59,15 +60,31 @@ def size(key: str) -> int:
     return SIZE[key][0 if GPU else 1]
 
 
+class Failed(RuntimeError):
+    """A command that exited non-zero or outran its time limit; ``output``: what it printed by then."""
+
+    def __init__(self, message: str, output: str):
+        super().__init__(message)
+        self.output = output
+
+
 def run(args: list, log: Path, timeout: float) -> tuple[float, str]:
-    """Run a command from the repository root; (wall seconds, its output). A failure raises with the log's tail."""
+    """Run a command from the repository root; (wall seconds, its output). A failure or a time-out
+    raises ``Failed`` with the log's tail; the log holds what the command printed either way."""
     started = time.perf_counter()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run([str(a) for a in args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    command = " ".join(map(str, args[:4])) + " ..."
+    try:
+        done = subprocess.run([str(a) for a in args], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as stopped:  # its output so far comes as bytes
+        stdout, stderr = (text.decode(errors="replace") if isinstance(text, bytes) else text or ""
+                          for text in (stopped.stdout, stopped.stderr))
+        log.write_text(stdout + stderr)
+        raise Failed(f"{command} stopped at its {timeout:.0f} s limit:\n" + (stdout + stderr)[-3000:], stdout)
     log.write_text(done.stdout + done.stderr)
     if done.returncode:
-        raise RuntimeError(f"{' '.join(map(str, args[:4]))} ... exited {done.returncode}:\n"
-                           + (done.stdout + done.stderr)[-3000:])
+        raise Failed(f"{command} exited {done.returncode}:\n" + (done.stdout + done.stderr)[-3000:], done.stdout)
     return time.perf_counter() - started, done.stdout
 
 
@@ -147,8 +164,15 @@ def probe_cost(figures: dict) -> dict:
 
 
 def last_json(output: str) -> dict:
-    """A benchmark's figures: its last line."""
-    return json.loads(output.strip().splitlines()[-1])
+    """A benchmark's figures: its last line that is a JSON object (none printed yet: none)."""
+    for line in reversed(output.strip().splitlines()):
+        try:
+            figures = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(figures, dict):
+            return figures
+    return {}
 
 
 def summary(figures: dict) -> str:
@@ -170,9 +194,14 @@ def main() -> int:
                      "torch": torch.__version__}
     if not GPU:
         print("no GPU here: a CPU smoke pass of every step (tiny sizes); the figures mean nothing", flush=True)
+
     def loop(model: str) -> dict:
-        return last_json(run([sys.executable, "bench/loop.py", model, "--out", out, *LOOP_ARGS[0 if GPU else 1]],
-                             logs / f"loop_{model}.log", timeout=300)[1])
+        try:
+            return last_json(run([sys.executable, "bench/loop.py", model, "--out", out, *LOOP_ARGS[0 if GPU else 1]],
+                                 logs / f"loop_{model}.log", timeout=300)[1])
+        except Failed as failed:  # keep the parts it measured: bench/loop.py prints its figures after each
+            print(f"[loop_{model}] {failed}", flush=True)
+            return {**last_json(failed.output), f"loop_{model}_error": str(failed).splitlines()[0][:300]}
 
     steps = [
         ("loop_net1d", lambda: loop("net1d")),
@@ -188,6 +217,11 @@ def main() -> int:
                                           "--steps", size("models_steps"), *([] if GPU else ["--no-compile"])],
                                          logs / "models.log", timeout=240)[1])),
     ]
+
+    def save() -> None:  # after every step: a run stopped at its time limit keeps the steps it finished
+        (out / "gpu.json").write_text(json.dumps(figures, indent=1))
+        (out / "summary.md").write_text(summary(figures))
+
     try:
         corpus = replicated_corpus(work / "corpus", size("records"), shard_size=1024)
         for name, step in [(n, s) for n, s in steps if (n not in OPTIONAL if args.only is None else n in args.only)]:
@@ -195,13 +229,17 @@ def main() -> int:
             try:
                 figures.update({k: v for k, v in step().items() if k not in ("device", "threads")})
                 print(f"[{name}] done in {time.perf_counter() - started:.0f} s", flush=True)
-            except (RuntimeError, subprocess.TimeoutExpired, StopIteration, KeyError) as error:
+            except (RuntimeError, StopIteration, KeyError) as error:
                 figures[f"{name}_error"] = str(error).splitlines()[0][:300]
                 print(f"[{name}] FAILED: {error}", flush=True)
+            save()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    (out / "gpu.json").write_text(json.dumps(figures, indent=1))
-    (out / "summary.md").write_text(summary(figures))
+        # One file for the logs: a device call brings back at most 8 (with gpu.json, summary.md and the
+        # two profiles, 5); a run stopped before this point leaves them loose.
+        shutil.make_archive(str(out / "logs"), "gztar", logs)
+        shutil.rmtree(logs)
+    save()
     print(summary(figures))
     emit(figures)
     return 0 if GPU or not any(k.endswith("_error") for k in figures) else 1

@@ -18,7 +18,7 @@ shipped micro batch, its ZeRO config) on replicated real records, one rank:
    pooling, eval mode, compute precision) at the shipped batch: what pre-training probes cost;
 4. a torch.profiler table of the top operators of compiled loop steps: ``DIR/profile_MODEL.txt``.
 
-The last line printed is one JSON object of the figures.
+The figures so far are printed as one JSON line after each part; the last line holds them all.
 """
 
 from __future__ import annotations
@@ -121,10 +121,15 @@ def main() -> None:
         cfg, p = prepared(config, corpus, work / "run", overrides)
         shipped = cfg.train.micro_batch
         figures: dict = {"device": card, f"{m}_micro_batch": shipped}
+
+        def report() -> None:  # after each part: a run stopped at its time limit keeps what it measured
+            emit({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()})
+
         figures[f"{m}_loop_eager_old_samples_per_s"] = loop_rate(cfg, p, args.warmup, args.steps,
                                                                 loss_sync="micro_step")
         figures[f"{m}_loop_eager_samples_per_s"] = loop_rate(cfg, p, args.warmup, args.steps, loss_sync="step")
         figures[f"{m}_probe_features_per_s"] = probe_rate(p, shipped, max(2, args.steps // 5))
+        report()
         precision = "bf16" if p.engine.bfloat16_enabled() else "fp32"
         for batch in sorted({*args.sizes, shipped}):
             rate, _ = samples_per_s(bare_name, batch, args.steps, compiled=False, precision=precision)
@@ -133,6 +138,7 @@ def main() -> None:
         figures[f"{m}_loop_vs_bare"] = figures[f"{m}_loop_eager_samples_per_s"] / bare
         figures[f"{m}_new_vs_old_sync"] = (figures[f"{m}_loop_eager_samples_per_s"]
                                            / figures[f"{m}_loop_eager_old_samples_per_s"])
+        report()
         if not args.no_compile:
             started = time.perf_counter()
             compile_engine(p.engine, cfg.train)
@@ -140,15 +146,16 @@ def main() -> None:
             figures[f"{m}_compile_and_loop_s"] = time.perf_counter() - started
             figures[f"{m}_compiled_vs_eager_loop"] = (figures[f"{m}_loop_compiled_samples_per_s"]
                                                       / figures[f"{m}_loop_eager_samples_per_s"])
+            report()
         profile(cfg, p, args.out, m)
         if peak:
             flops = 3 * forward_flops(bare_name)  # a training step: about three forwards
             for mode in ("loop_eager", "loop_compiled", f"bare_b{shipped}"):
                 if f"{m}_{mode}_samples_per_s" in figures:
                     figures[f"{m}_mfu_{mode}"] = flops * figures[f"{m}_{mode}_samples_per_s"] / (peak * 1e12)
+        report()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    emit({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()})
 
 
 if __name__ == "__main__":
