@@ -2,6 +2,7 @@
 
 import argparse
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,7 +88,7 @@ def test_a_killed_worker_process_is_one_line_and_the_rerun_resumes(shared_data, 
 
 def _parent(pid: int) -> int | None:
     try:
-        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
 

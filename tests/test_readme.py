@@ -97,6 +97,7 @@ def check_tensorboard(command: str, cwd: Path, runs: list[str]) -> None:
         except subprocess.TimeoutExpired:  # it once sat out SIGINT while the full suite ran: stop it anyway
             server.kill()
             server.wait(timeout=30)
+        server.stdout.close()
 
 
 def test_the_tour_runs_as_printed(shared_data, tmp_path):
@@ -117,7 +118,7 @@ def test_the_tour_runs_as_printed(shared_data, tmp_path):
     for run_name in ("ecgfounder_tiny", "mtecg_tiny"):
         config = (tmp_path / "runs" / run_name / "config.yaml").read_text()
         assert "data.exclude_from left out 35 records" in config
-        probed = [json.loads(line)["step"] for line in (tmp_path / "runs" / run_name / "probe.jsonl").open()]
+        probed = [json.loads(line)["step"] for line in (tmp_path / "runs" / run_name / "probe.jsonl").read_text().splitlines()]
         assert probed == [10, 20, 30]
     recomputed = json.loads(outputs["ecgdist.probe"].stdout.splitlines()[-1])
     assert recomputed["step"] == 20 and recomputed["max_difference"] <= 1e-6, recomputed

@@ -6,6 +6,7 @@ unscorable in their test splits, so these tests check the mechanism, not the met
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,7 +31,7 @@ def weights(tmp_path_factory):
 
 
 def benchmarks_config(path, sweep_dir, weights, physionet, code15, hospital):
-    config = yaml.safe_load(open(TINY))
+    config = yaml.safe_load(Path(TINY).read_text())
     config["run"] = {"dir": str(sweep_dir)}
     config["finetune"].update({"weights": str(weights), "epochs": 1, "probe_epochs": 1, "bootstrap": 10})
     config["sweep"] = {"tasks": [], "strategies": ["baseline", "linear"], "fractions": [1.0], "seeds": [0],

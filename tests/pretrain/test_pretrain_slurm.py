@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -92,8 +93,8 @@ def test_a_crashed_rank_ends_the_job_quickly(slurm_cluster, ptbxl_corpus, tmp_pa
     def rank1_pid():
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                cmd = open(f"/proc/{pid}/cmdline").read()
-                env = open(f"/proc/{pid}/environ").read().split("\0")
+                cmd = Path(f"/proc/{pid}/cmdline").read_text()
+                env = Path(f"/proc/{pid}/environ").read_text().split("\0")
             except OSError:
                 continue
             if "ecgdist.pretrain" in cmd and str(run) in cmd and "SLURM_PROCID=1" in env:
