@@ -116,6 +116,16 @@ on, so a fine-tune can check that its evaluation records are not among them.
                "embeddings.h5"}
 
 
+def listed_records(provenance: dict) -> str:
+    """What a fine-tuned export says of the records its weights trained on, for the next fine-tune's check."""
+    if provenance.get("fingerprints") is None:
+        return "The export lists no training records" + (f": {provenance['note']}." if provenance.get("note") else ".")
+    listed = (f"The export lists the content fingerprints of the {len(provenance['fingerprints']):,} records its "
+              "weights trained on (the backbone's and the fine-tune's), so a later fine-tune can check its "
+              "evaluation records against them")
+    return listed + (f"; the list is incomplete: {provenance['note']}." if not provenance.get("complete", True) else ".")
+
+
 def finetuned_sections(extra: dict, repo: str, filename: str) -> dict[str, str]:
     """A fine-tuned export's card: its task and classes, its results-table row, its data and folds."""
     cfg, result = extra["config"], extra["result"]
@@ -143,7 +153,7 @@ bootstrap over test records.
 
 {records['train']:,} training records, {records['val']:,} validation records (model selection),
 {records['test']:,} test records. Pre-training data against the evaluation folds: **{pretraining['status']}**
-({pretraining['detail']}).
+({pretraining['detail']}). {listed_records(extra.get('provenance') or {})}
 """,
         "use": f"python -m ecgdist.predict hf://{repo}/{filename} RECORD.hea\n"
                f"python -m ecgdist.predict hf://{repo}/{filename} RECORD.hea --explain explain.png"}

@@ -42,7 +42,7 @@ from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.shards import INPUT_FIELDS
 from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_torch_save, atomic_write_text
-from ecgdist.finetune.provenance import pretraining_data, training_records_seen
+from ecgdist.finetune.provenance import finetuned_provenance, pretraining_data, training_records_seen
 from ecgdist.finetune.schedule import StageSchedule
 from ecgdist.loggers import make_logger
 from ecgdist.models import CLASSIFIERS, build_model
@@ -227,18 +227,19 @@ def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection, stra
 
 
 def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus, expected_sha256: str = "",
-                     training_rows: np.ndarray | None = None) -> tuple[dict | None, dict]:
-    """(the pre-trained tensors the job starts from, or None; what is known of their training data),
-    from one read of the file; ``expected_sha256``: the file's checksum when its sweep was submitted;
-    ``training_rows``: the task's training records, counted against what pre-training saw."""
+                     training_rows: np.ndarray | None = None) -> tuple[dict | None, dict, dict | None]:
+    """(the pre-trained tensors the job starts from, or None; what is known of their training data;
+    the file's record of it, ``{}`` when it has none, None without weights), from one read of the file;
+    ``expected_sha256``: the file's checksum when its sweep was submitted; ``training_rows``: the
+    task's training records, counted against what pre-training saw."""
     if not cfg.finetune.weights or spec.strategy == "scratch":
-        return None, {"status": "none", "detail": "no pre-trained weights"}
+        return None, {"status": "none", "detail": "no pre-trained weights"}, None
     state, extra = check_weights(cfg, corpus, expected_sha256)
     known = pretraining_data(cfg.finetune.weights, extra, str(corpus.path), cfg.finetune.allow_overlap)
     if training_rows is not None:
         known["training_records_seen"] = training_records_seen(extra, str(corpus.path), training_rows)
     differ = recipe_mismatch(cfg, corpus, extra)  # only with finetune.allow_recipe_mismatch: the row is marked
-    return state, {**known, "recipe_mismatch": differ} if differ else known
+    return state, {**known, "recipe_mismatch": differ} if differ else known, extra.get("provenance") or {}
 
 
 LABEL_FRACTIONS = "label_fractions.json"  # a sweep's record: {fraction_key(spec): training record ids}
@@ -261,6 +262,7 @@ class Loaders:
         # every training-fold record of the task (not only the fraction): what pre-training must not have seen
         self.training_rows = splits["train"].indices
         splits["train"] = training_subset(splits["train"], spec.fraction, spec.seed, train_records)
+        self.trained_rows = splits["train"].indices  # the ones this job learns from
         self.without_training_positive = splits["train"].classes_without_positive(self.classes)
         d, bs = cfg.data, cfg.finetune.batch_size
         train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
@@ -387,8 +389,9 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     torch.manual_seed(spec.seed)
     corpus = ShardCorpus(cfg.data.corpus)
     loaders = Loaders(cfg, spec, corpus, recorded_training_records(spec, job_dir))
-    pretrained, pretraining = starting_weights(cfg, spec, corpus, submitted_weights_sha256(cfg, spec, job_dir),
-                                               loaders.training_rows)
+    sha256 = submitted_weights_sha256(cfg, spec, job_dir)
+    pretrained, pretraining, backbone = starting_weights(cfg, spec, corpus, sha256, loaders.training_rows)
+    provenance = finetuned_provenance(backbone, str(corpus.path), loaders.trained_rows)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_finetune_model(cfg, spec.strategy, len(loaders.classes), pretrained).to(device)
     del pretrained  # the model holds its own copy
@@ -404,16 +407,16 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
         load_best(job_dir, model)  # stage 2 starts from the probe's selected weights
         progress.stage, progress.epoch = progress.stage + 1, 0
         save_progress(job_dir, progress, model)
-    return finish(cfg, spec, job_dir, model, loaders, progress, logger, pretraining)
+    return finish(cfg, spec, job_dir, model, loaders, progress, logger, pretraining, provenance)
 
 
-def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pretraining) -> dict:
-    """Fold 10, once, with the weights fold 9 selected."""
+def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pretraining, provenance) -> dict:
+    """Fold 10, once, with the weights fold 9 selected; ``model.pth`` lists what they trained on."""
     from ecgdist.finetune.plots import roc_pr_figure
 
     load_best(job_dir, model)
     save_weights(model, job_dir / MODEL, classes=loaders.classes, config=to_dict(cfg), recipe=loaders.recipe,
-                 task=spec.task, simulated=loaders.simulated)  # what ``python -m ecgdist.predict`` loads
+                 task=spec.task, simulated=loaders.simulated, provenance=provenance)  # ``ecgdist.predict`` loads it
     scores, targets = predict(model, loaders.test)
     np.save(job_dir / "test_scores.npy", scores)
     np.save(job_dir / "test_targets.npy", targets)

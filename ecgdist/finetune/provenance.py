@@ -1,4 +1,4 @@
-"""Fine-tuning refuses weights whose pre-training data holds its validation or test records.
+"""Fine-tuning refuses weights whose training data holds its validation or test records.
 
 An ecgdist export carries the content fingerprints of every record its run could train
 on (pretrain/export.py); they are compared with the fingerprints of the fine-tune
@@ -6,6 +6,11 @@ corpus's folds 9 and 10. A match stops the job before training, naming the count
 and a few record ids, unless ``finetune.allow_overlap``; the job's result then says so and
 its rows are marked in the table. Weights without such a record (the released ECGFounder
 files) are "unknown", stated in the result and the table, not refused.
+
+A fine-tuned model carries its backbone's records and the ones it was fine-tuned on
+(``finetuned_provenance``), so fine-tuning it again, on PTB-XL after PhysioNet/CinC 2021
+(which holds PTB-XL's records) say, is checked the same way. When its backbone's records
+are unknown, the list is ``complete: false``: a match still refuses, no match proves nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ import torch
 
 from ecgdist.config import ConfigError
 from ecgdist.data.fingerprint import FINGERPRINT_VERSION
-from ecgdist.data.index import read_index
-from ecgdist.data.leakage import fingerprint_set_sha256, members, overlap_by_fold
+from ecgdist.data.index import FingerprintsMissing, read_index
+from ecgdist.data.leakage import fingerprint_set_sha256, manifest_sha256, members, overlap_by_fold
 from ecgdist.files import file_sha256
 from ecgdist.models.hub import locate_weights
 
@@ -64,14 +69,50 @@ def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool
         overlap = overlap_by_fold(corpus, seen, EVALUATION_FOLDS, provenance["identities"].numpy().view(np.uint64))
     except ValueError as error:  # the fine-tune corpus has no fingerprints
         raise ConfigError(f"config key 'data.corpus': {error}") from None
+    finetuned = provenance.get("finetuned", False)
     if not overlap:
-        return {"status": CHECKED, "detail": f"none of the {len(seen)} pre-training records matches folds 9 or 10"}
+        if not provenance.get("complete", True):
+            return {"status": UNKNOWN, "detail": f"none of the {len(seen)} training records {weights} lists matches "
+                                                 f"folds 9 or 10, but {provenance['note']}"}
+        return {"status": CHECKED, "detail": f"none of the {len(seen)} {'training' if finetuned else 'pre-training'} "
+                                             "records matches folds 9 or 10"}
     detail = "; ".join(f"fold {fold}: {count} records (e.g. {', '.join(ids)})" for fold, (count, ids) in overlap.items())
     if not allow_overlap:
-        raise ConfigError(f"config key 'finetune.weights': {weights} was pre-trained on records of the evaluation folds "
-                          f"of {corpus}: {detail}. Pre-train with data.exclude_from={corpus}, or set "
+        fix = "Fine-tune from weights that did not train on them" if finetuned else \
+            f"Pre-train with data.exclude_from={corpus}"
+        raise ConfigError(f"config key 'finetune.weights': {weights} was {'' if finetuned else 'pre-'}trained on "
+                          f"records of the evaluation folds of {corpus}: {detail}. {fix}, or set "
                           "finetune.allow_overlap=true to run anyway (its rows are then marked)")
     return {"status": OVERLAP, "detail": f"allowed by finetune.allow_overlap: {detail}"}
+
+
+def finetuned_provenance(backbone: dict | None, corpus: str, trained_rows: np.ndarray) -> dict:
+    """What a fine-tuned model could have trained on, as its export lists it: the records of its
+    backbone (``backbone``: the weights' provenance, ``{}`` when they carry none, None when the job
+    started from scratch) and the rows of ``corpus`` it was fine-tuned on (not the rows that only
+    selected or tested it), by content and identity."""
+    index = read_index(corpus)
+    try:
+        fingerprints = np.unique(index.fingerprints(corpus)[trained_rows])
+    except FingerprintsMissing as error:
+        return {"fingerprints": None, "note": str(error)}
+    identities = np.unique(index.identity[trained_rows])
+    identities = identities[identities != 0]
+    corpora = [{"path": corpus, "manifest_sha256": manifest_sha256(corpus), "records": len(trained_rows)}]
+    usable = backbone is not None and backbone.get("fingerprints") is not None \
+        and not fingerprint_set_problem(backbone) and backbone.get("fingerprint_version", 1) == FINGERPRINT_VERSION
+    if usable:
+        fingerprints = np.union1d(fingerprints, backbone["fingerprints"].numpy().view(np.uint64))
+        identities = np.union1d(identities, backbone["identities"].numpy().view(np.uint64))
+        corpora = backbone.get("corpora", []) + corpora
+    complete = backbone is None or (usable and backbone.get("complete", True))
+    listed = {"fingerprints": torch.from_numpy(fingerprints.view(np.int64)),
+              "identities": torch.from_numpy(identities.view(np.int64))}
+    return {"finetuned": True, "corpora": corpora, **listed,
+            **{f"{key}_sha256": fingerprint_set_sha256(values) for key, values in listed.items()},
+            "fingerprint_version": FINGERPRINT_VERSION, "complete": complete,
+            "note": "" if complete else (backbone.get("note") if usable else "") or
+            "the weights it was fine-tuned from carry no usable record of their training data"}
 
 
 def training_records_seen(extra: dict, corpus: str, rows: np.ndarray) -> int | None:
@@ -86,7 +127,8 @@ def training_records_seen(extra: dict, corpus: str, rows: np.ndarray) -> int | N
     seen = members(index.fingerprints(corpus)[rows], provenance["fingerprints"].numpy().view(np.uint64))
     identities = index.identity[rows]
     seen |= members(identities, provenance["identities"].numpy().view(np.uint64)) & (identities != 0)
-    return int(seen.sum())
+    count = int(seen.sum())
+    return count if count or provenance.get("complete", True) else None  # an incomplete list proves no absence
 
 
 def weights_sha256(weights: str) -> str:

@@ -39,7 +39,7 @@ def test_released_ecgfounder_weights_want_their_filter(ptbxl_corpus, filtered_co
     with pytest.raises(ConfigError, match=r"normalize ecgfounder \(the released ECGFounder recipe\) vs per_lead"):
         check_weights(config(filtered_corpus, released, "data.normalize=per_lead"), ShardCorpus(filtered_corpus))
     anyway = config(ptbxl_corpus, released, "finetune.allow_recipe_mismatch=true")
-    _, known = starting_weights(anyway, JobSpec("superdiagnostic", "baseline", 1.0, 0), ShardCorpus(ptbxl_corpus))
+    _, known, _ = starting_weights(anyway, JobSpec("superdiagnostic", "baseline", 1.0, 0), ShardCorpus(ptbxl_corpus))
     assert "filter ecgfounder" in known["recipe_mismatch"]  # the row is marked in results.md
 
 

@@ -12,7 +12,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ecgdist.config import ConfigError, FinetuneConfig, ModelSection, load_config
-from ecgdist.data.index import write_index
+from ecgdist.data.dataset import ShardCorpus
+from ecgdist.data.index import read_index, write_index
 from ecgdist.data.shards import ShardEntry, read_manifest, read_metadata, write_manifest
 from ecgdist.files import file_sha256
 from ecgdist.finetune.job import (
@@ -22,9 +23,11 @@ from ecgdist.finetune.job import (
     build_finetune_model,
     make_optimizer,
     run_job,
+    starting_weights,
     train_epoch,
 )
-from ecgdist.models.pretrained import save_weights
+from ecgdist.finetune.provenance import UNKNOWN
+from ecgdist.models.pretrained import read_weights, save_weights
 
 TINY = "configs/finetune/ptbxl_tiny.yaml"
 
@@ -114,6 +117,30 @@ def test_saved_predictions_reproduce_the_reported_metrics(ptbxl_corpus, weights,
     scorable = [k for k in range(len(classes)) if 0 < targets[:, k].sum() < len(targets)]
     assert result["macro_auroc"] == pytest.approx(roc_auc_score(targets[:, scorable], scores[:, scorable]))
     assert result["classes_scored"] == len(scorable) and result["records"]["test"] == len(targets) == 14
+
+
+def test_a_fine_tuned_model_lists_the_records_it_trained_on_for_the_next_fine_tune(ptbxl_corpus, weights, tmp_path):
+    cfg = tiny(ptbxl_corpus, weights)
+    spec = JobSpec("superdiagnostic", "baseline", 0.5, 0)  # half the training records: only those are listed
+    run_job(cfg, spec, tmp_path / "first")
+    provenance = read_weights(tmp_path / "first" / "model.pth")[1]["provenance"]
+    loaders = Loaders(cfg, spec)
+    trained = read_index(ptbxl_corpus).fingerprints(ptbxl_corpus)[loaders.trained_rows]
+    assert 0 < len(loaders.trained_rows) < len(loaders.training_rows)
+    assert np.array_equal(provenance["fingerprints"].numpy().view(np.uint64), np.unique(trained))
+    assert provenance["complete"] is False and "carry no usable record" in provenance["note"]  # released format
+    # Fine-tuned again on PTB-XL: folds 9 and 10 were never trained on, but what its backbone saw is unknown;
+    # the records the first fine-tune trained on count as seen (a label-fraction row is marked for them).
+    again = tiny(ptbxl_corpus, tmp_path / "first" / "model.pth")
+    full = JobSpec("superdiagnostic", "baseline", 1.0, 0)
+    _, known, backbone = starting_weights(again, full, ShardCorpus(ptbxl_corpus), "", Loaders(again, full).training_rows)
+    assert known["status"] == UNKNOWN and f"none of the {len(np.unique(trained))} training records" in known["detail"]
+    assert known["training_records_seen"] == len(loaders.trained_rows) and backbone["finetuned"]
+    result = run_job(again, full, tmp_path / "second")
+    listed = read_weights(tmp_path / "second" / "model.pth")[1]["provenance"]  # both fine-tunes' records
+    second = read_index(ptbxl_corpus).fingerprints(ptbxl_corpus)[Loaders(again, full).trained_rows]
+    assert np.array_equal(listed["fingerprints"].numpy().view(np.uint64), np.union1d(trained, second))
+    assert listed["complete"] is False and result["pretraining_data"]["status"] == UNKNOWN
 
 
 def test_a_job_reads_its_weights_file_once_and_starts_from_it(ptbxl_corpus, weights, tmp_path, monkeypatch):

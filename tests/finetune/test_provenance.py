@@ -8,7 +8,8 @@ import torch
 from launch import export, pretrain, python_m
 
 from ecgdist.data.index import read_index
-from ecgdist.finetune.provenance import CHECKED, OVERLAP, UNKNOWN, pretraining_data
+from ecgdist.config import ConfigError
+from ecgdist.finetune.provenance import CHECKED, OVERLAP, UNKNOWN, finetuned_provenance, pretraining_data
 from ecgdist.models.net1d import Net1D
 from ecgdist.models.pretrained import read_weights, save_weights
 
@@ -104,6 +105,31 @@ def test_a_label_fraction_row_whose_backbone_saw_training_folds_is_marked(ptbxl_
     assert expected == 8 and result["pretraining_data"]["training_records_seen"] == expected
     assert "| **OVERLAP: trained on evaluation records**; saw 8 training-fold records (**label fraction < 1: a " \
         "supervised pre-training has seen their labels**) |" in (tmp_path / "sweep" / "results.md").read_text()
+
+
+def test_a_model_fine_tuned_on_the_challenge_copies_is_refused_for_a_ptbxl_evaluation(challenge_corpus, ptbxl_corpus,
+                                                                                      leaky_weights):
+    """PhysioNet/CinC 2021 holds PTB-XL's records under other ids: a model fine-tuned on it, then
+    fine-tuned on PTB-XL, would be tested on records it trained on. Listed, and refused, whatever
+    its backbone: random weights, weights with a record, or weights without one."""
+    rows = np.arange(len(read_index(challenge_corpus).fold))
+    backbone = read_weights(leaky_weights)[1]["provenance"]
+    for start, complete in ((None, True), (backbone, True), ({}, False)):
+        listed = finetuned_provenance(start, str(challenge_corpus), rows)
+        assert listed["finetuned"] and listed["complete"] == complete and len(listed["fingerprints"]) == 10
+        with pytest.raises(ConfigError) as refused:
+            pretraining_data("tuned.pth", {"provenance": listed}, str(ptbxl_corpus), allow_overlap=False)
+        assert "tuned.pth was trained on records of the evaluation folds" in str(refused.value)
+        assert "fold 10: 2 records (e.g. ptbxl:6000#0, ptbxl:6004#0)" in str(refused.value)
+        assert "Fine-tune from weights that did not train on them" in str(refused.value)
+        assert pretraining_data("tuned.pth", {"provenance": listed}, str(ptbxl_corpus), True)["status"] == OVERLAP
+    # The backbone's records and the fine-tune's, joined: PTB-XL's training folds after the Challenge copies.
+    train_rows = np.flatnonzero(np.isin(read_index(ptbxl_corpus).fold, range(1, 9)))
+    joined = finetuned_provenance(backbone, str(ptbxl_corpus), train_rows)
+    own = read_index(ptbxl_corpus).fingerprints(ptbxl_corpus)[train_rows]
+    expected = np.union1d(own, backbone["fingerprints"].numpy().view(np.uint64))
+    assert np.array_equal(joined["fingerprints"].numpy().view(np.uint64), expected) and len(expected) > len(set(own))
+    assert [c["path"] for c in joined["corpora"]] == [str(challenge_corpus), str(ptbxl_corpus)]
 
 
 def test_a_made_split_is_guarded_like_ptbxl_folds(physionet_corpus, split_physionet_corpus, tmp_path):

@@ -79,6 +79,11 @@ def test_a_fine_tuned_model_pushed_with_its_table_row_predicts_as_the_job_did(sw
         assert fact in card, fact
     _, extra = read_weights(out)
     assert extra["result"]["macro_auroc"] == result["macro_auroc"] and extra["classes"] == classes
+    # What the weights trained on travels with them, for the next fine-tune's check (start.pth lists nothing).
+    listed = read_weights(job_dir / "model.pth")[1]["provenance"]
+    assert torch.equal(extra["provenance"]["fingerprints"], listed["fingerprints"]) and not extra["provenance"]["complete"]
+    assert f"content fingerprints of the {len(listed['fingerprints']):,} records" in card
+    assert "the list is incomplete: the weights it was fine-tuned from carry no usable record" in card
 
 
 def test_the_onnx_file_of_a_fine_tuned_model_gives_its_logits(sweep, ptbxl_corpus, tmp_path):
