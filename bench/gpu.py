@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import NOT_PTBXL, REPO, best_rate, emit, replicated_corpus
+from common import NOT_PTBXL, PTBXL_500, REPO, best_rate, emit, replicated_corpus
 
 from ecgdist.data.dataset import ShardDataset
 from ecgdist.data.loader import make_loader
@@ -187,6 +187,10 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None,
                         help="run only these steps (export needs pretrain_net1d, finetune needs export)")
     args = parser.parse_args()
+    if not PTBXL_500.is_dir():  # ../shared/data does not travel to a lent machine
+        print(f"no PTB-XL records at {PTBXL_500}: set ECGDIST_SHARED_DATA, or run bash bench/gpu-prepare.sh "
+              "and carry .gpu", file=sys.stderr)
+        return 2
     out, work = args.out, Path(tempfile.mkdtemp(prefix="ecgdist-gpu-"))
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -44,5 +44,5 @@ if __name__ == "__main__":
         print(f"[preflight] unmet: {line}", file=sys.stderr)
     if missing:
         print(f"[preflight] {sys.executable} lacks {len(missing)} requirement(s) of setup.cfg: add them to "
-              "bench/gpu-wheels.txt, run bash bench/gpu-wheels.sh here and carry .whl", file=sys.stderr)
+              "bench/gpu-wheels.txt, run bash bench/gpu-prepare.sh here and carry .gpu", file=sys.stderr)
     sys.exit(1 if missing else 0)
