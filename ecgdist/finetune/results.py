@@ -69,8 +69,8 @@ def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
             row["pretraining_data"] += f"; {RECIPE_MISMATCH}"
         seen = max((j.get("pretraining_data", {}).get("training_records_seen") or 0 for j in jobs), default=0)
         if seen:
-            row["pretraining_data"] += f"; saw {seen} training-fold records" + (
-                " (**label fraction < 1: a supervised pre-training has seen their labels**)" if fraction < 1 else "")
+            voided = " (**label fraction < 1: a supervised pre-training or fine-tune has seen their labels**)"
+            row["pretraining_data"] += f"; saw {seen} training-fold records" + (voided if fraction < 1 else "")
         for name, metric in METRICS.items():
             values = np.array([j[name] for j in jobs], dtype=float)
             row[f"{name}_mean"] = float(np.nanmean(values))

@@ -103,8 +103,9 @@ def test_a_label_fraction_row_whose_backbone_saw_training_folds_is_marked(ptbxl_
     splits = task_splits(ptbxl_corpus, "ptbxl", "superdiagnostic").splits
     expected = sum(r.split("#")[0] in {f"ptbxl:{i}" for i in range(6000, 6010)} for r in splits["train"].record_ids)
     assert expected == 8 and result["pretraining_data"]["training_records_seen"] == expected
+    table = (tmp_path / "sweep" / "results.md").read_text()
     assert "| **OVERLAP: trained on evaluation records**; saw 8 training-fold records (**label fraction < 1: a " \
-        "supervised pre-training has seen their labels**) |" in (tmp_path / "sweep" / "results.md").read_text()
+        "supervised pre-training or fine-tune has seen their labels**) |" in table
 
 
 def test_a_model_fine_tuned_on_the_challenge_copies_is_refused_for_a_ptbxl_evaluation(challenge_corpus, ptbxl_corpus,
