@@ -52,7 +52,7 @@ GPU = torch.cuda.is_available()
 SIZE = {"records": (8192, 256), "models_batch": (64, 2), "models_steps": (10, 1), "pretrain_steps": (100, 4),
         "micro_batch": (256, 4), "workers": (8, 0), "finetune_records": (1000, 100), "loader_batch": (256, 32)}
 LOOP_ARGS = (["--steps", "30", "--warmup", "5"],  # GPU; CPU smoke: tiny batches, no compiling (minutes on a CPU)
-             ["--steps", "1", "--warmup", "1", "--sizes", "2", "--micro-batch", "2", "--records", "64", "--no-compile"])
+             ["--steps", "1", "--warmup", "1", "--sizes", "2", "--micro-batch", "2", "--no-compile"])
 OPTIONAL = ("pretrain_mtecg", "models")  # run when --only names them
 
 
@@ -201,8 +201,8 @@ def main() -> int:
 
     def loop(model: str) -> dict:
         try:
-            return last_json(run([sys.executable, "bench/loop.py", model, "--out", out, *LOOP_ARGS[0 if GPU else 1]],
-                                 logs / f"loop_{model}.log", timeout=300)[1])
+            return last_json(run([sys.executable, "bench/loop.py", model, "--out", out, "--corpus", corpus,
+                                  *LOOP_ARGS[0 if GPU else 1]], logs / f"loop_{model}.log", timeout=300)[1])
         except Failed as failed:  # keep the parts it measured: bench/loop.py prints its figures after each
             print(f"[loop_{model}] {failed}", flush=True)
             return {**last_json(failed.output), f"loop_{model}_error": str(failed).splitlines()[0][:300]}

@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[64, 256, 512], help="bare-step batches")
     parser.add_argument("--micro-batch", type=int, default=None, help="instead of the shipped one (CPU smoke)")
     parser.add_argument("--records", type=int, default=4096)
+    parser.add_argument("--corpus", type=Path, help="a replicated corpus to read (bench/gpu.py's) instead of building one")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("bench-loop"))
     args = parser.parse_args()
@@ -115,7 +116,7 @@ def main() -> None:
     peak = next((v for k, v in DENSE_BF16_TFLOPS.items() if k in card), None)
     m = args.model
     try:
-        corpus = replicated_corpus(work / "corpus", args.records, shard_size=1024)
+        corpus = args.corpus or replicated_corpus(work / "corpus", args.records, shard_size=1024)
         overrides = [f"data.workers={8 if GPU else 0}"]
         overrides += [f"train.micro_batch={args.micro_batch}"] if args.micro_batch else []
         cfg, p = prepared(config, corpus, work / "run", overrides)
