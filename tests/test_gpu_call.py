@@ -1,17 +1,22 @@
-"""A lent GPU machine gets every package ecgdist needs: bench/gpu-wheels.txt carries what its
-image lacks, and bench/preflight.py names what is still missing before any step runs."""
+"""The prepared GPU call (bench/gpu.sh): a lent machine gets every package ecgdist needs
+(bench/gpu-wheels.txt carries what its image lacks, bench/preflight.py names what is still
+missing before any step runs), and a step stopped at its time limit keeps what it measured."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from importlib import metadata
+
+import pytest
 
 from packaging.requirements import Requirement
 
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
+import gpu  # noqa: E402
 import preflight  # noqa: E402
 
 
@@ -52,3 +57,13 @@ def test_preflight_names_each_requirement_missing_or_out_of_range_and_passes_thi
         "no-such-package-ecgdist>=1 (not installed)", f"numpy<1 (found {numpy})"]
     assert preflight.unmet(preflight.requirements()) == []
     assert "deepspeed<0.20,>=0.19" in [str(Requirement(line)) for line in preflight.requirements()]
+
+
+def test_a_step_stopped_at_its_limit_keeps_the_figures_it_printed_and_its_log(tmp_path):
+    printing = "import json, time; print(json.dumps({'eager': 1.5})); print('compiling', flush=True); time.sleep(60)"
+    with pytest.raises(gpu.Failed) as stopped:
+        gpu.run([sys.executable, "-c", printing], tmp_path / "step.log", timeout=3)
+    assert "stopped at its 3 s limit" in str(stopped.value)
+    assert gpu.last_json(stopped.value.output) == {"eager": 1.5}
+    assert (tmp_path / "step.log").read_text() == json.dumps({"eager": 1.5}) + "\ncompiling\n"
+    assert gpu.last_json("no figures yet\n") == {}
