@@ -133,6 +133,21 @@ def test_a_model_fine_tuned_on_the_challenge_copies_is_refused_for_a_ptbxl_evalu
     assert [c["path"] for c in joined["corpora"]] == [str(challenge_corpus), str(ptbxl_corpus)]
 
 
+def test_a_sweep_from_a_fine_tuned_model_counts_the_records_it_was_fine_tuned_on(ptbxl_corpus, tmp_path):
+    """Through ``python -m ecgdist.submit finetune``: a sweep's job model.pth as the next sweep's weights."""
+    start = tmp_path / "start.pth"
+    save_weights(Net1D(widths=(16, 32, 32, 64), blocks=(1, 1, 1, 1), num_classes=150), start)
+    first = sweep(ptbxl_corpus, start, tmp_path / "first", "sweep.fractions=[0.5]")
+    assert first.returncode == 0, first.stderr
+    tuned = next((tmp_path / "first" / "jobs").glob("*/model.pth"))
+    listed = read_weights(tuned)[1]["provenance"]
+    again = sweep(ptbxl_corpus, tuned, tmp_path / "again")
+    assert again.returncode == 0, again.stderr
+    known = json.loads(next((tmp_path / "again" / "jobs").glob("*/result.json")).read_text())["pretraining_data"]
+    assert known["status"] == UNKNOWN and f"none of the {len(listed['fingerprints'])} training records" in known["detail"]
+    assert known["training_records_seen"] == len(listed["fingerprints"]) > 0
+
+
 def test_a_made_split_is_guarded_like_ptbxl_folds(physionet_corpus, split_physionet_corpus, tmp_path):
     """Weights pre-trained on the whole Georgia/Ningbo corpus saw the validation and test folds that
     ``preprocess split`` made: refused before submission. ``data.exclude_from`` reads the same folds,
