@@ -7,14 +7,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${ECGDIST_PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-# The carried wheels only where this Python lacks what setup.cfg requires (the image does).
-if ! "$python" bench/preflight.py 2>/dev/null && compgen -G ".gpu/wheels/*.whl" >/dev/null; then
-  site=${TMPDIR:-/tmp}/ecgdist-gpu-site
-  "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .gpu/wheels/*.whl
-  export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
+# The carried wheels only where this Python lacks what setup.cfg requires (the image does); then
+# the check again, which names each package still missing and ends the call, in a second.
+if ! "$python" bench/preflight.py 2>/dev/null; then
+  if compgen -G ".gpu/wheels/*.whl" >/dev/null; then
+    site=${TMPDIR:-/tmp}/ecgdist-gpu-site
+    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .gpu/wheels/*.whl
+    export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
+  fi
+  "$python" bench/preflight.py
 fi
 if [ -d .gpu/data ] && [ -z "${ECGDIST_SHARED_DATA:-}" ]; then
   export ECGDIST_SHARED_DATA=$PWD/.gpu/data
 fi
-"$python" bench/preflight.py  # a missing package fails here, in a second
 exec "$python" bench/gpu.py "${@:-bench-gpu}"

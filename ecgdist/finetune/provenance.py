@@ -45,6 +45,13 @@ def fingerprint_set_problem(provenance: dict) -> str | None:
     return None
 
 
+def usable_record(provenance: dict) -> bool:
+    """Whether a weights file's provenance lists training records that can be compared with a corpus's:
+    present, as exported (``fingerprint_set_problem``), of this fingerprint version."""
+    return provenance.get("fingerprints") is not None and not fingerprint_set_problem(provenance) \
+        and provenance.get("fingerprint_version", 1) == FINGERPRINT_VERSION
+
+
 def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool) -> dict:
     """{"status": no overlap | unknown | OVERLAP, "detail": a sentence}; raises on an overlap not allowed.
     ``extra``: the non-tensor entries ``read_weights`` found in the file ``weights`` names."""
@@ -99,8 +106,7 @@ def finetuned_provenance(backbone: dict | None, corpus: str, trained_rows: np.nd
     identities = np.unique(index.identity[trained_rows])
     identities = identities[identities != 0]
     corpora = [{"path": corpus, "manifest_sha256": manifest_sha256(corpus), "records": len(trained_rows)}]
-    usable = backbone is not None and backbone.get("fingerprints") is not None \
-        and not fingerprint_set_problem(backbone) and backbone.get("fingerprint_version", 1) == FINGERPRINT_VERSION
+    usable = backbone is not None and usable_record(backbone)
     if usable:
         fingerprints = np.union1d(fingerprints, backbone["fingerprints"].numpy().view(np.uint64))
         identities = np.union1d(identities, backbone["identities"].numpy().view(np.uint64))
@@ -120,8 +126,7 @@ def training_records_seen(extra: dict, corpus: str, rows: np.ndarray) -> int | N
     content or identity; None when the weights do not say what they were trained on. A supervised
     backbone that saw them has seen their labels, which voids a label-fraction claim."""
     provenance = extra.get("provenance") or {}
-    if provenance.get("fingerprints") is None or fingerprint_set_problem(provenance) or \
-            provenance.get("fingerprint_version", 1) != FINGERPRINT_VERSION:
+    if not usable_record(provenance):
         return None
     index = read_index(corpus)
     seen = members(index.fingerprints(corpus)[rows], provenance["fingerprints"].numpy().view(np.uint64))

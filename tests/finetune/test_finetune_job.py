@@ -133,12 +133,13 @@ def test_a_fine_tuned_model_lists_the_records_it_trained_on_for_the_next_fine_tu
     # the records the first fine-tune trained on count as seen (a label-fraction row is marked for them).
     again = tiny(ptbxl_corpus, tmp_path / "first" / "model.pth")
     full = JobSpec("superdiagnostic", "baseline", 1.0, 0)
-    _, known, backbone = starting_weights(again, full, ShardCorpus(ptbxl_corpus), "", Loaders(again, full).training_rows)
+    rows = Loaders(again, full)
+    _, known, backbone = starting_weights(again, full, ShardCorpus(ptbxl_corpus), "", rows.training_rows)
     assert known["status"] == UNKNOWN and f"none of the {len(np.unique(trained))} training records" in known["detail"]
     assert known["training_records_seen"] == len(loaders.trained_rows) and backbone["finetuned"]
     result = run_job(again, full, tmp_path / "second")
     listed = read_weights(tmp_path / "second" / "model.pth")[1]["provenance"]  # both fine-tunes' records
-    second = read_index(ptbxl_corpus).fingerprints(ptbxl_corpus)[Loaders(again, full).trained_rows]
+    second = read_index(ptbxl_corpus).fingerprints(ptbxl_corpus)[rows.trained_rows]
     assert np.array_equal(listed["fingerprints"].numpy().view(np.uint64), np.union1d(trained, second))
     assert listed["complete"] is False and result["pretraining_data"]["status"] == UNKNOWN
 
