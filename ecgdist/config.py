@@ -396,9 +396,11 @@ class FinetuneSection:
     allow_overlap: bool = False  # run with weights pre-trained on folds 9/10 of this corpus (rows are marked)
     allow_recipe_mismatch: bool = False  # run with weights trained on another rate, filter or normalisation (marked)
     trusted_types: list[str] = field(default_factory=list)  # classes (module.Class) a weights file may hold
-    epochs: int = 20
+    # epochs, batch_size, lr, weight_decay, schedule and plateau_*: the released ECGFounder fine-tune
+    # (its MIMIC_finetune_template.py: 30 epochs, batch 256, Adam 5e-5, weight decay 1e-5)
+    epochs: int = 30
     batch_size: int = 256
-    lr: float = 1e-4  # the official ECGFounder recipe: Adam 1e-4, weight decay 1e-5
+    lr: float = 5e-5
     weight_decay: float = 1e-5
     optimizer: str = "adam"  # adam: weight decay on every parameter (released ECGFounder) | adamw: not on norms, biases (MAE)
     schedule: str = "plateau"  # plateau: ReduceLROnPlateau on validation AUROC (released) | cosine: warm-up, cosine (MAE)

@@ -3,7 +3,7 @@
 Strategies (every part a config switch, so ablations are config lines):
 
 - ``baseline``: the backbone's own recipe on the pre-trained model with a fresh head. By
-  default the released ECGFounder one: Adam (lr 1e-4, weight decay 1e-5 on every
+  default the released ECGFounder one: Adam (lr 5e-5, weight decay 1e-5 on every
   parameter), BCE, ReduceLROnPlateau on validation macro AUROC; a backbone may name MAE's
   instead (``optimizer: adamw``, ``schedule: cosine``, ``warmup_epochs``, ``layer_decay``,
   ``baseline_drop_path``).

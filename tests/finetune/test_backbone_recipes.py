@@ -3,11 +3,13 @@
 import json
 
 import pytest
+import torch
 from conftest import REPO
 
-from ecgdist.config import ConfigError, FinetuneConfig, load_config
+from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection, load_config
 from ecgdist.data.dataset import ShardCorpus
-from ecgdist.finetune.job import JobSpec, check_weights, starting_weights
+from ecgdist.finetune.job import JobSpec, check_weights, make_optimizer, stages, starting_weights
+from ecgdist.finetune.schedule import StageSchedule
 from ecgdist.finetune.sweep import backbones, expand
 from ecgdist.models.net1d import Net1D
 from ecgdist.models.pretrained import save_weights
@@ -60,3 +62,29 @@ def test_a_backbones_corpus_and_keys_reach_its_jobs(ptbxl_corpus, filtered_corpu
         backbones(load_config(FinetuneConfig, REPO / "configs/finetune/ptbxl_tiny_two_backbones.yaml",
                               ["sweep.backbones.0.finetune={drop_path: 5}"]))
     assert json.dumps(cfg.sweep.backbones[0].finetune)  # plain data: saved in the sweep's config.yaml
+
+
+def test_the_default_recipe_is_the_released_ecgfounder_fine_tune():
+    """Restated from PKUDigitalHealth/ECGFounder's MIMIC_finetune_template.py (12-lead and 1-lead alike):
+    Adam(model.parameters(), lr=5e-5, weight_decay=1e-5), BCE with logits, batches of 256, 30 epochs,
+    ReduceLROnPlateau(mode='max', factor=0.1, patience=10) stepped with the validation AUROC each epoch."""
+    ft = FinetuneSection()
+    assert (ft.epochs, ft.batch_size, ft.optimizer, ft.schedule) == (30, 256, "adam", "plateau")
+    assert stages(ft, "baseline") == [("full", 30)]
+    model = Net1D(widths=(16, 32), blocks=(1, 1), num_classes=5)
+    optimizer = make_optimizer(model, "full", ft, "baseline")
+    assert type(optimizer) is torch.optim.Adam and len(optimizer.param_groups) == 1
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["weight_decay"]) == (5e-5, 1e-5)
+    assert len(group["params"]) == len(list(model.parameters()))  # every parameter decays, biases too
+    released = torch.optim.Adam(model.parameters(), lr=5e-5, weight_decay=1e-5)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(released, mode="max", factor=0.1, patience=10)
+    ours = StageSchedule(optimizer, ft, ft.epochs, steps_per_epoch=3)
+    val_auroc = [0.70, 0.75, 0.74] + [0.75] * 12 + [0.80] + [0.79] * 14  # two plateaus long enough to cut
+    lrs = []
+    for auroc in val_auroc:
+        ours.after_epoch(auroc)
+        plateau.step(auroc)
+        lrs.append(optimizer.param_groups[0]["lr"])
+        assert lrs[-1] == released.param_groups[0]["lr"]
+    assert lrs[0] == 5e-5 and lrs[-1] == pytest.approx(5e-7)  # both plateaus cut it tenfold

@@ -190,7 +190,7 @@ def test_the_shipped_benchmark_gives_both_strategies_the_same_epochs():
     header = protocol(load_config(FinetuneConfig, REPO / "configs/finetune/ptbxl.yaml"))
     assert "Epochs: baseline 35, post_training 35 (post_training: 5 probe + 30 full)" in header
     assert "finetune.match_epochs=true" in header
-    assert "ecgfounder: adam lr 0.0001 weight decay 1e-05, plateau (patience 10), drop path 0 (post_training 0.1)" \
+    assert "ecgfounder: adam lr 5e-05 weight decay 1e-05, plateau (patience 10), drop path 0 (post_training 0.1)" \
         in header
     assert "mtecg_t: adamw lr 0.0005 weight decay 0.05 layer decay 0.75, cosine after 5 warm-up epochs, drop path " \
         "0.1 (post_training 0.2)" in header
