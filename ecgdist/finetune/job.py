@@ -433,7 +433,8 @@ def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pr
               "task": spec.task, "classes_not_in_task": loaders.classes_left_out,
               "strategy": spec.strategy, "fraction": spec.fraction,
               "pretraining_data": pretraining, "simulated": loaders.simulated,
-              "seed": spec.seed, "selected_epoch": progress.best_epoch, "val_macro_auroc": progress.best_auroc,
+              "seed": spec.seed, "selected_epoch": progress.best_epoch, "epochs_trained": progress.global_epoch,
+              "val_macro_auroc": progress.best_auroc,
               "resumes": progress.resumes, "classes_without_training_positive": loaders.without_training_positive,
               "recipe": {"corpus": str(cfg.data.corpus), "inputs": loaders.recipe, "finetune": to_dict(cfg)["finetune"]},
               "records": loaders.sizes, **metrics}

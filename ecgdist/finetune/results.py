@@ -6,6 +6,8 @@ bootstrap interval of that seed mean (the same test-record resamples for every s
 second table is the paired difference post_training - baseline for each benchmark, task
 and fraction: same test records, same seeds, same resamples, so a reader sees whether a gain
 is more than test-set noise. The relative gain compares the means: 100 * (post - base) / base.
+Notes under the table name rows still improving at their last epoch, and classes without a
+training positive or absent from a task.
 Written as results.csv and results.md in the sweep folder, with PNG plots of each metric
 against the label fraction per task.
 """
@@ -28,7 +30,7 @@ METRICS = {"macro_auroc": macro_auroc, "macro_auprc": macro_auprc}
 RECIPE_MISMATCH = "**inputs differ from the weights' recipe**"
 COLUMNS = ["backbone", "benchmark", "task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd",
            "macro_auroc_low", "macro_auroc_high", "macro_auprc_mean", "macro_auprc_sd", "macro_auprc_low",
-           "macro_auprc_high", "auroc_gain_pct", "auprc_gain_pct", "pretraining_data"]
+           "macro_auprc_high", "auroc_gain_pct", "auprc_gain_pct", "pretraining_data", "selected_at_last_epoch"]
 PAIRED_COLUMNS = ["backbone", "benchmark", "task", "fraction", "seeds", "macro_auroc_diff", "macro_auroc_diff_low",
                   "macro_auroc_diff_high", "macro_auprc_diff", "macro_auprc_diff_low", "macro_auprc_diff_high"]
 
@@ -71,6 +73,7 @@ def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
         if seen:
             voided = " (**label fraction < 1: a supervised pre-training or fine-tune has seen their labels**)"
             row["pretraining_data"] += f"; saw {seen} training-fold records" + (voided if fraction < 1 else "")
+        row["selected_at_last_epoch"] = sum(map(selected_at_last_epoch, jobs))
         for name, metric in METRICS.items():
             values = np.array([j[name] for j in jobs], dtype=float)
             row[f"{name}_mean"] = float(np.nanmean(values))
@@ -158,6 +161,22 @@ def missing_classes_note(results: list[dict]) -> str:
                    for (backbone, benchmark, task, fraction), classes in sorted(missing.items()))
 
 
+def selected_at_last_epoch(job: dict) -> bool:
+    """Whether validation chose the last of two or more epochs: its AUROC was still rising when training
+    stopped, so the row may understate what more epochs would give (a linear probe's few epochs, say)."""
+    trained = job.get("epochs_trained") or 0  # results from before the count was kept: unknown, not flagged
+    return trained >= 2 and job.get("selected_epoch") == trained
+
+
+def still_rising_note(rows: list[dict]) -> str:
+    """The rows whose validation AUROC peaked at the last epoch, in how many of their seeds."""
+    rising = [f"{r['backbone']} " * bool(r["backbone"]) + f"{r['benchmark']} {r['task']} {r['strategy']} at fraction "
+              f"{r['fraction']:g} ({r['selected_at_last_epoch']} of {r['n_jobs']} seeds)"
+              for r in rows if r["selected_at_last_epoch"]]
+    return "\nSelected at the last epoch trained (validation AUROC still rising when training stopped; more epochs " \
+        f"may raise the row): {'; '.join(rising)}\n" if rising else ""
+
+
 def not_in_task_note(results: list[dict]) -> str:
     """Listed classes that no record of a task holds (left out of it, not scored as unlearnt)."""
     absent = {(r["benchmark"], r["task"]): r["classes_not_in_task"] for r in results if r.get("classes_not_in_task")}
@@ -185,7 +204,8 @@ def write_results(sweep_dir: Path, header: str = "", resamples: int = 0, simulat
     tested = {(r["benchmark"], r["task"]): r["records"]["test"] for r in results if "records" in r}
     header += "\nTest records: " + ", ".join(f"{benchmark} {task} {n}" for (benchmark, task), n in sorted(tested.items())) \
         + "." * bool(tested)
-    text = header.strip() + "\n\n" + markdown_table(rows) + missing_classes_note(results) + not_in_task_note(results)
+    text = header.strip() + "\n\n" + markdown_table(rows) + still_rising_note(rows) + missing_classes_note(results) \
+        + not_in_task_note(results)
     if paired:
         text += ("\n**Paired gain, post_training − baseline** (same test records and seeds; a gain whose "
                  "interval excludes 0 is more than test-set noise):\n\n" + paired_table(paired))

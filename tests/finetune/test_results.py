@@ -1,5 +1,6 @@
 """The results table: intervals of the seed mean, and the paired gain post_training - baseline."""
 
+import csv
 import json
 
 import numpy as np
@@ -9,13 +10,13 @@ from ecgdist.tasks.metrics import macro_auroc
 from ecgdist.finetune.results import paired_gains, read_results, write_results
 
 
-def fake_job(sweep, strategy, seed, targets, scores, benchmark=None):
+def fake_job(sweep, strategy, seed, targets, scores, benchmark=None, **epochs):
     folder = sweep / "jobs" / (f"{benchmark}-" * bool(benchmark) + f"rhythm-{strategy}-f1-s{seed}")
     folder.mkdir(parents=True)
     np.save(folder / "test_targets.npy", targets)
     np.save(folder / "test_scores.npy", scores)
     result = {"task": "rhythm", "strategy": strategy, "fraction": 1.0, "seed": seed,
-              "macro_auroc": macro_auroc(targets, scores), "macro_auprc": 0.5}
+              "macro_auroc": macro_auroc(targets, scores), "macro_auprc": 0.5, **epochs}
     (folder / "result.json").write_text(json.dumps({**result, "benchmark": benchmark} if benchmark else result))
 
 
@@ -78,3 +79,21 @@ def test_figures_made_from_simulated_data_say_so_in_their_title(tmp_path, monkey
     titles.clear()
     write_results(tmp_path, resamples=0)
     assert all(t.startswith("ptbxl rhythm") for t in titles)  # the benchmark's name
+
+
+def test_rows_whose_validation_peaked_at_the_last_epoch_are_noted_with_their_seed_count(tmp_path):
+    """A linear probe stopped while still improving understates the representation: the table says so."""
+    targets, scores = sample(0)
+    fake_job(tmp_path, "linear", 0, targets, scores, selected_epoch=5, epochs_trained=5)
+    fake_job(tmp_path, "linear", 1, targets, scores, selected_epoch=3, epochs_trained=5)
+    fake_job(tmp_path, "linear", 2, targets, scores, selected_epoch=5, epochs_trained=5)
+    fake_job(tmp_path, "baseline", 0, targets, scores, selected_epoch=1, epochs_trained=1)  # one epoch: no curve
+    fake_job(tmp_path, "scratch", 0, targets, scores)  # a result from before epochs were counted
+    rows = {r["strategy"]: r for r in write_results(tmp_path)}
+    assert {s: r["selected_at_last_epoch"] for s, r in rows.items()} == {"linear": 2, "baseline": 0, "scratch": 0}
+    text = (tmp_path / "results.md").read_text()
+    note = [line for line in text.splitlines() if line.startswith("Selected at the last epoch trained")]
+    assert len(note) == 1 and note[0].endswith(": ptbxl rhythm linear at fraction 1 (2 of 3 seeds)")
+    with open(tmp_path / "results.csv") as f:
+        assert {r["strategy"]: r["selected_at_last_epoch"] for r in csv.DictReader(f)} == \
+            {"linear": "2", "baseline": "0", "scratch": "0"}

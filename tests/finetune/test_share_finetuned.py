@@ -73,7 +73,7 @@ def test_a_fine_tuned_model_pushed_with_its_table_row_predicts_as_the_job_did(sw
     assert own_row != sweep_row  # two seeds: another mean, an sd
     result = json.loads((job_dir / "result.json").read_text())
     for fact in ("This model (seed 0)", own_row, "Its sweep's row (2 seeds)", sweep_row,
-                 f"epoch {result['selected_epoch']}, validation macro AUROC {result['val_macro_auroc']:.4f}",
+                 f"epoch {result['selected_epoch']} of {result['epochs_trained']}, validation macro AUROC {result['val_macro_auroc']:.4f}",
                  f"{result['records']['test']:,} test records", "**unknown**", "PTB-XL 1.0.3: CC BY 4.0",
                  f"python -m ecgdist.predict hf://lab/net1d-superdiagnostic/{out.name} RECORD.hea"):
         assert fact in card, fact

@@ -41,10 +41,24 @@ def check_sweep_outputs(sweep_dir, tasks=("rhythm", "superdiagnostic")):
     assert all((sweep_dir / f"{task}_macro_auroc_vs_fraction.png").stat().st_size > 1000 for task in tasks)
     job = sweep_dir / "jobs" / "rhythm-post_training-f1-s0"
     assert "val/macro_auroc" in read_scalars(job / "tb")
+    check_still_rising_note(sweep_dir, text)
     classes = json.loads((job / "classes.json").read_text())
     scores, targets = np.load(job / "test_scores.npy"), np.load(job / "test_targets.npy")
     assert scores.shape == targets.shape == (json.loads((job / "result.json").read_text())["records"]["test"], len(classes))
     assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def check_still_rising_note(sweep_dir, text):
+    """A row is noted when its validation curve, as TensorBoard logged it, first peaks at its last epoch."""
+    rising = []
+    for result_file in sorted((sweep_dir / "jobs").glob("*/result.json")):
+        result = json.loads(result_file.read_text())
+        curve = [value for _, value in read_scalars(result_file.parent / "tb")["val/macro_auroc"]]
+        assert result["epochs_trained"] == len(curve) == (3 if result["strategy"] == "post_training" else 2)
+        if np.isfinite(curve).any() and int(np.nanargmax(curve)) + 1 == len(curve):
+            rising.append(f"{result['task']} {result['strategy']} at fraction 1 (1 of 1 seeds)")
+    assert ("Selected at the last epoch trained" in text) == bool(rising)
+    assert all(row in text.split("Selected at the last epoch trained")[-1].split("\n\n")[0] for row in rising)
 
 
 def test_local_sweep_builds_the_results_table_and_resubmission_skips_finished_jobs(ptbxl_corpus, tmp_path, capsys):
