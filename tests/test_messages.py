@@ -73,7 +73,7 @@ def test_a_killed_worker_process_is_one_line_and_the_rerun_resumes(shared_data, 
                             output=tmp_path / "log")
     deadline = time.time() + 120
     while time.time() < deadline:  # a worker of the pool: a child of the command's process
-        children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == proc.pid]
+        children = _children(proc.pid)
         if children and list((out / "parts").glob("chunk-*.json")):
             killed = children[0]
             os.kill(killed, signal.SIGKILL)
@@ -90,6 +90,18 @@ def _parent(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
+        return None
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid]
+
+
+def _command_line(pid: int) -> bytes | None:
+    """A forked child shares its parent's; a helper the process runs (a compiler, a tool) has its own."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
         return None
 
 
@@ -131,8 +143,8 @@ def test_a_killed_loader_worker_is_one_line(ptbxl_corpus, tmp_path):
                                       "checkpoint.save_every_steps=0", "checkpoint.save_every_minutes=0"),
                         env=ONE_THREAD, cwd=REPO, stdout=tmp_path / "out", stderr=tmp_path / "err")
     deadline = time.time() + 120
-    while time.time() < deadline:  # the loader's worker: a child of the training process
-        children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == proc.pid]
+    while time.time() < deadline:  # the loader's worker: a child forked from the training process
+        children = [child for child in _children(proc.pid) if _command_line(child) == _command_line(proc.pid)]
         if children and (tmp_path / "run" / "config.yaml").exists():
             time.sleep(1)
             killed = children[0]
