@@ -9,7 +9,7 @@ is more than test-set noise. The relative gain compares the means: 100 * (post -
 Notes under the table name rows still improving at their last epoch, and classes without a
 training positive or absent from a task.
 Written as results.csv and results.md in the sweep folder, with PNG plots of each metric
-against the label fraction per task.
+against the label fraction per task; per_class.csv gives each row's classes one by one.
 """
 
 from __future__ import annotations
@@ -24,13 +24,23 @@ import numpy as np
 
 from ecgdist.files import atomic_write_text
 from ecgdist.finetune.job import RESULT
-from ecgdist.tasks.metrics import bootstrap, macro_auprc, macro_auroc, paired_difference, seed_mean
+from ecgdist.tasks.metrics import (
+    bootstrap,
+    macro_auprc,
+    macro_auroc,
+    paired_difference,
+    per_class_auprc,
+    per_class_auroc,
+    seed_mean,
+)
 
 METRICS = {"macro_auroc": macro_auroc, "macro_auprc": macro_auprc}
 RECIPE_MISMATCH = "**inputs differ from the weights' recipe**"
 COLUMNS = ["backbone", "benchmark", "task", "strategy", "fraction", "n_jobs", "macro_auroc_mean", "macro_auroc_sd",
            "macro_auroc_low", "macro_auroc_high", "macro_auprc_mean", "macro_auprc_sd", "macro_auprc_low",
            "macro_auprc_high", "auroc_gain_pct", "auprc_gain_pct", "pretraining_data", "selected_at_last_epoch"]
+PER_CLASS_COLUMNS = ["backbone", "benchmark", "task", "strategy", "fraction", "class", "test_positives", "n_jobs",
+                     "auroc_mean", "auroc_sd", "auprc_mean", "auprc_sd"]
 PAIRED_COLUMNS = ["backbone", "benchmark", "task", "fraction", "seeds", "macro_auroc_diff", "macro_auroc_diff_low",
                   "macro_auroc_diff_high", "macro_auprc_diff", "macro_auprc_diff_low", "macro_auprc_diff_high"]
 
@@ -57,12 +67,17 @@ def seed_mean_interval(jobs: list[dict], metric, resamples: int) -> tuple[float,
     return bootstrap(targets, seed_mean(targets, [s for _, s in predictions], metric), resamples, seed=0)[1]
 
 
-def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
+def table_rows(results: list[dict]) -> list[tuple[tuple, list[dict]]]:
+    """The jobs of each table row, (backbone, benchmark, task, strategy, fraction), in table order."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
         groups[(r.get("backbone", ""), r["benchmark"], r["task"], r["strategy"], r["fraction"])].append(r)
+    return sorted(groups.items())
+
+
+def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
     rows = []
-    for (backbone, benchmark, task, strategy, fraction), jobs in sorted(groups.items()):
+    for (backbone, benchmark, task, strategy, fraction), jobs in table_rows(results):
         statuses = sorted({j.get("pretraining_data", {}).get("status", "unknown") for j in jobs})
         row = {"backbone": backbone, "benchmark": benchmark, "task": task, "strategy": strategy, "fraction": fraction,
                "n_jobs": len(jobs),
@@ -86,6 +101,34 @@ def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
         for name, column in zip(METRICS, ("auroc_gain_pct", "auprc_gain_pct")):
             row[column] = (100 * (row[f"{name}_mean"] - ref[f"{name}_mean"]) / ref[f"{name}_mean"]
                            if ref is not None and row["strategy"] == "post_training" else None)
+    return rows
+
+
+def job_classes(job: dict, count: int) -> list[str]:
+    """The class of each score column (classes.json; column numbers for a job that wrote none)."""
+    path = job["dir"] / "classes.json"
+    return json.loads(path.read_text()) if path.exists() else [str(k) for k in range(count)]
+
+
+def per_class(results: list[dict]) -> list[dict]:
+    """Each row's AUROC and AUPRC per class (mean and sd over seeds) beside the class's test positives,
+    which say how far a class's figure can be trusted (a class with 2 positives moves in big steps)."""
+    rows = []
+    for (backbone, benchmark, task, strategy, fraction), jobs in table_rows(results):
+        predictions = [test_predictions(j) for j in jobs]
+        targets = predictions[0][0]
+        values = {name: np.array([metric(t, s) for t, s in predictions])
+                  for name, metric in (("auroc", per_class_auroc), ("auprc", per_class_auprc))}
+        for k, name in enumerate(job_classes(jobs[0], targets.shape[1])):
+            row = {"backbone": backbone, "benchmark": benchmark, "task": task, "strategy": strategy,
+                   "fraction": fraction, "class": name, "test_positives": int((targets[:, k] > 0).sum()),
+                   "n_jobs": len(jobs)}
+            for metric, table in values.items():
+                column = table[:, k]
+                scored = np.isfinite(column).any()
+                row[f"{metric}_mean"] = float(np.nanmean(column)) if scored else None
+                row[f"{metric}_sd"] = float(np.nanstd(column, ddof=1)) if scored and len(column) > 1 else None
+            rows.append(row)
     return rows
 
 
@@ -201,6 +244,7 @@ def write_results(sweep_dir: Path, header: str = "", resamples: int = 0, simulat
     rows, paired = summarise(results, resamples), paired_gains(results, resamples)
     write_csv(sweep_dir / "results.csv", COLUMNS, rows)
     write_csv(sweep_dir / "paired.csv", PAIRED_COLUMNS, paired)
+    write_csv(sweep_dir / "per_class.csv", PER_CLASS_COLUMNS, per_class(results))
     tested = {(r["benchmark"], r["task"]): r["records"]["test"] for r in results if "records" in r}
     header += "\nTest records: " + ", ".join(f"{benchmark} {task} {n}" for (benchmark, task), n in sorted(tested.items())) \
         + "." * bool(tested)

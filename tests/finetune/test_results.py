@@ -97,3 +97,28 @@ def test_rows_whose_validation_peaked_at_the_last_epoch_are_noted_with_their_see
     with open(tmp_path / "results.csv") as f:
         assert {r["strategy"]: r["selected_at_last_epoch"] for r in csv.DictReader(f)} == \
             {"linear": "2", "baseline": "0", "scratch": "0"}
+
+
+def test_per_class_figures_are_each_class_over_seeds_beside_its_test_positives(tmp_path):
+    """Restated with scikit-learn, column by column; a class without a test positive has no figure."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    targets, _ = sample(0)
+    targets[:, 3] = 0  # no test positive
+    scores = [np.clip(targets * 0.3 + np.random.default_rng(seed).random(targets.shape) * 0.7, 0, 1)
+              for seed in (0, 1)]
+    classes = ["NORM", "MI", "STTC", "CD"]
+    for seed in (0, 1):
+        fake_job(tmp_path, "baseline", seed, targets, scores[seed])
+        (tmp_path / "jobs" / f"rhythm-baseline-f1-s{seed}" / "classes.json").write_text(json.dumps(classes))
+    write_results(tmp_path)
+    with open(tmp_path / "per_class.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["class"] for r in rows] == classes and {r["n_jobs"] for r in rows} == {"2"}
+    for k, row in enumerate(rows[:3]):
+        assert int(row["test_positives"]) == int(targets[:, k].sum()) > 0
+        for name, metric in (("auroc", roc_auc_score), ("auprc", average_precision_score)):
+            per_seed = [metric(targets[:, k], s[:, k]) for s in scores]
+            assert float(row[f"{name}_mean"]) == pytest.approx(np.mean(per_seed), abs=1e-12)
+            assert float(row[f"{name}_sd"]) == pytest.approx(np.std(per_seed, ddof=1), abs=1e-12)
+    assert (rows[3]["test_positives"], rows[3]["auroc_mean"], rows[3]["auprc_sd"]) == ("0", "", "")

@@ -46,6 +46,14 @@ def check_sweep_outputs(sweep_dir, tasks=("rhythm", "superdiagnostic")):
     scores, targets = np.load(job / "test_scores.npy"), np.load(job / "test_targets.npy")
     assert scores.shape == targets.shape == (json.loads((job / "result.json").read_text())["records"]["test"], len(classes))
     assert ((scores >= 0) & (scores <= 1)).all()
+    with open(sweep_dir / "per_class.csv") as f:  # the job's own per-class AUROC, class by class
+        per_class = {r["class"]: r for r in csv.DictReader(f) if (r["task"], r["strategy"]) == ("rhythm", "post_training")}
+    reported = json.loads((job / "result.json").read_text())["per_class_auroc"]
+    assert list(per_class) == classes == list(reported)
+    for name, auroc in reported.items():
+        assert (per_class[name]["auroc_mean"] == "") if auroc is None else float(per_class[name]["auroc_mean"]) == \
+            pytest.approx(auroc, abs=1e-9)
+        assert int(per_class[name]["test_positives"]) == int(targets[:, classes.index(name)].sum())
 
 
 def check_still_rising_note(sweep_dir, text):
