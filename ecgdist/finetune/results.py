@@ -56,15 +56,23 @@ def read_results(sweep_dir: Path) -> list[dict]:
     return [read_result(p.parent) for p in sorted((sweep_dir / "jobs").glob(f"*/{RESULT}"))]
 
 
-def test_predictions(job: dict) -> tuple[np.ndarray, np.ndarray]:
-    return np.load(job["dir"] / "test_targets.npy"), np.load(job["dir"] / "test_scores.npy")
+def test_predictions(jobs: list[dict], what: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The test targets the jobs share and each job's scores; ``what`` names the jobs in the error
+    raised when they were tested on different records (their figures cannot be averaged or paired)."""
+    targets = [np.load(job["dir"] / "test_targets.npy") for job in jobs]
+    if any(not np.array_equal(t, targets[0]) for t in targets):
+        raise ValueError(f"{what}: the jobs were tested on different records")
+    return targets[0], [np.load(job["dir"] / "test_scores.npy") for job in jobs]
 
 
-def seed_mean_interval(jobs: list[dict], metric, resamples: int) -> tuple[float, float]:
-    """Interval of the metric's mean over the jobs' seeds (the same test-record resamples for each)."""
-    predictions = [test_predictions(j) for j in jobs]
-    targets = predictions[0][0]
-    return bootstrap(targets, seed_mean(targets, [s for _, s in predictions], metric), resamples, seed=0)[1]
+def seed_mean_interval(targets: np.ndarray, scores: list[np.ndarray], metric, resamples: int) -> tuple[float, float]:
+    """Interval of the metric's mean over the seeds' scores (the same test-record resamples for each)."""
+    return bootstrap(targets, seed_mean(targets, scores, metric), resamples, seed=0)[1]
+
+
+def row_name(backbone: str, benchmark: str, task: str, strategy: str, fraction: float) -> str:
+    """A row of the table as its notes and errors name it ("" strategy: the paired row of a task)."""
+    return " ".join(filter(None, (backbone, benchmark, task, strategy))) + f" at fraction {fraction:g}"
 
 
 def table_rows(results: list[dict]) -> list[tuple[tuple, list[dict]]]:
@@ -77,7 +85,9 @@ def table_rows(results: list[dict]) -> list[tuple[tuple, list[dict]]]:
 
 def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
     rows = []
-    for (backbone, benchmark, task, strategy, fraction), jobs in table_rows(results):
+    for key, jobs in table_rows(results):
+        backbone, benchmark, task, strategy, fraction = key
+        targets, scores = test_predictions(jobs, row_name(*key))
         statuses = sorted({j.get("pretraining_data", {}).get("status", "unknown") for j in jobs})
         row = {"backbone": backbone, "benchmark": benchmark, "task": task, "strategy": strategy, "fraction": fraction,
                "n_jobs": len(jobs),
@@ -93,7 +103,7 @@ def summarise(results: list[dict], resamples: int = 0) -> list[dict]:
             values = np.array([j[name] for j in jobs], dtype=float)
             row[f"{name}_mean"] = float(np.nanmean(values))
             row[f"{name}_sd"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
-            row[f"{name}_low"], row[f"{name}_high"] = seed_mean_interval(jobs, metric, resamples)
+            row[f"{name}_low"], row[f"{name}_high"] = seed_mean_interval(targets, scores, metric, resamples)
         rows.append(row)
     base = {(r["backbone"], r["benchmark"], r["task"], r["fraction"]): r for r in rows if r["strategy"] == "baseline"}
     for row in rows:
@@ -114,10 +124,10 @@ def per_class(results: list[dict]) -> list[dict]:
     """Each row's AUROC and AUPRC per class (mean and sd over seeds) beside the class's test positives,
     which say how far a class's figure can be trusted (a class with 2 positives moves in big steps)."""
     rows = []
-    for (backbone, benchmark, task, strategy, fraction), jobs in table_rows(results):
-        predictions = [test_predictions(j) for j in jobs]
-        targets = predictions[0][0]
-        values = {name: np.array([metric(t, s) for t, s in predictions])
+    for key, jobs in table_rows(results):
+        backbone, benchmark, task, strategy, fraction = key
+        targets, scores = test_predictions(jobs, row_name(*key))
+        values = {name: np.array([metric(targets, s) for s in scores])
                   for name, metric in (("auroc", per_class_auroc), ("auprc", per_class_auprc))}
         for k, name in enumerate(job_classes(jobs[0], targets.shape[1])):
             row = {"backbone": backbone, "benchmark": benchmark, "task": task, "strategy": strategy,
@@ -142,17 +152,13 @@ def paired_gains(results: list[dict], resamples: int) -> list[dict]:
                        and (*group, "baseline", key[5]) in by_key)
         if not seeds:
             continue
-        post = [test_predictions(by_key[(*group, "post_training", s)]) for s in seeds]
-        base = [test_predictions(by_key[(*group, "baseline", s)]) for s in seeds]
-        targets = post[0][0]
         backbone, benchmark, task, fraction = group
-        if any(not np.array_equal(t, targets) for t, _ in post + base):
-            raise ValueError(f"{backbone} {benchmark} {task} fraction {fraction:g}: the jobs were tested on different "
-                             "records")
+        jobs = [by_key[(*group, strategy, s)] for strategy in ("post_training", "baseline") for s in seeds]
+        targets, scores = test_predictions(jobs, row_name(backbone, benchmark, task, "", fraction))
+        post, base = scores[:len(seeds)], scores[len(seeds):]
         row = {"backbone": backbone, "benchmark": benchmark, "task": task, "fraction": fraction, "seeds": len(seeds)}
         for name, metric in METRICS.items():
-            diff, (low, high) = paired_difference(targets, [s for _, s in post], [s for _, s in base], metric,
-                                                  resamples, seed=0)
+            diff, (low, high) = paired_difference(targets, post, base, metric, resamples, seed=0)
             row.update({f"{name}_diff": diff, f"{name}_diff_low": low, f"{name}_diff_high": high})
         rows.append(row)
     return rows
@@ -213,9 +219,8 @@ def selected_at_last_epoch(job: dict) -> bool:
 
 def still_rising_note(rows: list[dict]) -> str:
     """The rows whose validation AUROC peaked at the last epoch, in how many of their seeds."""
-    rising = [f"{r['backbone']} " * bool(r["backbone"]) + f"{r['benchmark']} {r['task']} {r['strategy']} at fraction "
-              f"{r['fraction']:g} ({r['selected_at_last_epoch']} of {r['n_jobs']} seeds)"
-              for r in rows if r["selected_at_last_epoch"]]
+    rising = [row_name(r["backbone"], r["benchmark"], r["task"], r["strategy"], r["fraction"])
+              + f" ({r['selected_at_last_epoch']} of {r['n_jobs']} seeds)" for r in rows if r["selected_at_last_epoch"]]
     return "\nSelected at the last epoch trained (validation AUROC still rising when training stopped; more epochs " \
         f"may raise the row): {'; '.join(rising)}\n" if rising else ""
 

@@ -63,8 +63,17 @@ def test_jobs_tested_on_different_records_are_not_paired(tmp_path):
     targets, scores = sample(0)
     fake_job(tmp_path, "baseline", 0, targets, scores)
     fake_job(tmp_path, "post_training", 0, targets[::-1].copy(), scores)
-    with pytest.raises(ValueError, match="different records"):
+    with pytest.raises(ValueError, match="ptbxl rhythm at fraction 1: the jobs were tested on different records"):
         paired_gains(read_results(tmp_path), resamples=10)
+
+
+def test_seeds_of_a_row_tested_on_different_records_are_not_averaged(tmp_path):
+    """Same shapes, other records (a corpus rebuilt between jobs, say): an error naming the row, not a mean."""
+    targets, scores = sample(0)
+    fake_job(tmp_path, "baseline", 0, targets, scores)
+    fake_job(tmp_path, "baseline", 1, targets[::-1].copy(), scores)
+    with pytest.raises(ValueError, match="ptbxl rhythm baseline at fraction 1: the jobs were tested on different"):
+        write_results(tmp_path)
 
 
 def test_figures_made_from_simulated_data_say_so_in_their_title(tmp_path, monkeypatch):
