@@ -19,7 +19,7 @@ from ecgdist.config import FinetuneConfig
 from ecgdist.data.leakage import manifest_sha256
 from ecgdist.finetune.job import MODEL, RESULT
 from ecgdist.finetune.predict import Classifier
-from ecgdist.finetune.results import markdown_table, read_result, read_results, summarise
+from ecgdist.finetune.results import fmt, markdown_table, per_class, read_result, read_results, summarise
 from ecgdist.models.pretrained import read_weights, write_weights
 
 # What of a job's result.json an export carries (its metrics, per-class AUROC and paths stay in the job folder).
@@ -44,7 +44,14 @@ def results_rows(job_dir: Path, result: dict) -> str:
         if job_dir.parent.name == "jobs" else []
     if len(seeds) > 1:
         table += f"\nIts sweep's row ({len(seeds)} seeds):\n\n" + markdown_table(summarise(seeds, resamples))
-    return table
+    return table + "\nThis model by class:\n\n" + per_class_table(per_class([result]))
+
+
+def per_class_table(rows: list[dict]) -> str:
+    """One seed's per_class.csv rows as markdown: a class's figure beside its test positives."""
+    lines = ["| class | test positives | AUROC | AUPRC |", "|---|---|---|---|"]
+    lines += [f"| {r['class']} | {r['test_positives']} | {fmt(r['auroc_mean'])} | {fmt(r['auprc_mean'])} |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def export(job_dir: str | Path, out: str | Path, best: bool = False, step: int | None = None) -> str:

@@ -77,6 +77,11 @@ def test_a_fine_tuned_model_pushed_with_its_table_row_predicts_as_the_job_did(sw
                  f"{result['records']['test']:,} test records", "**unknown**", "PTB-XL 1.0.3: CC BY 4.0",
                  f"python -m ecgdist.predict hf://lab/net1d-superdiagnostic/{out.name} RECORD.hea"):
         assert fact in card, fact
+    # By class, as the job reported it, beside the class's positives among the test records it scored
+    targets = np.load(job_dir / "test_targets.npy")
+    for k, name in enumerate(classes):
+        auroc = result["per_class_auroc"][name]
+        assert f"| {name} | {int(targets[:, k].sum())} | {'' if auroc is None else f'{auroc:.3f}'} | " in card, name
     _, extra = read_weights(out)
     assert extra["result"]["macro_auroc"] == result["macro_auroc"] and extra["classes"] == classes
     # What the weights trained on travels with them, for the next fine-tune's check (start.pth lists nothing).
