@@ -384,7 +384,7 @@ def save_resolved(cfg: Any, run_dir: str | os.PathLike, notes: Sequence[str] = (
     return path
 
 
-STRATEGIES = ("baseline", "post_training", "scratch", "linear")
+STRATEGIES = ("baseline", "post_training", "scratch", "linear", "linear_fit")
 PTBXL_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 BENCHMARK_KINDS = ("ptbxl", "physionet2021", "code15", "labels")  # ecgdist/tasks/benchmark.py defines each
 

@@ -133,6 +133,8 @@ def finetuned_sections(extra: dict, repo: str, filename: str) -> dict[str, str]:
     records = result["records"]
     pretraining = result["pretraining_data"]
     of_epochs = f" of {result['epochs_trained']}" if result.get("epochs_trained") else ""  # older exports: unknown
+    selected = f"epoch {result['selected_epoch']}{of_epochs}" if result["selected_epoch"] is not None else \
+        f"a logistic-regression read-out, C = {(result.get('linear_fit') or {}).get('c')}"
     return {
         "summary": f"fine-tuned with ecgdist on {result['benchmark']} `{result['task']}` (strategy "
                    f"`{result['strategy']}`, label fraction {result['fraction']:g}, seed {result['seed']}) from "
@@ -142,7 +144,7 @@ def finetuned_sections(extra: dict, repo: str, filename: str) -> dict[str, str]:
 ## Results
 
 Macro AUROC / AUPRC on the test fold, read once with the weights that fold-9 validation selected
-(epoch {result['selected_epoch']}{of_epochs}, validation macro AUROC {result['val_macro_auroc']:.4f}); the interval is a
+({selected}, validation macro AUROC {result['val_macro_auroc']:.4f}); the interval is a
 bootstrap over test records.
 
 {extra['results_table']}

@@ -241,7 +241,8 @@ def test_fine_tune_on_your_own_data_runs_as_printed(hospital_corpus, tmp_path, m
         assert "20 = 20 written + 0 rejected" in run(commands[0], tmp_path).stdout
         assert "made: 10 folds, seed 0, 20 records of 10 patients" in run(commands[1], tmp_path).stdout
         printed = run(commands[2], tmp_path).stdout
-        assert "12 jobs, 12 would be submitted" in printed and "own-all-linear-f1-s0" in printed
+        assert "15 jobs, 15 would be submitted" in printed and "own-all-linear-f1-s0" in printed
+        assert "own-all-linear_fit-f1-s0" in printed
         assert commands[3] == commands[2].replace("--dry-run", "--wait")  # the GPU sweep its dry run checked
         assert "20 embeddings of dimension 1024" in run(commands[4], tmp_path).stdout
     assert (tmp_path / "embeddings.h5").exists()

@@ -24,8 +24,8 @@ from ecgdist.models.pretrained import read_weights, write_weights
 
 # What of a job's result.json an export carries (its metrics, per-class AUROC and paths stay in the job folder).
 RESULT_KEYS = ("job", "backbone", "benchmark", "task", "strategy", "fraction", "seed", "selected_epoch",
-               "epochs_trained", "val_macro_auroc", "macro_auroc", "macro_auprc", "macro_auroc_ci", "macro_auprc_ci",
-               "records", "pretraining_data", "simulated")
+               "epochs_trained", "linear_fit", "val_macro_auroc", "macro_auroc", "macro_auprc", "macro_auroc_ci",
+               "macro_auprc_ci", "records", "pretraining_data", "simulated")
 
 
 def is_job(folder: str | Path) -> bool:

@@ -13,6 +13,9 @@ Strategies (every part a config switch, so ablations are config lines):
 - ``scratch``: the baseline recipe from random weights.
 - ``linear``: post-training's stage 1 alone (the frozen backbone's features, a trained
   linear head): the linear evaluation papers report.
+- ``linear_fit``: no gradient step; one logistic regression per class on the frozen
+  backbone's pooled features of the training records (tasks/linear_fit.py, its C chosen by
+  fold 9's macro AUROC), set as the model's head: a read-out fitted to convergence.
 
 Model selection uses fold 9 only: the weights with the best validation macro AUROC over
 all epochs of all stages. Fold 10 is read once, at the end, with those weights. The job
@@ -45,7 +48,7 @@ from ecgdist.files import atomic_torch_save, atomic_write_text
 from ecgdist.finetune.provenance import finetuned_provenance, pretraining_data, training_records_seen
 from ecgdist.finetune.schedule import StageSchedule
 from ecgdist.loggers import make_logger
-from ecgdist.models import CLASSIFIERS, build_model
+from ecgdist.models import CLASSIFIERS, build_model, pooled_features
 from ecgdist.models.ecgfounder_release import HUB_REPO, RELEASED_RECIPE
 from ecgdist.models.param_groups import param_groups
 from ecgdist.models.pretrained import (
@@ -58,6 +61,7 @@ from ecgdist.models.pretrained import (
 )
 from ecgdist.safe_load import load
 from ecgdist.tasks.benchmark import task_splits, training_subset
+from ecgdist.tasks.linear_fit import C_GRID, fit, select_c
 from ecgdist.tasks.metrics import evaluate, macro_auroc
 
 log = logging.getLogger(__name__)
@@ -92,6 +96,8 @@ def stages(ft: FinetuneSection, strategy: str) -> list[tuple[str, int]]:
     With ``match_epochs`` the baseline trains as many epochs as post-training's probe and
     fine-tune together, so a gain cannot come from training longer."""
     probe = ft.probe_epochs if ft.linear_probe else 0
+    if strategy == "linear_fit":
+        return []
     if strategy == "linear":
         return [("probe", probe)]
     if strategy == "post_training" and probe:
@@ -178,15 +184,36 @@ def device_of(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
+def probabilities(model: torch.nn.Module, signal: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(model(signal))
+
+
+def predict(model: torch.nn.Module, loader: DataLoader, output=probabilities) -> tuple[np.ndarray, np.ndarray]:
+    """(``output`` of the model in eval mode for every batch: the class probabilities, or the pooled
+    features; the batches' targets)."""
     model.eval()
-    scores, targets = [], []
+    outputs, targets = [], []
     with torch.no_grad():
         for batch in loader:
             on_device = loader.dataset.to_device(batch, device_of(model))  # float16 batches finished there
-            scores.append(torch.sigmoid(model(on_device["signal"])).cpu().numpy())
+            outputs.append(output(model, on_device["signal"]).float().cpu().numpy())
             targets.append(batch["target"].numpy())
-    return np.concatenate(scores), np.concatenate(targets)
+    return np.concatenate(outputs), np.concatenate(targets)
+
+
+def fit_linear_head(model: torch.nn.Module, loaders: Loaders, logger) -> dict:
+    """The ``linear_fit`` strategy: the head becomes the logistic regressions fitted on the training
+    records' pooled features, with the C whose read-out scores best on fold 9; fold 10 is not read."""
+    (train_x, train_y), (val_x, val_y) = (predict(model, loader, pooled_features)
+                                          for loader in (loaders.train_in_order, loaders.val))
+    c, val_auroc = select_c(train_x.astype(np.float64), train_y, val_x.astype(np.float64), val_y)
+    weight, bias = fit(train_x.astype(np.float64), train_y, c)
+    head = model.get_classifier()
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight))
+        head.bias.copy_(torch.from_numpy(bias))
+    logger.log({"val/macro_auroc": val_auroc, "linear_fit/c": c}, 0)
+    return {"c": c, "grid": list(C_GRID), "val_macro_auroc": val_auroc}
 
 
 def train_epoch(model, loader, optimizer, stage: str, ema=None, schedule: StageSchedule | None = None) -> float:
@@ -269,14 +296,18 @@ class Loaders:
         eval_t = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
         data = {name: ShardDataset(corpus, s.indices, s.targets, train_t if name == "train" else eval_t, spec.seed,
                                    device_transform=True) for name, s in splits.items()}
+        self.sizes = {name: len(ds) for name, ds in data.items()}
         self.train_sampler = EpochPermutationSampler(len(data["train"]), bs, seed=spec.seed)
         # Each job computes on the CPUs the sweep asks SLURM for, in the local queue too, where
         # slurm.array_parallelism jobs share the machine.
         cores = cfg.slurm.cpus_per_task
         self.train = make_loader(data["train"], self.train_sampler, d.workers, cores=cores)
-        self.val, self.test = (make_loader(data[n], BlockBatchSampler(data[n].shards_of(), bs, shuffle=False), d.workers,
-                                           cores=cores) for n in ("val", "test"))
-        self.sizes = {name: len(ds) for name, ds in data.items()}
+        if spec.strategy == "linear_fit":  # the training records' windows as evaluation sees them, once each
+            data["train_in_order"] = ShardDataset(corpus, splits["train"].indices, splits["train"].targets, eval_t,
+                                                  spec.seed, device_transform=True)
+        self.val, self.test, self.train_in_order = (
+            make_loader(data[n], BlockBatchSampler(data[n].shards_of(), bs, shuffle=False), d.workers, cores=cores)
+            if n in data else None for n in ("val", "test", "train_in_order"))
         self.recipe = corpus.manifest.recipe.to_dict()
         self.simulated = bool(corpus.manifest.extra.get("simulated"))
 
@@ -400,17 +431,21 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     if saved:
         log.info("%s: resuming at stage %s epoch %d", spec.name, plan[progress.stage][0], progress.epoch)
     logger = make_logger(job_dir, True, cfg.logging, spec.name, to_dict(cfg), group=job_dir.parent.parent.name)
-    while True:
+    fitted = fit_linear_head(model, loaders, logger) if spec.strategy == "linear_fit" else None
+    if fitted is not None:
+        progress.best_auroc = fitted["val_macro_auroc"]
+    while plan:
         train_stage(cfg, job_dir, model, loaders, progress, saved, logger, spec.strategy)
         if progress.stage + 1 == len(plan):
             break
         load_best(job_dir, model)  # stage 2 starts from the probe's selected weights
         progress.stage, progress.epoch = progress.stage + 1, 0
         save_progress(job_dir, progress, model)
-    return finish(cfg, spec, job_dir, model, loaders, progress, logger, pretraining, provenance)
+    return finish(cfg, spec, job_dir, model, loaders, progress, logger, pretraining, provenance, fitted)
 
 
-def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pretraining, provenance) -> dict:
+def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pretraining, provenance,
+           fitted: dict | None = None) -> dict:
     """Fold 10, once, with the weights fold 9 selected; ``model.pth`` lists what they trained on."""
     from ecgdist.finetune.plots import roc_pr_figure
 
@@ -437,7 +472,7 @@ def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pr
               "val_macro_auroc": progress.best_auroc,
               "resumes": progress.resumes, "classes_without_training_positive": loaders.without_training_positive,
               "recipe": {"corpus": str(cfg.data.corpus), "inputs": loaders.recipe, "finetune": to_dict(cfg)["finetune"]},
-              "records": loaders.sizes, **metrics}
+              "records": loaders.sizes, **({"linear_fit": fitted} if fitted else {}), **metrics}
     atomic_write_text(job_dir / RESULT, json.dumps(result, indent=1))
     return result
 

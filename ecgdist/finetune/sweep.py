@@ -42,6 +42,7 @@ from ecgdist.models.hub import PREFIX as HUB_PREFIX
 from ecgdist.processes import alive
 from ecgdist.slurm import STATES, sacct_state
 from ecgdist.tasks.benchmark import TASKS, NoFolds, task_splits, training_subset
+from ecgdist.tasks.linear_fit import C_GRID
 
 log = logging.getLogger(__name__)
 SIMULATED_BANNER = "**SIMULATED ECGs: a built-in synthetic corpus, not PTB-XL. These numbers say nothing about real ECGs.**"
@@ -98,7 +99,8 @@ def expand(cfg: FinetuneConfig) -> list[tuple[JobSpec, FinetuneConfig]]:
 def check_inputs(cfg: FinetuneConfig) -> None:
     """Files named by the config exist, every benchmark has its folds and tasks, and every backbone's
     weights may be used on each benchmark's corpus: fail here, not in a job."""
-    needs_weights = any(s in ("baseline", "post_training", "linear") for s in cfg.sweep.strategies)
+    needs_weights = any(s in ("baseline", "post_training", "linear", "linear_fit") for s in cfg.sweep.strategies)
+    frozen = [s for s in ("linear", "linear_fit") if s in cfg.sweep.strategies]
     for run in benchmark_runs(cfg):
         name, bench, job_cfg = run.backbone, run.benchmark, run.cfg
         corpus = open_benchmark_corpus(run)
@@ -106,8 +108,8 @@ def check_inputs(cfg: FinetuneConfig) -> None:
         weights = job_cfg.finetune.weights
         if weights and not weights.startswith(HUB_PREFIX) and not Path(weights).exists():
             raise ConfigError(f"config key '{key}': {weights} does not exist")
-        if "linear" in cfg.sweep.strategies and not weights:
-            raise ConfigError(f"config key '{key}' is empty, but strategy linear evaluates pre-trained features")
+        if frozen and not weights:
+            raise ConfigError(f"config key '{key}' is empty, but strategy {frozen[0]} evaluates pre-trained features")
         if needs_weights and not weights:
             print(f"note: {key} is empty: baseline and post_training start from random weights")
         if needs_weights and weights:
@@ -155,7 +157,8 @@ def banner(cfg: FinetuneConfig) -> str:
 def protocol(cfg: FinetuneConfig) -> str:
     """What a reader of the table needs to know about how its numbers were made."""
     ft = cfg.finetune
-    epochs = {strategy: sum(n for _, n in stages(ft, strategy)) for strategy in cfg.sweep.strategies}
+    epochs = {strategy: sum(n for _, n in stages(ft, strategy)) for strategy in cfg.sweep.strategies
+              if strategy != "linear_fit"}
     probe = dict(stages(ft, "post_training")).get("probe", 0)
     return ("Macro AUROC / AUPRC on each benchmark's fold 10 (models selected on fold 9; "
             + "; ".join(fold_sources(cfg)) + "), mean ± sd over seeds "
@@ -163,7 +166,10 @@ def protocol(cfg: FinetuneConfig) -> str:
             f"{ft.bootstrap} resamples of the test records that keep every scored class (as the PTB-XL benchmark). "
             f"Epochs: " + ", ".join(f"{s} {n}" for s, n in epochs.items())
             + (f" (post_training: {probe} probe + {ft.epochs} full)" if "post_training" in epochs else "")
-            + f"; finetune.match_epochs={str(ft.match_epochs).lower()}. Inputs: " + "; ".join(inputs(cfg))
+            + f"; finetune.match_epochs={str(ft.match_epochs).lower()}"
+            + (". linear_fit: no epochs, one logistic regression per class on the frozen pooled features, C from "
+               f"{', '.join(map(str, C_GRID))} by fold 9's macro AUROC" if "linear_fit" in cfg.sweep.strategies else "")
+            + ". Inputs: " + "; ".join(inputs(cfg))
             + ". Recipes: " + "; ".join(recipes(cfg)) + ".")
 
 

@@ -34,7 +34,7 @@ def benchmarks_config(path, sweep_dir, weights, physionet, code15, hospital):
     config = yaml.safe_load(Path(TINY).read_text())
     config["run"] = {"dir": str(sweep_dir)}
     config["finetune"].update({"weights": str(weights), "epochs": 1, "probe_epochs": 1, "bootstrap": 10})
-    config["sweep"] = {"tasks": [], "strategies": ["baseline", "linear"], "fractions": [1.0], "seeds": [0],
+    config["sweep"] = {"tasks": [], "strategies": ["baseline", "linear", "linear_fit"], "fractions": [1.0], "seeds": [0],
                        "benchmarks": [
                            {"name": "physionet", "kind": "physionet2021", "corpus": str(physionet),
                             "tasks": ["georgia", "ningbo"]},
@@ -55,17 +55,19 @@ def test_a_sweep_over_three_benchmarks_makes_one_table_with_a_benchmark_column_a
         rows = list(csv.DictReader(f))
     assert {(r["benchmark"], r["task"], r["strategy"]) for r in rows} == {
         (b, t, s) for b, t in [("physionet", "georgia"), ("physionet", "ningbo"), ("code15", "abnormalities"),
-                               ("hospital", "all")] for s in ("baseline", "linear")}
+                               ("hospital", "all")] for s in ("baseline", "linear", "linear_fit")}
     text = (sweep / "results.md").read_text()
     assert "| benchmark |" in text and "| physionet | georgia | linear |" in text
     assert "Not in physionet georgia (no record holds them; left out): " in text  # the 21 absent scored classes
     assert "physionet: folds made by preprocess split, seed 0" in text
+    assert "linear_fit: no epochs, one logistic regression per class on the frozen pooled features, C from " \
+        "0.01, 0.1, 1.0, 10.0 by fold 9's macro AUROC" in text
     result = json.loads((sweep / "jobs" / "physionet-georgia-linear-f1-s0" / "result.json").read_text())
     assert result["benchmark"] == "physionet" and len(result["classes_not_in_task"]) == 21
     assert result["records"] == {"train": 8, "val": 1, "test": 1}
     # linear trains the head alone: the backbone, BatchNorm statistics included, is the pre-trained one
     pretrained, _ = read_weights(weights)
-    for strategy, same in (("linear", True), ("baseline", False)):
+    for strategy, same in (("linear", True), ("linear_fit", True), ("baseline", False)):
         tuned, _ = read_weights(sweep / "jobs" / f"code15-abnormalities-{strategy}-f1-s0" / "model.pth")
         backbone = [k for k in pretrained if not k.startswith("dense.")]
         assert all(torch.equal(tuned[k], pretrained[k]) for k in backbone) == same, strategy

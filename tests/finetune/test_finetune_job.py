@@ -61,6 +61,63 @@ def test_probe_stage_freezes_the_backbone_and_trains_the_head(ptbxl_corpus, weig
     assert changed == {"dense.weight", "dense.bias"}
 
 
+def test_linear_fit_sets_the_head_to_the_read_out_fold_9_chose_and_leaves_the_backbone(ptbxl_corpus, weights,
+                                                                                       tmp_path):
+    """Restated with scikit-learn's own scaler and regression, C chosen by its macro AUROC on fold 9
+    (the first of equals); the job's fold-10 probabilities are that pipeline's."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cfg = tiny(ptbxl_corpus, weights)
+    spec = JobSpec("superdiagnostic", "linear_fit", 1.0, 0)
+    result = run_job(cfg, spec, tmp_path / "job")
+    loaders = Loaders(cfg, spec)
+    model = build_finetune_model(cfg, "linear", len(loaders.classes))  # the pre-trained backbone, a fresh head
+
+    def pooled(loader):
+        rows = [(model.forward_head(model.forward_features(loader.dataset.to_device(b, "cpu")["signal"]),
+                                    pre_logits=True).double().numpy(), b["target"].numpy()) for b in loader]
+        return np.concatenate([x for x, _ in rows]), np.concatenate([y for _, y in rows])
+
+    with torch.no_grad():
+        model.eval()
+        (train_x, train_y), (val_x, val_y), (test_x, test_y) = map(pooled, (loaders.train_in_order, loaders.val,
+                                                                              loaders.test))
+
+    def read_out(c, x):
+        scores = np.empty((len(x), train_y.shape[1]))
+        for k in range(train_y.shape[1]):
+            if 0 < train_y[:, k].sum() < len(train_y):
+                pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
+                scores[:, k] = pipeline.fit(train_x, train_y[:, k]).predict_proba(x)[:, 1]
+            else:
+                scores[:, k] = train_y[:, k].mean()
+        return scores
+
+    def macro(y, scores):
+        return np.mean([roc_auc_score(y[:, k], scores[:, k]) for k in range(y.shape[1]) if 0 < y[:, k].sum() < len(y)])
+
+    grid = (0.01, 0.1, 1.0, 10.0)
+    val = [macro(val_y, read_out(c, val_x)) for c in grid]
+    chosen = grid[int(np.argmax(val))]
+    assert result["linear_fit"] == {"c": chosen, "grid": list(grid), "val_macro_auroc": pytest.approx(max(val))}
+    assert (result["selected_epoch"], result["epochs_trained"]) == (None, 0)
+    saved = np.load(tmp_path / "job" / "test_scores.npy")
+    assert np.array_equal(np.load(tmp_path / "job" / "test_targets.npy"), test_y)
+    assert np.allclose(saved, read_out(chosen, test_x), atol=1e-4)
+    tuned, _ = read_weights(tmp_path / "job" / "model.pth")
+    pretrained, _ = read_weights(weights)
+    assert all(torch.equal(tuned[k], pretrained[k]) for k in pretrained if not k.startswith("dense."))
+    # shared, its card says how the head was made
+    from ecgdist.finetune.export import export
+    from ecgdist.model_card import finetuned_sections
+    export(tmp_path / "job", tmp_path / "readout.pth")
+    _, extra = read_weights(tmp_path / "readout.pth")
+    assert f"(a logistic-regression read-out, C = {chosen}, validation macro AUROC {max(val):.4f})" in \
+        finetuned_sections(extra, "lab/readout", "readout.pth")["sections"].replace("\n", " ")
+
+
 def test_a_job_computes_with_the_cpus_its_sweep_asks_slurm_for(ptbxl_corpus, weights, monkeypatch):
     """``slurm.cpus_per_task`` threads, in the local queue as on SLURM (whose sandbox nodes bind no CPUs)."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

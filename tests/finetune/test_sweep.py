@@ -96,6 +96,8 @@ def test_bad_config_fails_before_anything_is_submitted(ptbxl_corpus, tmp_path):
         submit_finetune(sweep_config(ptbxl_corpus, tmp_path / "s", "finetune.weights=/missing.pth"), "local")
     with pytest.raises(ConfigError, match="'sweep.tasks' is 'diagnosis'"):
         sweep_config(ptbxl_corpus, tmp_path / "s", "sweep.tasks=[diagnosis]")
+    with pytest.raises(ConfigError, match="'finetune.weights' is empty, but strategy linear_fit evaluates pre-trained"):
+        submit_finetune(sweep_config(ptbxl_corpus, tmp_path / "s", "sweep.strategies=[baseline,linear_fit]"), "local")
     assert not (tmp_path / "s" / "submitit").exists()
     out = subprocess.run([sys.executable, "-m", "ecgdist.submit", "finetune", "configs/finetune/ptbxl_tiny.yaml",
                           "finetune.epoch=3"], capture_output=True, text=True)
