@@ -192,7 +192,9 @@ def recipes(cfg: FinetuneConfig) -> list[str]:
         schedule = f"cosine after {ft.warmup_epochs} warm-up epochs" if ft.schedule == "cosine" else \
             f"plateau (patience {ft.plateau_patience})"
         described.append(f"{name + ': ' if name else ''}{ft.optimizer} lr {ft.lr:g} weight decay {ft.weight_decay:g}"
-                         + (f" layer decay {ft.layer_decay:g}" if ft.layer_decay < 1 else "") + f", {schedule}, "
+                         + (f" layer decay {ft.layer_decay:g}" if ft.layer_decay < 1 else "")
+                         + (" (scratch: none)" if ft.layer_decay < 1 and "scratch" in cfg.sweep.strategies else "")
+                         + f", {schedule}, "
                          f"drop path {ft.baseline_drop_path:g} (post_training {ft.drop_path:g}), batch {ft.batch_size}")
     return described
 

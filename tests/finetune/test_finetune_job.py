@@ -285,6 +285,17 @@ def test_mtecg_classifier_fine_tunes_from_an_autoencoder_export_with_layer_decay
     assert [h["stage"] for h in progress["history"]] == ["probe", "full"]
 
 
+def test_a_model_trained_from_scratch_learns_every_layer_at_the_full_rate(ptbxl_corpus, weights):
+    """Layer decay keeps pre-trained layers; a from-scratch row with it would handicap the comparison."""
+    cfg = dataclasses.replace(tiny(ptbxl_corpus, weights, "finetune.layer_decay=0.75"),
+                              model=ModelSection(name="mtecg_cls"))
+    model = build_finetune_model(cfg, "scratch", 5)
+    layers = 12 + 2
+    for strategy, scales in (("scratch", {1.0}), ("baseline", {0.75 ** (layers - 1 - i) for i in range(layers)})):
+        optimizer = make_optimizer(model, "full", cfg.finetune, strategy)
+        assert {round(g["lr"] / cfg.finetune.lr, 9) for g in optimizer.param_groups} == {round(x, 9) for x in scales}
+
+
 def test_a_head_of_the_task_shape_in_the_weights_is_reinitialised_unless_kept(ptbxl_corpus, tmp_path):
     torch.manual_seed(1)
     trained = build_finetune_model(tiny(ptbxl_corpus, "unused.pth"), "scratch", 5)  # scratch loads nothing

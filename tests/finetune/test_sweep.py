@@ -218,6 +218,8 @@ def test_the_shipped_benchmark_gives_both_strategies_the_same_epochs():
         in header
     assert "mtecg_t: adamw lr 0.0005 weight decay 0.05 layer decay 0.75, cosine after 5 warm-up epochs, drop path " \
         "0.1 (post_training 0.2)" in header
+    with_scratch = protocol(load_config(FinetuneConfig, REPO / "configs/finetune/code15.yaml"))
+    assert "mtecg_t: adamw lr 0.0005 weight decay 0.05 layer decay 0.75 (scratch: none), cosine" in with_scratch
 
 
 def test_label_fraction_subsets_are_written_once_and_shared_by_every_strategy(ptbxl_corpus, tmp_path):
