@@ -11,7 +11,7 @@ from ecgdist.data.index import read_index
 from ecgdist.data.shards import read_manifest, read_metadata
 from ecgdist.data.transforms import Transform
 from ecgdist.embed import embed_corpus, main
-from ecgdist.finetune.job import build_finetune_model
+from ecgdist.finetune.weights import build_finetune_model
 from ecgdist.models.net1d import Net1D
 from ecgdist.models.pretrained import save_weights
 

@@ -9,7 +9,8 @@ from launch import read_scalars
 from wandb_records import OFFLINE, offline_runs, read_run, same_curves
 
 from ecgdist.config import ConfigError, FinetuneConfig, PretrainConfig, load_config
-from ecgdist.finetune.job import JobSpec, build_finetune_model, run_job
+from ecgdist.finetune.job import JobSpec, run_job
+from ecgdist.finetune.weights import build_finetune_model
 from ecgdist.models.pretrained import save_weights
 
 

@@ -26,7 +26,6 @@ epoch. ``result.json``, written last, marks the job finished.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -38,34 +37,26 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from ecgdist.config import BenchmarkSection, ConfigError, FinetuneConfig, FinetuneSection, ModelSection, to_dict
+from ecgdist.config import BenchmarkSection, FinetuneConfig, FinetuneSection, to_dict
 from ecgdist.data.dataset import ShardCorpus, ShardDataset
 from ecgdist.data.loader import make_loader
 from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
-from ecgdist.data.shards import INPUT_FIELDS
 from ecgdist.data.transforms import Transform, check_crop
-from ecgdist.files import atomic_torch_save, atomic_write_text
-from ecgdist.finetune.provenance import finetuned_provenance, pretraining_data, training_records_seen
+from ecgdist.files import atomic_write_text
+from ecgdist.finetune.progress import JobProgress, keep_if_best, load_best, resume_progress, save_progress
+from ecgdist.finetune.provenance import finetuned_provenance
 from ecgdist.finetune.schedule import StageSchedule
+from ecgdist.finetune.weights import build_finetune_model, starting_weights
 from ecgdist.loggers import make_logger
-from ecgdist.models import CLASSIFIERS, build_model, pooled_features
-from ecgdist.models.ecgfounder_release import HUB_REPO, RELEASED_RECIPE
+from ecgdist.models import pooled_features
 from ecgdist.models.param_groups import param_groups
-from ecgdist.models.pretrained import (
-    CheckpointMismatchError,
-    UnreadableWeights,
-    WeightsChanged,
-    load_pretrained,
-    read_weights,
-    save_weights,
-)
-from ecgdist.safe_load import load
+from ecgdist.models.pretrained import save_weights
 from ecgdist.tasks.benchmark import task_splits, training_subset
 from ecgdist.tasks.linear_fit import C_GRID, fit, select_c
 from ecgdist.tasks.metrics import evaluate, macro_auroc
 
 log = logging.getLogger(__name__)
-STATE, BEST, RESULT, MODEL = "state.pt", "best.pt", "result.json", "model.pth"
+RESULT, MODEL = "result.json", "model.pth"
 
 
 @dataclass(frozen=True)
@@ -105,74 +96,6 @@ def stages(ft: FinetuneSection, strategy: str) -> list[tuple[str, int]]:
     if strategy == "baseline" and ft.match_epochs:
         return [("full", ft.epochs + probe)]
     return [("full", ft.epochs)]
-
-
-def build_finetune_model(cfg: FinetuneConfig, strategy: str, num_classes: int,
-                         pretrained: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
-    """A classifier with a freshly initialised head (``finetune.keep_head`` keeps a pre-trained one of the
-    same shape); stochastic depth only for the post-training strategy. ``pretrained``: the tensors of
-    ``finetune.weights`` when already read."""
-    if cfg.model.name not in CLASSIFIERS:
-        raise ConfigError(f"config key 'model.name' is {cfg.model.name!r}; fine-tuning needs one of {CLASSIFIERS}")
-    section = dataclasses.replace(cfg.model, num_classes=num_classes, drop_path=cfg.finetune.drop_path
-                                  if strategy == "post_training" else cfg.finetune.baseline_drop_path)
-    model = build_model(section, len(cfg.data.leads), cfg.data.crop_samples, num_classes)
-    if strategy != "scratch" and cfg.finetune.weights:
-        load_pretrained(model, cfg.finetune.weights, not cfg.finetune.keep_head, cfg.finetune.trusted_types,
-                        pretrained)
-    return model
-
-
-def released_ecgfounder(cfg: FinetuneConfig, extra: dict) -> bool:
-    """Weights in the released ECGFounder layout: its Hub repository, or the released Net1D's shape
-    in a file without ecgdist's record of how it was made."""
-    released_shape = cfg.model.name == "net1d" and (cfg.model.widths, cfg.model.blocks) == \
-        (ModelSection().widths, ModelSection().blocks)
-    return str(cfg.finetune.weights).startswith(HUB_REPO) or \
-        (released_shape and "recipe" not in extra and "provenance" not in extra)
-
-
-def recipe_mismatch(cfg: FinetuneConfig, corpus: ShardCorpus, extra: dict) -> str:
-    """How the inputs this corpus gives differ from those the weights were trained on ("" when they agree)."""
-    ours = {**corpus.manifest.recipe.to_dict(), "normalize": cfg.data.normalize}
-    trained = dict(extra.get("recipe") or {})
-    if not trained and released_ecgfounder(cfg, extra):
-        trained = RELEASED_RECIPE
-    known = "the released ECGFounder recipe" if trained is RELEASED_RECIPE else "weights"
-    differ = [f"{k} {trained[k]} ({known}) vs {ours[k]} ({'data.normalize' if k == 'normalize' else 'corpus'})"
-              for k in (*INPUT_FIELDS, "normalize") if k in trained and trained[k] != ours[k]]
-    trained_leads = (extra.get("config") or {}).get("data", {}).get("leads")
-    if trained_leads and list(trained_leads) != list(cfg.data.leads):
-        differ.append(f"leads {','.join(trained_leads)} (weights) vs {','.join(cfg.data.leads)} (data.leads)")
-    return "; ".join(differ)
-
-
-def check_weights(cfg: FinetuneConfig, corpus: ShardCorpus,
-                  expected_sha256: str = "") -> tuple[dict[str, torch.Tensor], dict]:
-    """Before anything trains or is submitted: the weights file loads without running pickled code,
-    fits the model, and was trained on inputs made as this corpus's (an ecgdist export says how; the
-    released ECGFounder weights have their published recipe). Returns what it read
-    (``read_weights``), so a job reads the file once; ``expected_sha256``: the checksum its sweep recorded."""
-    weights = cfg.finetune.weights
-    try:
-        state, extra = read_weights(weights, cfg.finetune.trusted_types, expected_sha256)
-    except FileNotFoundError:
-        raise ConfigError(f"config key 'finetune.weights': {weights} does not exist") from None
-    except WeightsChanged:
-        raise ConfigError(f"config key 'finetune.weights': {weights} changed since the sweep was submitted "
-                          "(sha256): this job would train another model than its row's other jobs") from None
-    except UnreadableWeights as error:
-        raise ConfigError(f"config key 'finetune.weights': {error}") from None
-    differ = recipe_mismatch(cfg, corpus, extra)
-    if differ and not cfg.finetune.allow_recipe_mismatch:
-        raise ConfigError(f"config key 'finetune.weights': {weights} was trained on other inputs than corpus "
-                          f"{corpus.path} gives: {differ}. Make the corpus with that recipe (python -m preprocess "
-                          "... --filter/--rate), or finetune.allow_recipe_mismatch=true to run anyway (rows marked)")
-    try:
-        build_finetune_model(cfg, "baseline", num_classes=1, pretrained=state)
-    except CheckpointMismatchError as error:
-        raise ConfigError(f"config key 'finetune.weights': {error}") from None
-    return state, extra
 
 
 def backbone_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -257,22 +180,6 @@ def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection, stra
     return kind([{k: v for k, v in g.items() if k != "names"} for g in groups], lr=ft.lr)
 
 
-def starting_weights(cfg: FinetuneConfig, spec: JobSpec, corpus: ShardCorpus, expected_sha256: str = "",
-                     training_rows: np.ndarray | None = None) -> tuple[dict | None, dict, dict | None]:
-    """(the pre-trained tensors the job starts from, or None; what is known of their training data;
-    the file's record of it, ``{}`` when it has none, None without weights), from one read of the file;
-    ``expected_sha256``: the file's checksum when its sweep was submitted; ``training_rows``: the
-    task's training records, counted against what pre-training saw."""
-    if not cfg.finetune.weights or spec.strategy == "scratch":
-        return None, {"status": "none", "detail": "no pre-trained weights"}, None
-    state, extra = check_weights(cfg, corpus, expected_sha256)
-    known = pretraining_data(cfg.finetune.weights, extra, str(corpus.path), cfg.finetune.allow_overlap)
-    if training_rows is not None:
-        known["training_records_seen"] = training_records_seen(extra, str(corpus.path), training_rows)
-    differ = recipe_mismatch(cfg, corpus, extra)  # only with finetune.allow_recipe_mismatch: the row is marked
-    return state, {**known, "recipe_mismatch": differ} if differ else known, extra.get("provenance") or {}
-
-
 LABEL_FRACTIONS = "label_fractions.json"  # a sweep's record: {fraction_key(spec): training record ids}
 
 
@@ -332,63 +239,6 @@ def recorded_training_records(spec: JobSpec, job_dir: Path) -> list[str] | None:
     return json.loads(record.read_text()).get(fraction_key(spec)) if spec.fraction < 1 and record.exists() else None
 
 
-@dataclass
-class JobProgress:
-    """Where a job stands between epochs; plain data, so that state.pt reads with ``weights_only``."""
-
-    stage: int = 0  # index into ``stages``
-    epoch: int = 0  # epochs done in that stage
-    best_auroc: float = -1.0  # validation macro AUROC of the weights in best.pt
-    best_epoch: int | None = None  # their epoch, counted over all stages
-    history: list[dict] = dataclasses.field(default_factory=list)
-    resumes: int = 0
-
-    @property
-    def global_epoch(self) -> int:
-        return len(self.history)
-
-
-def save_progress(job_dir: Path, progress: JobProgress, model, optimizer=None, scheduler=None, ema=None) -> None:
-    """After each epoch and between stages: where the job is, the trainer's state, and the RNG streams
-    (CPU, and every CUDA device's), so a requeued job continues the same run."""
-    atomic_torch_save({
-        "progress": dataclasses.asdict(progress), "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "ema": ema.state_dict() if ema is not None else None,
-        "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-        job_dir / STATE)
-
-
-def resume_progress(job_dir: Path, model, device) -> tuple[JobProgress, dict]:
-    """The saved progress with the model and RNG streams restored, and the saved trainer state
-    (optimizer, scheduler, EMA) for the stage to load; a fresh start when nothing is saved."""
-    if not (job_dir / STATE).exists():
-        (job_dir / BEST).unlink(missing_ok=True)  # from a start that saved no progress: not this run's
-        return JobProgress(), {}
-    saved = load(job_dir / STATE, map_location=device)
-    progress = JobProgress(**saved["progress"])
-    model.load_state_dict(saved["model"])
-    torch.set_rng_state(saved["rng"].cpu())
-    if saved["cuda_rng"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
-    progress.resumes += 1
-    return progress, saved
-
-
-def keep_if_best(job_dir: Path, progress: JobProgress, evaluated, val_auroc: float) -> None:
-    """best.pt holds the weights model selection chose so far; rewritten only when they improve."""
-    if np.isfinite(val_auroc) and val_auroc > progress.best_auroc:
-        atomic_torch_save({"state_dict": evaluated.state_dict(), "epoch": progress.global_epoch,
-                           "val_macro_auroc": val_auroc}, job_dir / BEST)
-        progress.best_auroc, progress.best_epoch = val_auroc, progress.global_epoch
-
-
-def load_best(job_dir: Path, model) -> None:
-    if (job_dir / BEST).exists():
-        model.load_state_dict(load(job_dir / BEST, map_location=device_of(model))["state_dict"])
-
-
 def train_stage(cfg: FinetuneConfig, job_dir: Path, model, loaders, progress: JobProgress, saved: dict,
                 logger, strategy: str) -> None:
     """The epochs left in ``progress.stage``: train, select on fold 9, save after each."""
@@ -425,7 +275,7 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     corpus = ShardCorpus(cfg.data.corpus)
     loaders = Loaders(cfg, spec, corpus, recorded_training_records(spec, job_dir))
     sha256 = submitted_weights_sha256(cfg, spec, job_dir)
-    pretrained, pretraining, backbone = starting_weights(cfg, spec, corpus, sha256, loaders.training_rows)
+    pretrained, pretraining, backbone = starting_weights(cfg, spec.strategy, corpus, sha256, loaders.training_rows)
     provenance = finetuned_provenance(backbone, str(corpus.path), loaders.trained_rows)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_finetune_model(cfg, spec.strategy, len(loaders.classes), pretrained).to(device)

@@ -32,12 +32,12 @@ from ecgdist.finetune.job import (
     FinetuneJob,
     JobSpec,
     benchmark_of,
-    check_weights,
     fraction_key,
     stages,
 )
 from ecgdist.finetune.provenance import pretraining_data, weights_sha256
 from ecgdist.finetune.results import write_results
+from ecgdist.finetune.weights import check_weights
 from ecgdist.models.hub import PREFIX as HUB_PREFIX
 from ecgdist.processes import alive
 from ecgdist.slurm import STATES, sacct_state

@@ -8,9 +8,10 @@ from conftest import REPO
 
 from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection, load_config
 from ecgdist.data.dataset import ShardCorpus
-from ecgdist.finetune.job import JobSpec, check_weights, make_optimizer, stages, starting_weights
+from ecgdist.finetune.job import make_optimizer, stages
 from ecgdist.finetune.schedule import StageSchedule
 from ecgdist.finetune.sweep import backbones, expand
+from ecgdist.finetune.weights import check_weights, starting_weights
 from ecgdist.models.net1d import Net1D
 from ecgdist.models.pretrained import save_weights
 
@@ -41,7 +42,7 @@ def test_released_ecgfounder_weights_want_their_filter(ptbxl_corpus, filtered_co
     with pytest.raises(ConfigError, match=r"normalize ecgfounder \(the released ECGFounder recipe\) vs per_lead"):
         check_weights(config(filtered_corpus, released, "data.normalize=per_lead"), ShardCorpus(filtered_corpus))
     anyway = config(ptbxl_corpus, released, "finetune.allow_recipe_mismatch=true")
-    _, known, _ = starting_weights(anyway, JobSpec("superdiagnostic", "baseline", 1.0, 0), ShardCorpus(ptbxl_corpus))
+    _, known, _ = starting_weights(anyway, "baseline", ShardCorpus(ptbxl_corpus))
     assert "filter ecgfounder" in known["recipe_mismatch"]  # the row is marked in results.md
 
 

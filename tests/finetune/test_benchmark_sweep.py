@@ -14,7 +14,7 @@ import yaml
 from launch import python_m
 
 from ecgdist.config import FinetuneConfig, load_config
-from ecgdist.finetune.job import build_finetune_model
+from ecgdist.finetune.weights import build_finetune_model
 from ecgdist.models.pretrained import read_weights, save_weights
 
 TINY = "configs/finetune/ptbxl_tiny.yaml"

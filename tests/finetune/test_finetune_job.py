@@ -20,13 +20,12 @@ from ecgdist.finetune.job import (
     FinetuneJob,
     JobSpec,
     Loaders,
-    build_finetune_model,
     make_optimizer,
     run_job,
-    starting_weights,
     train_epoch,
 )
 from ecgdist.finetune.provenance import UNKNOWN
+from ecgdist.finetune.weights import build_finetune_model, starting_weights
 from ecgdist.models.pretrained import read_weights, save_weights
 
 TINY = "configs/finetune/ptbxl_tiny.yaml"
@@ -191,7 +190,7 @@ def test_a_fine_tuned_model_lists_the_records_it_trained_on_for_the_next_fine_tu
     again = tiny(ptbxl_corpus, tmp_path / "first" / "model.pth")
     full = JobSpec("superdiagnostic", "baseline", 1.0, 0)
     rows = Loaders(again, full)
-    _, known, backbone = starting_weights(again, full, ShardCorpus(ptbxl_corpus), "", rows.training_rows)
+    _, known, backbone = starting_weights(again, full.strategy, ShardCorpus(ptbxl_corpus), "", rows.training_rows)
     assert known["status"] == UNKNOWN and f"none of the {len(np.unique(trained))} training records" in known["detail"]
     assert known["training_records_seen"] == len(loaders.trained_rows) and backbone["finetuned"]
     result = run_job(again, full, tmp_path / "second")
@@ -379,7 +378,7 @@ def test_training_batches_mix_shards_in_a_fresh_order_each_epoch(shared_data, tm
 
 
 def test_best_weights_are_written_only_when_they_improve(tmp_path):
-    from ecgdist.finetune.job import BEST, JobProgress, keep_if_best
+    from ecgdist.finetune.progress import BEST, JobProgress, keep_if_best
 
     model, progress, writes = torch.nn.Linear(3, 2), JobProgress(), []
     for auroc in (0.6, 0.55, float("nan"), 0.7, 0.7):
@@ -398,7 +397,7 @@ def test_best_weights_are_written_only_when_they_improve(tmp_path):
 
 def test_progress_restores_the_model_and_rng_streams_cuda_included(tmp_path, monkeypatch):
     """No GPU here: torch.cuda's RNG calls are stood in for, to show the CUDA streams are saved and restored."""
-    from ecgdist.finetune.job import JobProgress, resume_progress, save_progress
+    from ecgdist.finetune.progress import JobProgress, resume_progress, save_progress
 
     cuda_streams = [torch.tensor([1, 2, 3], dtype=torch.uint8), torch.tensor([4, 5], dtype=torch.uint8)]
     restored = []

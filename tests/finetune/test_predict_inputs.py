@@ -10,8 +10,9 @@ from conftest import REPO, build_corpus
 
 from ecgdist.config import ConfigError, FinetuneConfig, load_config, to_dict
 from ecgdist.data.shards import read_manifest
-from ecgdist.finetune.job import JobSpec, Loaders, build_finetune_model
+from ecgdist.finetune.job import JobSpec, Loaders
 from ecgdist.finetune.predict import main
+from ecgdist.finetune.weights import build_finetune_model
 from ecgdist.models.pretrained import save_weights
 
 RECORD = "ptbxl-mini/records500/06000/06000_hr"

@@ -15,9 +15,10 @@ from launch import python_m
 from ecgdist.config import FinetuneConfig, load_config
 from ecgdist.export import main as export_main
 from ecgdist.finetune.export import exported_model
-from ecgdist.finetune.job import JobSpec, build_finetune_model, run_job
+from ecgdist.finetune.job import JobSpec, run_job
 from ecgdist.finetune.predict import Classifier
 from ecgdist.finetune.results import markdown_table, read_results, summarise
+from ecgdist.finetune.weights import build_finetune_model
 from ecgdist.models.pretrained import read_weights, save_weights
 
 RECORD = "records100/00000/00009_lr"  # PTB-XL record 9, fold 10 (a test record)

@@ -172,7 +172,8 @@ def test_weights_replaced_behind_an_unchanged_path_are_refused(ptbxl_corpus, tmp
     """A seed added later would otherwise train on the new file and average two models in one row."""
     import torch
 
-    from ecgdist.finetune.job import FinetuneJob, JobSpec, build_finetune_model
+    from ecgdist.finetune.job import FinetuneJob, JobSpec
+    from ecgdist.finetune.weights import build_finetune_model
     from ecgdist.models.pretrained import save_weights
 
     weights = tmp_path / "net1d.pth"

@@ -13,7 +13,8 @@ from hub_server import HubServer
 
 from ecgdist.config import ConfigError, FinetuneConfig, load_config
 from ecgdist.data.dataset import ShardCorpus
-from ecgdist.finetune.job import JobSpec, build_finetune_model, check_weights, run_job
+from ecgdist.finetune.job import JobSpec, run_job
+from ecgdist.finetune.weights import build_finetune_model, check_weights
 from ecgdist.finetune.sweep import submit_finetune
 from ecgdist.models import head_parameter_names
 from ecgdist.models.pretrained import UnreadableWeights, read_weights, save_weights
