@@ -52,7 +52,7 @@ from ecgdist.models import pooled_features
 from ecgdist.models.param_groups import param_groups
 from ecgdist.models.pretrained import save_weights
 from ecgdist.tasks.benchmark import task_splits, training_subset
-from ecgdist.tasks.linear_fit import C_GRID, fit, select_c
+from ecgdist.tasks.linear_fit import C_GRID, select_c
 from ecgdist.tasks.metrics import evaluate, macro_auroc
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,7 @@ def fit_linear_head(model: torch.nn.Module, loaders: Loaders, logger) -> dict:
     records' pooled features, with the C whose read-out scores best on fold 9; fold 10 is not read."""
     (train_x, train_y), (val_x, val_y) = (predict(model, loader, pooled_features)
                                           for loader in (loaders.train_in_order, loaders.val))
-    c, val_auroc = select_c(train_x.astype(np.float64), train_y, val_x.astype(np.float64), val_y)
-    weight, bias = fit(train_x.astype(np.float64), train_y, c)
+    c, val_auroc, (weight, bias) = select_c(train_x.astype(np.float64), train_y, val_x.astype(np.float64), val_y)
     head = model.get_classifier()
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(weight))

@@ -40,17 +40,25 @@ def fit(train_x: np.ndarray, train_y: np.ndarray, c: float) -> tuple[np.ndarray,
     return weight, bias
 
 
+def read_out(head: tuple[np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Per-class probabilities of the features ``x`` under the regressions ``fit`` returned."""
+    weight, bias = head
+    return expit(x @ weight.T + bias)
+
+
 def fit_scores(train_x: np.ndarray, train_y: np.ndarray, xs: list[np.ndarray], c: float) -> list[np.ndarray]:
     """Per-class probabilities for each array of ``xs`` from regressions fitted on the training split."""
-    weight, bias = fit(train_x, train_y, c)
-    return [expit(x @ weight.T + bias) for x in xs]
+    head = fit(train_x, train_y, c)
+    return [read_out(head, x) for x in xs]
 
 
 def select_c(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
-             grid: tuple[float, ...] = C_GRID) -> tuple[float, float]:
-    """(C, validation macro AUROC) of the grid's best read-out on the validation split (the grid's
-    middle when no class is scorable there); the first of equals, so the strongest regularisation."""
-    results = [(macro_auroc(val_y, fit_scores(train_x, train_y, [val_x], c)[0]), c) for c in grid]
+             grid: tuple[float, ...] = C_GRID) -> tuple[float, float, tuple[np.ndarray, np.ndarray]]:
+    """(C, validation macro AUROC, its regressions as ``fit`` returns them) of the grid's best read-out
+    on the validation split (the grid's middle when no class is scorable there); the first of equals,
+    so the strongest regularisation."""
+    heads = [fit(train_x, train_y, c) for c in grid]
+    results = [(macro_auroc(val_y, read_out(head, val_x)), c, head) for c, head in zip(grid, heads)]
     finite = [r for r in results if np.isfinite(r[0])]
-    val_auroc, c = max(finite, key=lambda r: r[0]) if finite else results[len(grid) // 2]
-    return c, float(val_auroc)
+    val_auroc, c, head = max(finite, key=lambda r: r[0]) if finite else results[len(grid) // 2]
+    return c, float(val_auroc), head

@@ -8,7 +8,7 @@ from ecgdist.tasks.metrics import macro_auroc, per_class_auroc
 
 def linear_evaluation(features, targets):
     """C chosen on the validation split, the test split scored once with it."""
-    c, _ = select_c(features["train"], targets["train"], features["val"], targets["val"])
+    c, _, _ = select_c(features["train"], targets["train"], features["val"], targets["val"])
     (test,) = fit_scores(features["train"], targets["train"], [features["test"]], c)
     return {"c": c, "test_macro_auroc": macro_auroc(targets["test"], test)}
 
