@@ -163,20 +163,19 @@ def train_epoch(model, loader, optimizer, stage: str, ema=None, schedule: StageS
 
 def make_optimizer(model: torch.nn.Module, stage: str, ft: FinetuneSection, strategy: str) -> torch.optim.Optimizer:
     """The backbone's recipe: Adam with weight decay on every parameter (released ECGFounder), or AdamW
-    without it on norms and biases (MAE), with its layer-wise LR decay in the full stage. The probe
-    stage trains the head alone. ``scratch`` trains without layer decay: it keeps pre-trained lower
-    layers near where pre-training left them, and random ones have nothing to keep (at 0.75 over
-    MTECG-T's 14 layers, its embedding would learn at 2 % of the rate: a handicapped from-scratch row
-    overstates what pre-training buys)."""
+    without it on norms and biases (MAE), in both stages, with its layer-wise LR decay in the full
+    stage. The probe stage trains the head alone. ``scratch`` trains without layer decay: it keeps
+    pre-trained lower layers near where pre-training left them, and random ones have nothing to keep
+    (at 0.75 over MTECG-T's 14 layers, its embedding would learn at 2 % of the rate: a handicapped
+    from-scratch row overstates what pre-training buys)."""
     frozen = stage == "probe"
     for p in backbone_parameters(model):
         p.requires_grad_(not frozen)
     kind = torch.optim.AdamW if ft.optimizer == "adamw" else torch.optim.Adam
-    if frozen:
-        return kind(model.get_classifier().parameters(), lr=ft.probe_lr, weight_decay=ft.weight_decay)
-    layer_decay = 1.0 if strategy == "scratch" else ft.layer_decay
-    groups = param_groups(model, ft.lr, ft.weight_decay, layer_decay, decay_all=ft.optimizer == "adam")
-    return kind([{k: v for k, v in g.items() if k != "names"} for g in groups], lr=ft.lr)
+    lr = ft.probe_lr if frozen else ft.lr
+    layer_decay = 1.0 if frozen or strategy == "scratch" else ft.layer_decay
+    groups = param_groups(model, lr, ft.weight_decay, layer_decay, decay_all=ft.optimizer == "adam")
+    return kind([{k: v for k, v in g.items() if k != "names"} for g in groups], lr=lr)
 
 
 LABEL_FRACTIONS = "label_fractions.json"  # a sweep's record: {fraction_key(spec): training record ids}

@@ -295,6 +295,20 @@ def test_a_model_trained_from_scratch_learns_every_layer_at_the_full_rate(ptbxl_
         assert {round(g["lr"] / cfg.finetune.lr, 9) for g in optimizer.param_groups} == {round(x, 9) for x in scales}
 
 
+def test_the_probe_stage_trains_the_head_alone_under_the_backbones_weight_decay_rule(ptbxl_corpus, weights):
+    """AdamW (MAE) never decays biases, in the probe stage as in the full one; Adam (released ECGFounder) decays all."""
+    for optimizer_kind, expected in (("adamw", {"dense.weight": 0.05, "dense.bias": 0.0}),
+                                     ("adam", {"dense.weight": 0.05, "dense.bias": 0.05})):
+        cfg = tiny(ptbxl_corpus, weights, f"finetune.optimizer={optimizer_kind}", "finetune.weight_decay=0.05")
+        model = build_finetune_model(cfg, "post_training", 5)
+        optimizer = make_optimizer(model, "probe", cfg.finetune, "post_training")
+        names = {id(p): n for n, p in model.named_parameters()}
+        decay = {names[id(p)]: g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+        assert decay == expected
+        assert {g["lr"] for g in optimizer.param_groups} == {cfg.finetune.probe_lr}
+        assert not any(p.requires_grad for n, p in model.named_parameters() if not n.startswith("dense."))
+
+
 def test_a_head_of_the_task_shape_in_the_weights_is_reinitialised_unless_kept(ptbxl_corpus, tmp_path):
     torch.manual_seed(1)
     trained = build_finetune_model(tiny(ptbxl_corpus, "unused.pth"), "scratch", 5)  # scratch loads nothing
