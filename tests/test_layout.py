@@ -5,9 +5,10 @@ from pathlib import Path
 
 from conftest import REPO
 
-SHARED = {"ecgdist", "ecgdist.config", "ecgdist.dist", "ecgdist.leads", "ecgdist.tensorboard_log", "ecgdist.files",
-          "ecgdist.loggers", "ecgdist.wandb_log",
-          "ecgdist.slurm", "ecgdist.processes", "ecgdist.safe_load"}
+CONFIG = {"ecgdist.config", "ecgdist.config.loading", "ecgdist.config.sections", "ecgdist.config.benchmarks",
+          "ecgdist.config.pretrain", "ecgdist.config.finetune"}
+SHARED = CONFIG | {"ecgdist", "ecgdist.dist", "ecgdist.leads", "ecgdist.tensorboard_log", "ecgdist.files",
+                   "ecgdist.loggers", "ecgdist.wandb_log", "ecgdist.slurm", "ecgdist.processes", "ecgdist.safe_load"}
 # What each part of the package may import from ecgdist, besides the shared modules.
 ALLOWED = {
     "ecgdist.data": ("ecgdist.data",),

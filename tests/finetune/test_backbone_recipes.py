@@ -10,7 +10,7 @@ from ecgdist.config import ConfigError, FinetuneConfig, FinetuneSection, load_co
 from ecgdist.data.dataset import ShardCorpus
 from ecgdist.finetune.job import make_optimizer, stages
 from ecgdist.finetune.schedule import StageSchedule
-from ecgdist.finetune.sweep import backbones, expand
+from ecgdist.finetune.plan import backbones, expand
 from ecgdist.finetune.weights import check_weights, starting_weights
 from ecgdist.models.net1d import Net1D
 from ecgdist.models.pretrained import save_weights

@@ -107,7 +107,7 @@ def test_bad_config_fails_before_anything_is_submitted(ptbxl_corpus, tmp_path):
 def test_local_submit_returns_while_jobs_run_and_resubmitting_never_starts_a_second_copy(ptbxl_corpus, tmp_path):
     """At most slurm.array_parallelism jobs at once, the rest queued: a detached runner starts them
     as slots free (sampled from the real processes), status shows the queued ones as pending."""
-    from ecgdist.finetune.sweep import read_index, read_runner
+    from ecgdist.finetune.sweep_index import read_index, read_runner
     from ecgdist.processes import alive
 
     sweep = tmp_path / "sweep"
@@ -199,7 +199,7 @@ def test_a_local_sweep_runs_one_job_per_gpu_where_there_are_gpus(ptbxl_corpus, t
     """No GPU here: torch's device count is mocked (it stands in for the GPUs alone)."""
     import torch
 
-    from ecgdist.finetune.sweep import local_slots
+    from ecgdist.finetune.local_runner import local_slots
 
     cfg = sweep_config(ptbxl_corpus, tmp_path, "slurm.array_parallelism=8")
     assert local_slots(cfg) == [None] * 8
@@ -210,7 +210,7 @@ def test_a_local_sweep_runs_one_job_per_gpu_where_there_are_gpus(ptbxl_corpus, t
 
 def test_the_shipped_benchmark_gives_both_strategies_the_same_epochs():
     """A gain must not come from more epochs or more selection candidates."""
-    from ecgdist.finetune.sweep import protocol
+    from ecgdist.finetune.header import protocol
 
     header = protocol(load_config(FinetuneConfig, REPO / "configs/finetune/ptbxl.yaml"))
     assert "Epochs: baseline 35, post_training 35 (post_training: 5 probe + 30 full)" in header

@@ -54,6 +54,6 @@ def test_fitting_weights_with_the_corpus_recipe_pass(ptbxl_corpus, tmp_path):
 
     save_weights(Net1D(**TINY_NET), tmp_path / "w.pth", recipe=read_manifest(ptbxl_corpus).recipe.to_dict())
     cfg = sweep_config(ptbxl_corpus, tmp_path / "w.pth", tmp_path / "sweep")
-    from ecgdist.finetune.sweep import check_inputs
+    from ecgdist.finetune.sweep_checks import check_inputs
 
     check_inputs(cfg)  # no error
