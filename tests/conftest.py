@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -106,6 +107,77 @@ def split_physionet_corpus(physionet_corpus, tmp_path_factory) -> Path:
 def code15_corpus(shared_data, tmp_path_factory) -> Path:
     """code15-mini (10 exams of 10 patients) as a shard corpus with made folds."""
     return split(build_corpus("code15", shared_data / "code15-mini", tmp_path_factory.mktemp("corpus") / "code15"))
+
+
+# The PTB-XL statements that are CODE-test's six abnormalities (PTB-XL's own names for them).
+CODE_TEST_FROM_PTBXL = {"1AVB": "1dAVb", "CRBBB": "RBBB", "CLBBB": "LBBB", "SBRAD": "SB", "AFIB": "AF", "STACH": "ST"}
+
+
+def write_code_test_layout(records: list[tuple[np.ndarray, dict[str, int], tuple[float, str]]], folder: Path) -> Path:
+    """CODE-test's published layout (ecg_tracings.hdf5, attributes.csv, annotations/gold_standard.csv)
+    of (tracing at 400 Hz (samples, 12), gold standard {abnormality: 0/1}, (age, sex)) per exam,
+    each tracing zero-padded on both sides to 4096 samples as CODE-test's are."""
+    import h5py
+
+    columns = ["1dAVb", "RBBB", "LBBB", "SB", "AF", "ST"]
+    tracings = np.zeros((len(records), 4096, 12), dtype=np.float32)
+    for k, (tracing, _, _) in enumerate(records):
+        start = (4096 - len(tracing)) // 2
+        tracings[k, start:start + len(tracing)] = tracing
+    (folder / "annotations").mkdir(parents=True, exist_ok=True)
+    with h5py.File(folder / "ecg_tracings.hdf5", "w") as f:
+        f["tracings"] = tracings
+    (folder / "annotations" / "gold_standard.csv").write_text(
+        ",".join(columns) + "\n" + "".join(",".join(str(gold.get(c, 0)) for c in columns) + "\n" for _, gold, _ in records))
+    (folder / "attributes.csv").write_text("age,sex\n" + "".join(f"{age:g},{sex}\n" for _, _, (age, sex) in records))
+    return folder
+
+
+def code15_as_code_test(code15: Path, folder: Path) -> Path:
+    """code15-mini's exams written in CODE-test's layout, their tracings unchanged (4096 samples, padding
+    and all) and their CODE-15 % labels as the gold standard: the same records through both readers."""
+    import csv
+
+    import h5py
+
+    with h5py.File(code15 / "exams_part0.hdf5", "r") as f:
+        tracing = dict(zip(f["exam_id"][:].tolist(), f["tracings"][:]))
+    with open(code15 / "exams.csv", newline="") as f:
+        exams = list(csv.DictReader(f))
+    records = [(tracing[int(e["exam_id"])], {c: int(e[c] == "True") for c in ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")},
+                (float(e["age"]), "M" if e["is_male"] == "True" else "F")) for e in exams]
+    return write_code_test_layout(records, folder)
+
+
+@pytest.fixture(scope="session")
+def code_test_dir(shared_data, tmp_path_factory) -> Path:
+    """An external test set in CODE-test's layout made of ptbxl-mini's 110 real records (500 Hz where its
+    file is here, else 100 Hz; resampled to 400 Hz) with their PTB-XL statements as the six abnormalities:
+    exams no CODE-15 % corpus holds."""
+    import ast
+    import csv
+
+    from scipy.signal import resample_poly
+
+    from ecgdist.data.wfdb_io import read_wfdb
+
+    root = shared_data / "ptbxl-mini"
+    records = []
+    with open(root / "ptbxl_database.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            codes = ast.literal_eval(row["scp_codes"])
+            high = (root / row["filename_hr"]).with_suffix(".hea").exists()  # else only its 100 Hz file is here
+            raw = read_wfdb(root / row["filename_hr" if high else "filename_lr"])
+            gold = {name: int(code in codes) for code, name in CODE_TEST_FROM_PTBXL.items()}
+            records.append((resample_poly(raw.signal, 4, 5 if high else 1, axis=0), gold,
+                            (float(row["age"] or "nan"), "M" if row["sex"] == "0" else "F")))
+    return write_code_test_layout(records, tmp_path_factory.mktemp("code_test"))
+
+
+@pytest.fixture(scope="session")
+def code_test_corpus(code_test_dir, tmp_path_factory) -> Path:
+    """The CODE-test-layout folder through ``python -m preprocess code-test`` (no folds: an external test set)."""
+    return build_corpus("code-test", code_test_dir, tmp_path_factory.mktemp("corpus") / "code_test")
 
 
 HOSPITAL_CODES = {"427084000": "STACH", "426177001": "SBRAD", "284470004": "PAC", "164934002": "TWAVE"}

@@ -2,7 +2,7 @@
 
 Reads are found in the source: ``<...>.section.key`` chains, and ``alias.key`` where the
 alias was assigned from ``<...>.section`` or annotated with the section's class (a
-parameter or a dataclass field). Validation in ecgdist/config.py does not count.
+parameter or a dataclass field). Validation in ecgdist/config/ does not count.
 """
 
 import ast

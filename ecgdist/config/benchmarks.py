@@ -20,7 +20,9 @@ BENCHMARK_KINDS = ("ptbxl", "physionet2021", "code15", "labels")  # ecgdist/task
 class BenchmarkSection:
     """A labelled corpus a sweep evaluates on, besides PTB-XL's ``sweep.tasks``: its kind, its tasks
     (empty: every task of the kind) and, for kind ``labels``, the classes scored (empty: all the
-    corpus's codes, or the mapping's classes) and a mapping table (CSV ``code,class``)."""
+    corpus's codes, or the mapping's classes) and a mapping table (CSV ``code,class``). ``external``:
+    test sets from elsewhere (CODE-test for CODE-15 %), each a corpus every record of which each job
+    scores after fold 10, with the weights fold 9 selected; its rows join the table."""
 
     KEY: ClassVar[str] = "sweep.benchmarks"  # where error messages say the section is
     name: str = ""
@@ -29,6 +31,7 @@ class BenchmarkSection:
     tasks: list[str] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
     mapping: str = ""
+    external: dict[str, str] = field(default_factory=dict)  # test set name: its corpus (every record scored)
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
@@ -40,3 +43,13 @@ class BenchmarkSection:
         if self.kind != "labels" and (self.classes or self.mapping):
             raise ConfigError(f"config key '{self.KEY} ({self.name})': classes and mapping are for kind labels; "
                               f"a {self.kind} benchmark scores its own classes")
+        for name in self.external:
+            if not name.replace("_", "").isalnum():
+                raise ConfigError(f"config key '{self.KEY} ({self.name}) external' has a test set named {name!r}: "
+                                  "a name is one word (letters, digits, _); it labels table rows")
+        if self.external and self.KEY != BenchmarkSection.KEY:
+            raise ConfigError(f"config key '{self.KEY} ({self.name}) external': a probe never reads a test set")
+
+    def external_key(self, name: str) -> str:
+        """The config key of one of its external test sets, as error messages name it."""
+        return f"{self.KEY} ({self.name}) external ({name})"

@@ -76,7 +76,8 @@ class BackboneSection:
     weights: str = ""
     model: ModelSection = field(default_factory=ModelSection)
     corpus: str = ""  # "": data.corpus
-    corpora: dict[str, str] = field(default_factory=dict)  # benchmark name: its corpus made with this backbone's recipe
+    # benchmark name (or benchmark/external test set name): its corpus made with this backbone's recipe
+    corpora: dict[str, str] = field(default_factory=dict)
     finetune: dict[str, Any] = field(default_factory=dict)  # finetune.* keys this backbone's jobs change
 
     def __post_init__(self) -> None:
@@ -113,11 +114,12 @@ class SweepSection:
         if len(set(benchmarks)) != len(benchmarks) or "ptbxl" in benchmarks and self.tasks:
             raise ConfigError(f"config key 'sweep.benchmarks': names {benchmarks} must be distinct, and not ptbxl "
                               "while sweep.tasks runs PTB-XL's tasks on data.corpus")
+        known = benchmarks + [f"{b.name}/{name}" for b in self.benchmarks for name in b.external]
         for backbone in self.backbones:
-            unknown = sorted(set(backbone.corpora) - set(benchmarks))
+            unknown = sorted(set(backbone.corpora) - set(known))
             if unknown:
                 raise ConfigError(f"config key 'sweep.backbones ({backbone.name}) corpora' names {', '.join(unknown)}, "
-                                  f"which sweep.benchmarks does not have ({', '.join(benchmarks) or 'none'})")
+                                  f"which sweep.benchmarks does not have ({', '.join(known) or 'none'})")
         if not self.tasks and not self.benchmarks:
             raise ConfigError("config key 'sweep.tasks' is empty and sweep.benchmarks names none: nothing to run")
 

@@ -114,15 +114,16 @@ def sorted_set(values: np.ndarray) -> np.ndarray:
     return values if len(values) < 2 or (values[1:] > values[:-1]).all() else np.unique(values)
 
 
-def overlap_by_fold(corpus: str | os.PathLike, seen: np.ndarray, folds: list[int], seen_identities: np.ndarray = None,
-                    examples: int = 3) -> dict[int, tuple[int, list[str]]]:
+def overlap_by_fold(corpus: str | os.PathLike, seen: np.ndarray, folds: list[int] | None,
+                    seen_identities: np.ndarray = None, examples: int = 3) -> dict[int, tuple[int, list[str]]]:
     """{fold: (records of that fold whose fingerprint is in ``seen`` or whose identity is in
-    ``seen_identities``, a few of their ids)} where any."""
+    ``seen_identities``, a few of their ids)} where any; ``folds`` None: every record (fold 0: none)."""
     index = read_index(corpus)
     hit = members(index.fingerprints(corpus), sorted_set(seen))
     if seen_identities is not None:
         hit |= members(index.identity, sorted_set(seen_identities)) & (index.identity != 0)
-    hit &= np.isin(index.fold, folds)
+    if folds is not None:
+        hit &= np.isin(index.fold, folds)
     if not hit.any():
         return {}
     ids = read_metadata(corpus, ["record_id"], read_manifest(corpus))["record_id"]

@@ -19,13 +19,21 @@ from ecgdist.config import FinetuneConfig
 from ecgdist.data.leakage import manifest_sha256
 from ecgdist.finetune.job import MODEL, RESULT
 from ecgdist.finetune.predict import Classifier
-from ecgdist.finetune.results import fmt, markdown_table, per_class, read_result, read_results, summarise
+from ecgdist.finetune.results import (
+    fmt,
+    markdown_table,
+    per_class,
+    read_result,
+    read_results,
+    summarise,
+    tested_elsewhere,
+)
 from ecgdist.models.pretrained import read_weights, write_weights
 
 # What of a job's result.json an export carries (its metrics, per-class AUROC and paths stay in the job folder).
 RESULT_KEYS = ("job", "backbone", "benchmark", "task", "strategy", "fraction", "seed", "selected_epoch",
                "epochs_trained", "linear_fit", "val_macro_auroc", "macro_auroc", "macro_auprc", "macro_auroc_ci",
-               "macro_auprc_ci", "records", "pretraining_data", "simulated")
+               "macro_auprc_ci", "records", "pretraining_data", "simulated", "external")
 
 
 def is_job(folder: str | Path) -> bool:
@@ -34,16 +42,21 @@ def is_job(folder: str | Path) -> bool:
 
 
 def results_rows(job_dir: Path, result: dict) -> str:
-    """The job's row of the results table and, when its sweep has finished more seeds of the same
-    (backbone, benchmark, task, strategy, fraction), that group's row: markdown, as results.md."""
+    """The job's rows of the results table (fold 10's and any external test set's) and, when its sweep
+    has finished more seeds of the same (backbone, benchmark, task, strategy, fraction), that group's
+    rows: markdown, as results.md."""
     resamples = result["recipe"]["finetune"]["bootstrap"]
-    table = "This model (seed {}):\n\n{}".format(result["seed"], markdown_table(summarise([result], resamples)))
-    group = ("backbone", "benchmark", "task", "strategy", "fraction")
+    own = [result, *tested_elsewhere(result)]
+    table = "This model (seed {}):\n\n{}".format(result["seed"], markdown_table(summarise(own, resamples)))
+    group = ("backbone", "task", "strategy", "fraction")
+    tested = {r["benchmark"] for r in own}
     sweep_dir = job_dir.parent.parent
-    seeds = [r for r in read_results(sweep_dir) if all(r.get(k) == result.get(k) for k in group)] \
+    seeds = [r for r in read_results(sweep_dir) if r["benchmark"] in tested and all(r.get(k) == result.get(k)
+                                                                                  for k in group)] \
         if job_dir.parent.name == "jobs" else []
-    if len(seeds) > 1:
-        table += f"\nIts sweep's row ({len(seeds)} seeds):\n\n" + markdown_table(summarise(seeds, resamples))
+    count = len({r["seed"] for r in seeds})
+    if count > 1:
+        table += f"\nIts sweep's row ({count} seeds):\n\n" + markdown_table(summarise(seeds, resamples))
     return table + "\nThis model by class:\n\n" + per_class_table(per_class([result]))
 
 

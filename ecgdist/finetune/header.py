@@ -9,7 +9,7 @@ from pathlib import Path
 from ecgdist.config import FinetuneConfig
 from ecgdist.data.index import split_record
 from ecgdist.data.shards import read_manifest
-from ecgdist.finetune.job import stages
+from ecgdist.finetune.job import benchmark_of, stages
 from ecgdist.finetune.plan import backbones, benchmark_runs
 from ecgdist.tasks.linear_fit import C_GRID
 
@@ -36,8 +36,24 @@ def protocol(cfg: FinetuneConfig) -> str:
             + f"; finetune.match_epochs={str(ft.match_epochs).lower()}"
             + (". linear_fit: no epochs, one logistic regression per class on the frozen pooled features, C from "
                f"{', '.join(map(str, C_GRID))} by fold 9's macro AUROC" if "linear_fit" in cfg.sweep.strategies else "")
+            + "".join(f". {line}" for line in external_tests(cfg))
             + ". Inputs: " + "; ".join(inputs(cfg))
             + ". Recipes: " + "; ".join(recipes(cfg)) + ".")
+
+
+def external_tests(cfg: FinetuneConfig) -> list[str]:
+    """The external test sets, once each (a backbone's own corpus of one named beside it), as a sentence."""
+    described = {}
+    for run in benchmark_runs(cfg):
+        tests = benchmark_of(run.cfg, run.benchmark).external
+        for test, path in tests.items():
+            label = f"{run.benchmark}→{test}"
+            described.setdefault(label, []).append(f"{path}" + f" ({run.backbone})" * bool(run.backbone))
+    if not described:
+        return []
+    return ["External test sets (every record, scored with the weights fold 9 selected; none holds a record of "
+            "folds 1-9 of its benchmark's corpus): " + "; ".join(f"{label}: {', '.join(dict.fromkeys(paths))}"
+                                                               for label, paths in described.items())]
 
 
 def fold_sources(cfg: FinetuneConfig) -> list[str]:

@@ -43,17 +43,19 @@ from ecgdist.data.loader import make_loader
 from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_write_text
+from ecgdist.finetune.external import EXTERNAL, score_external
 from ecgdist.finetune.progress import JobProgress, keep_if_best, load_best, resume_progress, save_progress
 from ecgdist.finetune.provenance import finetuned_provenance
 from ecgdist.finetune.schedule import StageSchedule
+from ecgdist.finetune.scoring import device_of, predict, score_split
 from ecgdist.finetune.weights import build_finetune_model, starting_weights
 from ecgdist.loggers import make_logger
 from ecgdist.models import pooled_features
 from ecgdist.models.param_groups import param_groups
 from ecgdist.models.pretrained import save_weights
-from ecgdist.tasks.benchmark import task_splits, training_subset
+from ecgdist.tasks.benchmark import TaskSplit, task_splits, training_subset
 from ecgdist.tasks.linear_fit import C_GRID, select_c
-from ecgdist.tasks.metrics import evaluate, macro_auroc
+from ecgdist.tasks.metrics import macro_auroc
 
 log = logging.getLogger(__name__)
 RESULT, MODEL = "result.json", "model.pth"
@@ -101,27 +103,6 @@ def stages(ft: FinetuneSection, strategy: str) -> list[tuple[str, int]]:
 def backbone_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     head = {id(p) for p in model.get_classifier().parameters()}
     return [p for p in model.parameters() if id(p) not in head]
-
-
-def device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def probabilities(model: torch.nn.Module, signal: torch.Tensor) -> torch.Tensor:
-    return torch.sigmoid(model(signal))
-
-
-def predict(model: torch.nn.Module, loader: DataLoader, output=probabilities) -> tuple[np.ndarray, np.ndarray]:
-    """(``output`` of the model in eval mode for every batch: the class probabilities, or the pooled
-    features; the batches' targets)."""
-    model.eval()
-    outputs, targets = [], []
-    with torch.no_grad():
-        for batch in loader:
-            on_device = loader.dataset.to_device(batch, device_of(model))  # float16 batches finished there
-            outputs.append(output(model, on_device["signal"]).float().cpu().numpy())
-            targets.append(batch["target"].numpy())
-    return np.concatenate(outputs), np.concatenate(targets)
 
 
 def fit_linear_head(model: torch.nn.Module, loaders: Loaders, logger) -> dict:
@@ -200,25 +181,28 @@ class Loaders:
         splits["train"] = training_subset(splits["train"], spec.fraction, spec.seed, train_records)
         self.trained_rows = splits["train"].indices  # the ones this job learns from
         self.without_training_positive = splits["train"].classes_without_positive(self.classes)
-        d, bs = cfg.data, cfg.finetune.batch_size
+        d, self.batch_size, self.seed = cfg.data, cfg.finetune.batch_size, spec.seed
         train_t = Transform(d.crop_samples, d.random_crop, d.normalize, tuple(d.leads), d.noise_std, d.scale_jitter)
-        eval_t = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
-        data = {name: ShardDataset(corpus, s.indices, s.targets, train_t if name == "train" else eval_t, spec.seed,
-                                   device_transform=True) for name, s in splits.items()}
-        self.sizes = {name: len(ds) for name, ds in data.items()}
-        self.train_sampler = EpochPermutationSampler(len(data["train"]), bs, seed=spec.seed)
+        self.eval_transform = Transform(d.crop_samples, False, d.normalize, tuple(d.leads))
         # Each job computes on the CPUs the sweep asks SLURM for, in the local queue too, where
         # slurm.array_parallelism jobs share the machine.
-        cores = cfg.slurm.cpus_per_task
-        self.train = make_loader(data["train"], self.train_sampler, d.workers, cores=cores)
-        if spec.strategy == "linear_fit":  # the training records' windows as evaluation sees them, once each
-            data["train_in_order"] = ShardDataset(corpus, splits["train"].indices, splits["train"].targets, eval_t,
-                                                  spec.seed, device_transform=True)
-        self.val, self.test, self.train_in_order = (
-            make_loader(data[n], BlockBatchSampler(data[n].shards_of(), bs, shuffle=False), d.workers, cores=cores)
-            if n in data else None for n in ("val", "test", "train_in_order"))
+        self.workers, self.cores = d.workers, cfg.slurm.cpus_per_task
+        train = ShardDataset(corpus, splits["train"].indices, splits["train"].targets, train_t, spec.seed,
+                             device_transform=True)
+        self.sizes = {name: len(s.indices) for name, s in splits.items()}
+        self.train_sampler = EpochPermutationSampler(len(train), self.batch_size, seed=spec.seed)
+        self.train = make_loader(train, self.train_sampler, self.workers, cores=self.cores)
+        self.val, self.test = (self.evaluation_loader(corpus, splits[n]) for n in ("val", "test"))
+        # linear_fit: the training records' windows as evaluation sees them, once each
+        self.train_in_order = self.evaluation_loader(corpus, splits["train"]) if spec.strategy == "linear_fit" else None
         self.recipe = corpus.manifest.recipe.to_dict()
         self.simulated = bool(corpus.manifest.extra.get("simulated"))
+
+    def evaluation_loader(self, corpus: ShardCorpus, split: TaskSplit) -> DataLoader:
+        """A split's windows from offset 0, in storage order: fold 9, fold 10, an external test set."""
+        data = ShardDataset(corpus, split.indices, split.targets, self.eval_transform, self.seed, device_transform=True)
+        return make_loader(data, BlockBatchSampler(data.shards_of(), self.batch_size, shuffle=False), self.workers,
+                           cores=self.cores)
 
 
 WEIGHTS_RECORD = "weights.json"  # a sweep's record of each backbone's weights checksum, from its first submission
@@ -293,28 +277,29 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
         load_best(job_dir, model)  # stage 2 starts from the probe's selected weights
         progress.stage, progress.epoch = progress.stage + 1, 0
         save_progress(job_dir, progress, model)
-    return finish(cfg, spec, job_dir, model, loaders, progress, logger, pretraining, provenance, fitted)
+    load_best(job_dir, model)  # every test below scores the weights fold 9 selected
+    external = score_external(cfg, spec, job_dir, model, loaders, corpus, backbone)
+    return finish(cfg, spec, job_dir, model, loaders, progress, logger, pretraining, provenance, fitted, external)
 
 
 def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pretraining, provenance,
-           fitted: dict | None = None) -> dict:
-    """Fold 10, once, with the weights fold 9 selected; ``model.pth`` lists what they trained on."""
+           fitted: dict | None, tested_elsewhere: dict) -> dict:
+    """Fold 10, once, with the weights fold 9 selected (loaded); ``tested_elsewhere``: the external
+    test sets' results. ``model.pth`` lists what the weights trained on."""
     from ecgdist.finetune.plots import roc_pr_figure
 
-    load_best(job_dir, model)
     save_weights(model, job_dir / MODEL, classes=loaders.classes, config=to_dict(cfg), recipe=loaders.recipe,
                  task=spec.task, simulated=loaders.simulated, provenance=provenance)  # ``ecgdist.predict`` loads it
-    scores, targets = predict(model, loaders.test)
-    np.save(job_dir / "test_scores.npy", scores)
-    np.save(job_dir / "test_targets.npy", targets)
-    atomic_write_text(job_dir / "classes.json", json.dumps(loaders.classes))
-    metrics = evaluate(targets, scores, loaders.classes, cfg.finetune.bootstrap, spec.seed)
+    metrics, targets, scores = score_split(job_dir, model, loaders.test, loaders.classes, cfg.finetune.bootstrap,
+                                           spec.seed)
     title = ("SIMULATED ECGs (not PTB-XL): " if loaders.simulated else f"{loaders.benchmark.name} ") + \
         f"{spec.task} test fold"
     logger.figure("test/roc_pr", roc_pr_figure(targets, scores, loaders.classes, title=title), progress.best_epoch or 0)
     logger.hparams({"benchmark": loaders.benchmark.name, "task": spec.task, "strategy": spec.strategy,
                     "fraction": spec.fraction, "seed": spec.seed},
-                   {"test/macro_auroc": metrics["macro_auroc"], "test/macro_auprc": metrics["macro_auprc"]})
+                   {"test/macro_auroc": metrics["macro_auroc"], "test/macro_auprc": metrics["macro_auprc"],
+                    **{f"{EXTERNAL}/{name}/{m}": r[m] for name, r in tested_elsewhere.items()
+                       for m in ("macro_auroc", "macro_auprc")}})
     logger.close()
     result = {"job": spec.name, "backbone": spec.backbone or cfg.model.name, "benchmark": loaders.benchmark.name,
               "task": spec.task, "classes_not_in_task": loaders.classes_left_out,
@@ -324,7 +309,8 @@ def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pr
               "val_macro_auroc": progress.best_auroc,
               "resumes": progress.resumes, "classes_without_training_positive": loaders.without_training_positive,
               "recipe": {"corpus": str(cfg.data.corpus), "inputs": loaders.recipe, "finetune": to_dict(cfg)["finetune"]},
-              "records": loaders.sizes, **({"linear_fit": fitted} if fitted else {}), **metrics}
+              "records": loaders.sizes, **({"linear_fit": fitted} if fitted else {}),
+              **({EXTERNAL: tested_elsewhere} if tested_elsewhere else {}), **metrics}
     atomic_write_text(job_dir / RESULT, json.dumps(result, indent=1))
     return result
 

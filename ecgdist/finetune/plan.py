@@ -35,11 +35,13 @@ class BenchmarkRun:
     tasks: list[str]
     cfg: FinetuneConfig  # the config those jobs run with; data.corpus is the benchmark's corpus
     corpus_key: str  # the config key that named that corpus
+    external_keys: dict[str, str] = dataclasses.field(default_factory=dict)  # test set: the key naming its corpus
 
 
 def benchmark_runs(cfg: FinetuneConfig) -> list[BenchmarkRun]:
     """Every backbone on PTB-XL's ``sweep.tasks`` (its own corpus), then on each of ``sweep.benchmarks``
-    (the benchmark's corpus, or the one the backbone names for it in ``corpora``)."""
+    (the benchmark's corpus, or the one the backbone names for it in ``corpora``; its external test sets
+    likewise, ``corpora`` naming them ``benchmark/test set``)."""
     own = {b.name: b for b in cfg.sweep.backbones}
     runs = []
     for name, job_cfg in backbones(cfg):
@@ -50,9 +52,18 @@ def benchmark_runs(cfg: FinetuneConfig) -> list[BenchmarkRun]:
             corpus, key = bench.corpus, f"sweep.benchmarks ({bench.name}) corpus"
             if name and bench.name in own[name].corpora:
                 corpus, key = own[name].corpora[bench.name], f"sweep.backbones ({name}) corpora ({bench.name})"
-            runs.append(BenchmarkRun(name, bench.name, list(bench.tasks or TASKS[bench.kind]),
-                                     dataclasses.replace(job_cfg, data=dataclasses.replace(job_cfg.data, corpus=corpus)),
-                                     key))
+            tests = {test: (path, bench.external_key(test)) for test, path in bench.external.items()}
+            for test in bench.external:
+                if name and f"{bench.name}/{test}" in own[name].corpora:
+                    tests[test] = (own[name].corpora[f"{bench.name}/{test}"],
+                                   f"sweep.backbones ({name}) corpora ({bench.name}/{test})")
+            own_tests = dataclasses.replace(bench, external={test: path for test, (path, _) in tests.items()})
+            run_cfg = dataclasses.replace(
+                job_cfg, data=dataclasses.replace(job_cfg.data, corpus=corpus),
+                sweep=dataclasses.replace(job_cfg.sweep, benchmarks=[own_tests if b.name == bench.name else b
+                                                                     for b in job_cfg.sweep.benchmarks]))
+            runs.append(BenchmarkRun(name, bench.name, list(bench.tasks or TASKS[bench.kind]), run_cfg, key,
+                                     {test: test_key for test, (_, test_key) in tests.items()}))
     return runs
 
 

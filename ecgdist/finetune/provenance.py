@@ -52,13 +52,15 @@ def usable_record(provenance: dict) -> bool:
         and provenance.get("fingerprint_version", 1) == FINGERPRINT_VERSION
 
 
-def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool) -> dict:
+def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool, external: bool = False) -> dict:
     """{"status": no overlap | unknown | OVERLAP, "detail": a sentence}; raises on an overlap not allowed.
-    ``extra``: the non-tensor entries ``read_weights`` found in the file ``weights`` names."""
+    ``extra``: the non-tensor entries ``read_weights`` found in the file ``weights`` names; ``external``:
+    ``corpus`` is an external test set, every record of which is compared (else its folds 9 and 10)."""
+    where = f"the external test set {corpus}" if external else "folds 9 and 10"
     provenance = extra.get("provenance")
     if provenance is None:
         return {"status": UNKNOWN, "detail": f"{weights} carries no record of its training data (as the released "
-                                             "ECGFounder weights): overlap with folds 9 and 10 cannot be checked"}
+                                             f"ECGFounder weights): overlap with {where} cannot be checked"}
     if provenance.get("fingerprints") is None:
         return {"status": UNKNOWN, "detail": provenance.get("note", "the export lists no training records")}
     version = provenance.get("fingerprint_version", 1)
@@ -70,26 +72,28 @@ def pretraining_data(weights: str, extra: dict, corpus: str, allow_overlap: bool
     problem = fingerprint_set_problem(provenance)
     if problem:
         return {"status": UNKNOWN, "detail": f"{weights}: the export's set of training records {problem}, so "
-                                             "overlap with folds 9 and 10 cannot be checked"}
+                                             f"overlap with {where} cannot be checked"}
     seen = provenance["fingerprints"].numpy().view(np.uint64)
     try:
-        overlap = overlap_by_fold(corpus, seen, EVALUATION_FOLDS, provenance["identities"].numpy().view(np.uint64))
+        overlap = overlap_by_fold(corpus, seen, None if external else EVALUATION_FOLDS,
+                                  provenance["identities"].numpy().view(np.uint64))
     except ValueError as error:  # the fine-tune corpus has no fingerprints
         raise ConfigError(f"config key 'data.corpus': {error}") from None
     finetuned = provenance.get("finetuned", False)
+    matches = f"a record of {corpus}" if external else "folds 9 or 10"
     if not overlap:
         if not provenance.get("complete", True):
             return {"status": UNKNOWN, "detail": f"none of the {len(seen)} training records {weights} lists matches "
-                                                 f"folds 9 or 10, but {provenance['note']}"}
+                                                 f"{matches}, but {provenance['note']}"}
         return {"status": CHECKED, "detail": f"none of the {len(seen)} {'training' if finetuned else 'pre-training'} "
-                                             "records matches folds 9 or 10"}
+                                             f"records matches {matches}"}
     detail = "; ".join(f"fold {fold}: {count} records (e.g. {', '.join(ids)})" for fold, (count, ids) in overlap.items())
     if not allow_overlap:
         fix = "Fine-tune from weights that did not train on them" if finetuned else \
-            f"Pre-train with data.exclude_from={corpus}"
+            f"Pre-train with data.exclude_from={corpus}" + " and data.exclude_folds=[0] (its records without a fold)" * external
         raise ConfigError(f"config key 'finetune.weights': {weights} was {'' if finetuned else 'pre-'}trained on "
-                          f"records of the evaluation folds of {corpus}: {detail}. {fix}, or set "
-                          "finetune.allow_overlap=true to run anyway (its rows are then marked)")
+                          f"records of {where if external else f'the evaluation folds of {corpus}'}: {detail}. {fix}, "
+                          "or set finetune.allow_overlap=true to run anyway (its rows are then marked)")
     return {"status": OVERLAP, "detail": f"allowed by finetune.allow_overlap: {detail}"}
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgdist.files import atomic_write_text
+from ecgdist.finetune.external import EXTERNAL
 from ecgdist.finetune.job import RESULT
 from ecgdist.tasks.metrics import (
     bootstrap,
@@ -52,8 +53,22 @@ def read_result(job_dir: Path) -> dict:
 
 
 def read_results(sweep_dir: Path) -> list[dict]:
-    """Each finished job's result (``read_result``) in the sweep."""
-    return [read_result(p.parent) for p in sorted((sweep_dir / "jobs").glob(f"*/{RESULT}"))]
+    """Each finished job's result (``read_result``) in the sweep, then its external test sets' (``tested_elsewhere``)."""
+    results = [read_result(p.parent) for p in sorted((sweep_dir / "jobs").glob(f"*/{RESULT}"))]
+    return results + [elsewhere for r in results for elsewhere in tested_elsewhere(r)]
+
+
+# What a job's result says of its training, noted under the table once, at the benchmark's own rows.
+TRAINING_NOTES = (EXTERNAL, "classes_without_training_positive", "classes_not_in_task", "epochs_trained")
+
+
+def tested_elsewhere(result: dict) -> list[dict]:
+    """A job's external test sets as results of their own, of benchmark ``benchmark→test set``, so that
+    their rows, intervals, per-class figures and paired gains come out as fold 10's do."""
+    job = {k: v for k, v in result.items() if k not in TRAINING_NOTES}
+    return [{**job, **{k: v for k, v in tested.items() if k != "corpus"}, "benchmark": f"{result['benchmark']}→{name}",
+             "records": {"test": tested["records"]}, "dir": result["dir"] / EXTERNAL / name}
+            for name, tested in result.get(EXTERNAL, {}).items()]
 
 
 def test_predictions(jobs: list[dict], what: str) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -170,7 +185,7 @@ def fmt(value, digits=3) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = ["| backbone | benchmark | task | strategy | fraction | macro AUROC mean ± sd [90 % CI] "
-             "| macro AUPRC mean ± sd [90 % CI] | AUROC gain % | AUPRC gain % | jobs | pre-training data vs folds 9-10 |",
+             "| macro AUPRC mean ± sd [90 % CI] | AUROC gain % | AUPRC gain % | jobs | pre-training data vs evaluation records |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{fmt(r[f'{m}_mean'])} ± {fmt(r[f'{m}_sd'])} [{fmt(r[f'{m}_low'])}, {fmt(r[f'{m}_high'])}]"
@@ -261,7 +276,8 @@ def write_results(sweep_dir: Path, header: str = "", resamples: int = 0, simulat
     atomic_write_text(sweep_dir / "results.md", text)
     several_benchmarks = len({r["benchmark"] for r in rows}) > 1
     for backbone, benchmark, task in sorted({(r["backbone"], r["benchmark"], r["task"]) for r in rows}):
-        prefix = f"{backbone}_" * (len({r["backbone"] for r in rows}) > 1) + f"{benchmark}_" * several_benchmarks
+        prefix = f"{backbone}_" * (len({r["backbone"] for r in rows}) > 1) \
+            + f"{benchmark.replace('→', '_on_')}_" * several_benchmarks
         for name in METRICS:
             title = ("SIMULATED ECGs (not PTB-XL): " if simulated else f"{benchmark} ") + task \
                 + f", {backbone}" * bool(backbone)

@@ -11,12 +11,13 @@ from pathlib import Path
 from ecgdist.config import ConfigError, FinetuneConfig, load_config, to_dict
 from ecgdist.data.dataset import ShardCorpus
 from ecgdist.data.transforms import check_crop
+from ecgdist.finetune.external import check_unseen, open_external
 from ecgdist.finetune.job import WEIGHTS_RECORD, benchmark_of
 from ecgdist.finetune.plan import BenchmarkRun, backbones, benchmark_runs
 from ecgdist.finetune.provenance import pretraining_data, weights_sha256
 from ecgdist.finetune.weights import check_weights
 from ecgdist.models.hub import PREFIX as HUB_PREFIX
-from ecgdist.tasks.benchmark import NoFolds, task_splits
+from ecgdist.tasks.benchmark import NoFolds, task_records, task_splits
 
 
 def check_inputs(cfg: FinetuneConfig) -> None:
@@ -27,6 +28,7 @@ def check_inputs(cfg: FinetuneConfig) -> None:
     for run in benchmark_runs(cfg):
         name, bench, job_cfg = run.backbone, run.benchmark, run.cfg
         corpus = open_benchmark_corpus(run)
+        tests = check_external_tests(run, corpus)
         key = f"sweep.backbones ({name}) weights" if name else "finetune.weights"
         weights = job_cfg.finetune.weights
         if weights and not weights.startswith(HUB_PREFIX) and not Path(weights).exists():
@@ -43,6 +45,10 @@ def check_inputs(cfg: FinetuneConfig) -> None:
             checked = pretraining_data(weights, extra, job_cfg.data.corpus, job_cfg.finetune.allow_overlap)
             print(f"pre-training data{f' of {name}' if name else ''} vs {bench or 'ptbxl'} folds 9-10: "
                   f"{checked['status']}: {checked['detail']}")
+            for test, path in tests.items():
+                checked = pretraining_data(weights, extra, path, job_cfg.finetune.allow_overlap, external=True)
+                print(f"pre-training data{f' of {name}' if name else ''} vs {bench} external test set {test}: "
+                      f"{checked['status']}: {checked['detail']}")
 
 
 def open_benchmark_corpus(run: BenchmarkRun) -> ShardCorpus:
@@ -70,6 +76,24 @@ def open_benchmark_corpus(run: BenchmarkRun) -> ShardCorpus:
             raise ConfigError(f"config key '{where}': task {task} has no {' or '.join(empty)} records in "
                               f"{cfg.data.corpus} (train: folds 1-8, val: 9, test: 10)")
     return corpus
+
+
+def check_external_tests(run: BenchmarkRun, corpus: ShardCorpus) -> dict[str, str]:
+    """The run's external test sets ({name: corpus}), each made as its benchmark's corpus, without a record
+    of that corpus's folds 1-9, and holding records of every task."""
+    benchmark = benchmark_of(run.cfg, run.benchmark)
+    for test, key in run.external_keys.items():
+        path = benchmark.external[test]
+        open_external(corpus, path, key)
+        check_unseen(corpus.path, path, key)
+        for task in run.tasks:
+            try:
+                records = task_records(path, benchmark.kind, task, benchmark.classes, benchmark.mapping)
+            except (OSError, ValueError) as error:
+                raise ConfigError(f"config key '{key}': {error}") from None
+            if not len(records.rows):
+                raise ConfigError(f"config key '{key}': {path} holds no record of task {task}")
+    return dict(benchmark.external)
 
 
 def check_same_sweep(cfg: FinetuneConfig, sweep_dir: Path) -> None:

@@ -98,15 +98,23 @@ def define(corpus: str | Path, kind: str, task: str, vocabulary: list[str], clas
                       (lambda code: table.get(code, ())) if table else (lambda code: (code,)))
 
 
-def task_splits(corpus: str | Path, kind: str, task: str, classes: list[str] | None = None,
-                mapping_table: str = "", folds: dict[str, tuple[int, ...]] = SPLIT_FOLDS) -> TaskSplits:
-    """The task's classes and its train / val / test records of ``corpus`` (folds from its index);
-    ``folds``: other splits (a probe's train and score folds), by name."""
+@dataclass
+class TaskRecords:
+    """Every record of a task in a corpus, before any split: their targets over ``classes``."""
+
+    classes: list[str]
+    rows: np.ndarray  # global record indices of the task's records
+    targets: sparse.csr_matrix  # (corpus records, K): read at ``rows``
+    record_ids: np.ndarray  # of every record of the corpus
+    folds: np.ndarray  # of every record of the corpus (0: none)
+    held: np.ndarray  # (K,) bool: some record of the task holds the class
+
+
+def task_records(corpus: str | Path, kind: str, task: str, classes: list[str] | None = None,
+                 mapping_table: str = "") -> TaskRecords:
+    """The task's records of ``corpus`` and their targets, folds aside (an external test set has none)."""
     index = read_index(corpus)
     definition = define(corpus, kind, task, index.vocabulary, classes, mapping_table)
-    if not index.fold.any():
-        raise NoFolds(f"{corpus} has no folds: make them once, before pre-training on it, with "
-                      f"python -m preprocess split {corpus} --seed 0")
     record_ids = read_metadata(corpus, ["record_id"])["record_id"]
     member = np.fromiter(map(definition.member, record_ids), dtype=bool, count=len(record_ids))
     column = {c: k for k, c in enumerate(definition.classes)}
@@ -119,15 +127,28 @@ def task_splits(corpus: str | Path, kind: str, task: str, classes: list[str] | N
     if not definition.unlabelled_are_negatives:
         member &= np.asarray(targets.sum(axis=1)).ravel() > 0
     held = np.asarray(targets[member].sum(axis=0)).ravel() > 0
+    return TaskRecords(list(definition.classes), np.flatnonzero(member), targets, record_ids, index.fold, held)
+
+
+def task_splits(corpus: str | Path, kind: str, task: str, classes: list[str] | None = None,
+                mapping_table: str = "", folds: dict[str, tuple[int, ...]] = SPLIT_FOLDS) -> TaskSplits:
+    """The task's classes and its train / val / test records of ``corpus`` (folds from its index);
+    ``folds``: other splits (a probe's train and score folds), by name."""
+    records = task_records(corpus, kind, task, classes, mapping_table)
+    if not records.folds.any():
+        raise NoFolds(f"{corpus} has no folds: make them once, before pre-training on it, with "
+                      f"python -m preprocess split {corpus} --seed 0")
     prune = kind in ("physionet2021", "labels")  # a list made for many sources: score what this task's records hold
-    kept = np.flatnonzero(held) if prune else np.arange(len(definition.classes))
-    targets = targets[:, kept].tocsr()
+    kept = np.flatnonzero(records.held) if prune else np.arange(len(records.classes))
+    targets = records.targets[:, kept].tocsr()
+    member = np.zeros(len(records.folds), dtype=bool)
+    member[records.rows] = True
     splits = {}
     for name, chosen in folds.items():
-        rows = np.flatnonzero(member & np.isin(index.fold, chosen))
-        splits[name] = TaskSplit(rows, targets[rows], record_ids[rows])
-    return TaskSplits([definition.classes[k] for k in kept], splits,
-                      [c for c, h in zip(definition.classes, held) if not h] if prune else [])
+        rows = np.flatnonzero(member & np.isin(records.folds, chosen))
+        splits[name] = TaskSplit(rows, targets[rows], records.record_ids[rows])
+    return TaskSplits([records.classes[k] for k in kept], splits,
+                      [c for c, h in zip(records.classes, records.held) if not h] if prune else [])
 
 
 def training_subset(train: TaskSplit, fraction: float, seed: int, records: list[str] | None = None) -> TaskSplit:

@@ -6,12 +6,13 @@
 ``SOURCES`` maps the command-line name to its reader.
 """
 
-from preprocess.sources import code15, mimic_iv_ecg, ptbxl, wfdb_folder
+from preprocess.sources import code15, code_test, mimic_iv_ecg, ptbxl, wfdb_folder
 
 SOURCES = {
     "ptbxl": ptbxl,
     "physionet2021": wfdb_folder,
     "code15": code15,
+    "code-test": code_test,
     "mimic-iv-ecg": mimic_iv_ecg,
     "wfdb": wfdb_folder,
 }

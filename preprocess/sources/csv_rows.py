@@ -10,7 +10,10 @@ from preprocess.record import Rejection, SourceError, SourceItem
 
 
 def read_index(path: Path, required: list[str], source: str, id_column: str,
-               make_item: Callable[[dict], SourceItem]) -> tuple[list[SourceItem], list[Rejection]]:
+               make_item: Callable[..., SourceItem], by_position: bool = False
+               ) -> tuple[list[SourceItem], list[Rejection]]:
+    """Items from a CSV index; ``by_position``: ``make_item(row, position)`` with the row's place among the
+    rows from 1 (a source whose rows are identified by their order alone, such as CODE-test)."""
     if not path.exists():
         raise SourceError(f"{path} not found: is this a {source} folder?")
     items, rejected = [], []
@@ -26,9 +29,9 @@ def read_index(path: Path, required: list[str], source: str, id_column: str,
                 if None in row or any(value is None for value in row.values()):  # too many or too few fields
                     given = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
                     raise ValueError(f"{given} fields where the header has {len(reader.fieldnames)}")
-                items.append(make_item(row))
+                items.append(make_item(row, line - 1) if by_position else make_item(row))
             except (ValueError, SyntaxError, KeyError, TypeError) as error:
-                key = (row.get(id_column) or f"line{line}").strip()
+                key = (row.get(id_column) or f"line{line}").strip() if id_column else str(line - 1)
                 rejected.append(Rejection(f"{source}:{key}", str(path), f"bad CSV row (line {line}): {error}"))
     return items, rejected
 
