@@ -71,13 +71,20 @@ def external_split(path: str | Path, benchmark: BenchmarkSection, task: str, cla
     return TaskSplit(records.rows, ordered.astype(np.float32), records.record_ids[records.rows])
 
 
+def unscored_tests(benchmark: BenchmarkSection, result: dict) -> list[str]:
+    """The benchmark's external test sets a finished job's result holds no figures for (named after it ran)."""
+    return [name for name in benchmark.external if name not in result.get(EXTERNAL, {})]
+
+
 def score_external(cfg: FinetuneConfig, spec, job_dir: Path, model, loaders, corpus: ShardCorpus,
-                   backbone: dict | None) -> dict:
-    """Each external test set of the benchmark, every record of it, with the selected weights:
-    {name: its corpus, records, what pre-training saw of it, metrics}. ``spec``: the job's
-    ``JobSpec``; ``loaders``: its ``Loaders``; ``backbone``: its weights' record of their training data."""
+                   backbone: dict | None, names: list[str] | None = None) -> dict:
+    """Each external test set of the benchmark (``names`` of them), every record of it, with the
+    selected weights: {name: its corpus, records, what pre-training saw of it, metrics}. ``spec``: the
+    job's ``JobSpec``; ``loaders``: its ``Loaders``; ``backbone``: its weights' record of their training data."""
     scored = {}
     for name, path in loaders.benchmark.external.items():
+        if names is not None and name not in names:
+            continue
         key = loaders.benchmark.external_key(name)
         test = open_external(corpus, path, key)
         check_unseen(corpus.path, path, key)

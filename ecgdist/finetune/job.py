@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ from ecgdist.data.loader import make_loader
 from ecgdist.data.sampler import BlockBatchSampler, EpochPermutationSampler
 from ecgdist.data.transforms import Transform, check_crop
 from ecgdist.files import atomic_write_text
-from ecgdist.finetune.external import EXTERNAL, score_external
+from ecgdist.finetune.external import EXTERNAL, score_external, unscored_tests
 from ecgdist.finetune.progress import JobProgress, keep_if_best, load_best, resume_progress, save_progress
 from ecgdist.finetune.provenance import finetuned_provenance
 from ecgdist.finetune.schedule import StageSchedule
@@ -52,7 +52,7 @@ from ecgdist.finetune.weights import build_finetune_model, starting_weights
 from ecgdist.loggers import make_logger
 from ecgdist.models import pooled_features
 from ecgdist.models.param_groups import param_groups
-from ecgdist.models.pretrained import save_weights
+from ecgdist.models.pretrained import read_weights, save_weights
 from ecgdist.tasks.benchmark import TaskSplit, task_splits, training_subset
 from ecgdist.tasks.linear_fit import C_GRID, select_c
 from ecgdist.tasks.metrics import macro_auroc
@@ -252,7 +252,9 @@ def train_stage(cfg: FinetuneConfig, job_dir: Path, model, loaders, progress: Jo
 def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     job_dir.mkdir(parents=True, exist_ok=True)
     if (job_dir / RESULT).exists():
-        return json.loads((job_dir / RESULT).read_text())
+        result = json.loads((job_dir / RESULT).read_text())
+        added = unscored_tests(benchmark_of(cfg, spec.benchmark), result)
+        return score_added_tests(cfg, spec, job_dir, result, added) if added else result
     torch.manual_seed(spec.seed)
     corpus = ShardCorpus(cfg.data.corpus)
     loaders = Loaders(cfg, spec, corpus, recorded_training_records(spec, job_dir))
@@ -280,6 +282,22 @@ def run_job(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path) -> dict:
     load_best(job_dir, model)  # every test below scores the weights fold 9 selected
     external = score_external(cfg, spec, job_dir, model, loaders, corpus, backbone)
     return finish(cfg, spec, job_dir, model, loaders, progress, logger, pretraining, provenance, fitted, external)
+
+
+def score_added_tests(cfg: FinetuneConfig, spec: JobSpec, job_dir: Path, result: dict, names: list[str]) -> dict:
+    """A finished job's model (its model.pth, the weights fold 9 selected) scored on external test sets
+    its sweep named after it finished; nothing trains again."""
+    corpus = ShardCorpus(cfg.data.corpus)
+    loaders = Loaders(cfg, spec, corpus, recorded_training_records(spec, job_dir))
+    _, _, backbone = starting_weights(cfg, spec.strategy, corpus, submitted_weights_sha256(cfg, spec, job_dir))
+    unloaded = replace(cfg, finetune=replace(cfg.finetune, weights=""))
+    model = build_finetune_model(unloaded, spec.strategy, len(loaders.classes))
+    model.load_state_dict(read_weights(job_dir / MODEL)[0])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    scored = score_external(cfg, spec, job_dir, model.to(device), loaders, corpus, backbone, names)
+    result = {**result, EXTERNAL: {**result.get(EXTERNAL, {}), **scored}}
+    atomic_write_text(job_dir / RESULT, json.dumps(result, indent=1))
+    return result
 
 
 def finish(cfg, spec, job_dir, model, loaders, progress: JobProgress, logger, pretraining, provenance,

@@ -17,8 +17,17 @@ from pathlib import Path
 
 from ecgdist.config import FinetuneConfig, load_config, save_resolved
 from ecgdist.files import atomic_write_text
+from ecgdist.finetune.external import unscored_tests
 from ecgdist.finetune.header import banner, protocol
-from ecgdist.finetune.job import LABEL_FRACTIONS, WEIGHTS_RECORD, FinetuneJob, JobSpec, benchmark_of, fraction_key
+from ecgdist.finetune.job import (
+    LABEL_FRACTIONS,
+    RESULT,
+    WEIGHTS_RECORD,
+    FinetuneJob,
+    JobSpec,
+    benchmark_of,
+    fraction_key,
+)
 from ecgdist.finetune.local_runner import local_slots, run_local_queue, start_local_runner
 from ecgdist.finetune.plan import executor_parameters, expand, make_executor
 from ecgdist.finetune.results import write_results
@@ -43,6 +52,12 @@ def record_label_fractions(sweep_dir: Path, jobs: list[tuple[JobSpec, FinetuneCo
         atomic_write_text(path, json.dumps(recorded))
 
 
+def tests_to_score(sweep_dir: Path, spec: JobSpec, job_cfg: FinetuneConfig) -> list[str]:
+    """The external test sets a finished job has not scored (added to the sweep after it ran)."""
+    result = json.loads((sweep_dir / "jobs" / spec.name / RESULT).read_text())
+    return unscored_tests(benchmark_of(job_cfg, spec.benchmark), result)
+
+
 def publish_results(cfg: FinetuneConfig, sweep_dir: Path) -> list[dict]:
     """Write results.csv/.md and the plots, and print results.md (with the SIMULATED banner if any)."""
     header = "\n\n".join(filter(None, [banner(cfg), protocol(cfg)]))
@@ -62,6 +77,8 @@ def submit_finetune(cfg: FinetuneConfig, cluster: str = "auto", wait: bool = Fal
     todo, alive = [], []
     for spec, job_cfg in expand(cfg):
         state, _ = job_state(sweep_dir, spec.name, index.get(spec.name))
+        if state == "completed" and tests_to_score(sweep_dir, spec, job_cfg):  # runs again only to score them
+            state, _ = job_state(sweep_dir, spec.name, index.get(spec.name), by_result=False)
         if state in ("pending", "running"):
             alive.append(f"{spec.name} ({state}, job {index[spec.name].get('job_id') or 'queued'})")
         elif state != "completed":

@@ -99,7 +99,8 @@ def check_external_tests(run: BenchmarkRun, corpus: ShardCorpus) -> dict[str, st
 def check_same_sweep(cfg: FinetuneConfig, sweep_dir: Path) -> None:
     """A sweep folder's results belong to the config that made them: re-submitting with other
     settings would label old numbers with new ones. Adding tasks, strategies, fractions, seeds,
-    backbones or benchmarks extends the sweep; changing anything else needs a new run.dir."""
+    backbones, benchmarks or external test sets extends the sweep; changing anything else, or
+    dropping a test set its results hold, needs a new run.dir."""
     saved_path = sweep_dir / "config.yaml"
     if not saved_path.exists():
         return
@@ -111,16 +112,25 @@ def check_same_sweep(cfg: FinetuneConfig, sweep_dir: Path) -> None:
                if saved[section].get(key) != now[section][key]]
     changed += [f"sweep.{kind} ({name})" for kind, name in now["sweep"] if (kind, name) in saved["sweep"]
                 and saved["sweep"][kind, name] != now["sweep"][kind, name]]
-    if changed:
-        raise ConfigError(f"sweep folder {sweep_dir} holds results of another config ({', '.join(changed)} differ); "
+    dropped = [f"sweep.{kind} ({name})" for kind, name in saved["sweep"]
+               if kind == "external" and (kind, name) not in now["sweep"]]
+    if changed or dropped:
+        differ = "; ".join(filter(None, [f"{', '.join(changed)} differ" * bool(changed),
+                                         f"{', '.join(dropped)} dropped, whose rows its jobs hold" * bool(dropped)]))
+        raise ConfigError(f"sweep folder {sweep_dir} holds results of another config ({differ}); "
                           "use a new run.dir for these settings")
 
 
-def fixed_sweep_parts(sweep: dict) -> dict[tuple[str, str], dict]:
-    """What of ``sweep.*`` a resubmission may not change: each backbone, each benchmark but its tasks."""
-    parts = {("backbones", b["name"]): b for b in sweep["backbones"]}
-    parts.update({("benchmarks", b["name"]): {k: v for k, v in b.items() if k != "tasks"}
-                  for b in sweep.get("benchmarks", ())})
+def fixed_sweep_parts(sweep: dict) -> dict[tuple[str, str], dict | str]:
+    """What of ``sweep.*`` a resubmission may not change: each backbone, each benchmark but its tasks, and
+    the corpus of each external test set (one added later scores the finished jobs' models, untrained again)."""
+    parts: dict[tuple[str, str], dict | str] = {}
+    for b in sweep["backbones"]:
+        parts["backbones", b["name"]] = {**b, "corpora": {k: v for k, v in b["corpora"].items() if "/" not in k}}
+        parts.update({("external", f"{k} of {b['name']}"): v for k, v in b["corpora"].items() if "/" in k})
+    for b in sweep.get("benchmarks", ()):
+        parts["benchmarks", b["name"]] = {k: v for k, v in b.items() if k not in ("tasks", "external")}
+        parts.update({("external", f"{b['name']}/{test}"): v for test, v in b.get("external", {}).items()})
     return parts
 
 

@@ -49,9 +49,11 @@ def update_index(sweep_dir: Path, jobs: dict[str, dict], runner: dict | None = N
         atomic_write_text(path, json.dumps(index, indent=1))
 
 
-def job_state(sweep_dir: Path, name: str, record: dict | None) -> tuple[str, str]:
-    """(pending | running | completed | failed | cancelled | timed out | not submitted, last error line)."""
-    if (sweep_dir / "jobs" / name / RESULT).exists():
+def job_state(sweep_dir: Path, name: str, record: dict | None, by_result: bool = True) -> tuple[str, str]:
+    """(pending | running | completed | failed | cancelled | timed out | not submitted, last error line);
+    ``by_result`` False: the state of its last submission even if a result is there (a finished job
+    submitted again to score test sets named since)."""
+    if by_result and (sweep_dir / "jobs" / name / RESULT).exists():
         return "completed", ""
     if record is None:
         return "not submitted", ""

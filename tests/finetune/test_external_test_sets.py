@@ -7,6 +7,7 @@ reading of the files gives, and that a test set the jobs could learn from is ref
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,42 @@ def test_each_backbone_scores_the_test_set_made_with_its_own_recipe():
     with pytest.raises(ConfigError, match=r"'probe.benchmarks \(code15\) external': a probe never reads a test set"):
         load_config(PretrainConfig, None, ["probe.benchmarks=[{name: code15, kind: code15, tasks: [abnormalities], "
                                            "external: {codetest: ct}}]"])
+
+
+def test_a_test_set_added_to_a_finished_sweep_scores_its_models_without_training_them_again(
+        code15_corpus, code_test_corpus, weights, tmp_path):
+    sweep = tmp_path / "sweep"
+    config = external_config(tmp_path / "sweep.yaml", sweep, weights, code15_corpus, code_test_corpus)
+    first = yaml.safe_load(config.read_text())
+    del first["sweep"]["benchmarks"][0]["external"]
+    config.write_text(yaml.safe_dump(first))
+    done = python_m("ecgdist.submit", "finetune", config, "--cluster", "debug", "--wait", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    job = sweep / "jobs" / "code15-abnormalities-baseline-f1-s0"
+    before = json.loads((job / "result.json").read_text())
+    assert "external" not in before
+    model, state = (job / "model.pth").read_bytes(), (job / "state.pt").stat().st_mtime_ns
+    config = external_config(tmp_path / "sweep.yaml", sweep, weights, code15_corpus, code_test_corpus)
+    done = python_m("ecgdist.submit", "finetune", config, "--cluster", "debug", "--wait", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 jobs, 1 submitted" in done.stdout
+    after = json.loads((job / "result.json").read_text())
+    folder = job / "external" / "codetest"
+    targets, scores = np.load(folder / "test_targets.npy"), np.load(folder / "test_scores.npy")
+    expected = np.mean([roc_auc_score(targets[:, k], scores[:, k]) for k in range(targets.shape[1])
+                        if 0 < targets[:, k].sum() < len(targets)])
+    assert after["external"]["codetest"]["macro_auroc"] == pytest.approx(expected, abs=1e-6)
+    np.testing.assert_allclose(scores, [p for _, p in Classifier(job / "model.pth").corpus(code_test_corpus)], atol=1e-5)
+    assert (job / "model.pth").read_bytes() == model and (job / "state.pt").stat().st_mtime_ns == state
+    assert {k: v for k, v in after.items() if k != "external"} == before  # fold 10's figures untouched
+    with open(sweep / "results.csv") as f:
+        assert {r["benchmark"] for r in csv.DictReader(f)} == {"code15", "code15→codetest"}
+    again = python_m("ecgdist.submit", "finetune", config, "--cluster", "debug", "--dry-run")
+    assert "1 jobs, 0 would be submitted" in again.stdout
+    moved = shutil.copytree(code_test_corpus, tmp_path / "moved")  # the same records elsewhere: another corpus
+    changed = python_m("ecgdist.submit", "finetune", config, f"sweep.benchmarks.0.external.codetest={moved}",
+                       "--cluster", "debug", "--dry-run")
+    assert changed.returncode == 2 and "sweep.external (code15/codetest) differ" in changed.stderr
+    config.write_text(yaml.safe_dump(first))  # the sweep's first config, without the test set its results now hold
+    dropped = python_m("ecgdist.submit", "finetune", config, "--cluster", "debug", "--dry-run")
+    assert dropped.returncode == 2 and "(sweep.external (code15/codetest) dropped, whose rows its jobs hold)" in dropped.stderr
