@@ -167,9 +167,14 @@ def status(sweep_dir: Path) -> dict[str, str]:
     if runner:
         print(f"local runner: pid {runner['pid']} ({'running' if alive(runner['pid']) else 'ended'}), log {runner['log']}")
     states = {}
-    for spec, _ in expand(cfg):
+    for spec, job_cfg in expand(cfg):
         state, error = job_state(sweep_dir, spec.name, index.get(spec.name))
         states[spec.name] = state
+        unscored = tests_to_score(sweep_dir, spec, job_cfg) if state == "completed" else []
+        if unscored:  # a test set named since it finished: is a run scoring it queued or running?
+            rescoring, _ = job_state(sweep_dir, spec.name, index.get(spec.name), by_result=False)
+            error = f"to score on {', '.join(unscored)}: " + \
+                (rescoring if rescoring in ("pending", "running") else "resubmit the sweep to score it")
         job_id = index.get(spec.name, {}).get("job_id") or "-"
         print(f"  {job_id:>12}  {state:13s} {spec.name}" + (f"\n{'':16}{error}" if error else ""))
     counts = Counter(states.values())

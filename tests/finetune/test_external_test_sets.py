@@ -18,7 +18,7 @@ from conftest import build_corpus, code15_as_code_test
 from launch import python_m
 from sklearn.metrics import roc_auc_score
 
-from ecgdist.config import ConfigError, FinetuneConfig, PretrainConfig, load_config
+from ecgdist.config import ConfigError, FinetuneConfig, PretrainConfig, load_config, save_resolved
 from ecgdist.finetune.export import export
 from ecgdist.finetune.plan import benchmark_runs
 from ecgdist.finetune.predict import Classifier
@@ -155,6 +155,11 @@ def test_a_test_set_added_to_a_finished_sweep_scores_its_models_without_training
     assert "external" not in before
     model, state = (job / "model.pth").read_bytes(), (job / "state.pt").stat().st_mtime_ns
     config = external_config(tmp_path / "sweep.yaml", sweep, weights, code15_corpus, code_test_corpus)
+    shutil.copy(sweep / "config.yaml", tmp_path / "first.yaml")
+    save_resolved(load_config(FinetuneConfig, config), sweep)  # as a resubmission records it, before its job runs
+    status = python_m("ecgdist.submit", "status", sweep).stdout
+    assert "1/1 completed" in status and "to score on codetest: resubmit the sweep to score it" in status
+    shutil.copy(tmp_path / "first.yaml", sweep / "config.yaml")
     done = python_m("ecgdist.submit", "finetune", config, "--cluster", "debug", "--wait", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "1 jobs, 1 submitted" in done.stdout
@@ -169,6 +174,7 @@ def test_a_test_set_added_to_a_finished_sweep_scores_its_models_without_training
     assert {k: v for k, v in after.items() if k != "external"} == before  # fold 10's figures untouched
     with open(sweep / "results.csv") as f:
         assert {r["benchmark"] for r in csv.DictReader(f)} == {"code15", "code15→codetest"}
+    assert "to score" not in python_m("ecgdist.submit", "status", sweep).stdout
     again = python_m("ecgdist.submit", "finetune", config, "--cluster", "debug", "--dry-run")
     assert "1 jobs, 0 would be submitted" in again.stdout
     moved = shutil.copytree(code_test_corpus, tmp_path / "moved")  # the same records elsewhere: another corpus
