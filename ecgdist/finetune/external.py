@@ -1,7 +1,7 @@
 """External test sets: every record of a corpus from elsewhere (CODE-test for CODE-15 %), scored by
 each of a benchmark's jobs after fold 10 with the weights fold 9 selected.
 
-A test set must give the model the inputs its benchmark's corpus gives (rate, window, filter),
+A test set must give the model the inputs its benchmark's corpus gives (rate, window, filter, leads),
 and hold none of the records the job could learn from or be selected on (folds 1-9 of that
 corpus), by content or identity: both are checked before a sweep submits and again in the
 job. Its scores, targets and classes go to ``JOB/external/NAME/`` as fold 10's go to ``JOB/``, and
