@@ -20,7 +20,7 @@ from ecgdist.data.dataset import ShardCorpus
 from ecgdist.data.index import FingerprintsMissing, read_index
 from ecgdist.data.leakage import overlap_by_fold
 from ecgdist.data.shards import INPUT_FIELDS
-from ecgdist.finetune.provenance import pretraining_data
+from ecgdist.finetune.provenance import no_weights, pretraining_data
 from ecgdist.finetune.scoring import score_split
 from ecgdist.tasks.benchmark import TaskSplit, task_records
 
@@ -68,7 +68,7 @@ def external_split(path: str | Path, benchmark: BenchmarkSection, task: str, cla
     column = {c: k for k, c in enumerate(records.classes)}
     none = sparse.csr_matrix((len(records.rows), 1), dtype=np.float32)
     ordered = sparse.hstack([targets[:, column[c]] if c in column else none for c in classes], format="csr")
-    return TaskSplit(records.rows, ordered.astype(np.float32), records.record_ids[records.rows])
+    return TaskSplit(records.rows, ordered, records.record_ids[records.rows])
 
 
 def unscored_tests(benchmark: BenchmarkSection, result: dict) -> list[str]:
@@ -89,7 +89,7 @@ def score_external(cfg: FinetuneConfig, spec, job_dir: Path, model, loaders, cor
         test = open_external(corpus, path, key)
         check_unseen(corpus.path, path, key)
         split = external_split(path, loaders.benchmark, spec.task, loaders.classes)
-        pretraining = {"status": "none", "detail": "no pre-trained weights"} if backbone is None else \
+        pretraining = no_weights() if backbone is None else \
             pretraining_data(cfg.finetune.weights, {"provenance": backbone or None}, path, cfg.finetune.allow_overlap,
                              external=True)
         metrics, _, _ = score_split(job_dir / EXTERNAL / name, model, loaders.evaluation_loader(test, split),

@@ -29,6 +29,11 @@ EVALUATION_FOLDS = [9, 10]  # PTB-XL: validation (model selection) and test
 UNKNOWN, CHECKED, OVERLAP = "unknown", "no overlap", "OVERLAP"
 
 
+def no_weights() -> dict:
+    """What a job that starts from no pre-trained weights (scratch, or none named) says of pre-training data."""
+    return {"status": "none", "detail": "no pre-trained weights"}
+
+
 def fingerprint_set_problem(provenance: dict) -> str | None:
     """Why an export's sets of training records (content fingerprints, identities) cannot be relied on
     (edited, emptied, another dtype), or None."""

@@ -21,7 +21,6 @@ from ecgdist.finetune.external import unscored_tests
 from ecgdist.finetune.header import banner, protocol
 from ecgdist.finetune.job import (
     LABEL_FRACTIONS,
-    RESULT,
     WEIGHTS_RECORD,
     FinetuneJob,
     JobSpec,
@@ -30,7 +29,7 @@ from ecgdist.finetune.job import (
 )
 from ecgdist.finetune.local_runner import local_slots, run_local_queue, start_local_runner
 from ecgdist.finetune.plan import executor_parameters, expand, make_executor
-from ecgdist.finetune.results import write_results
+from ecgdist.finetune.results import read_result, write_results
 from ecgdist.finetune.sweep_checks import check_inputs, check_same_sweep, check_same_weights
 from ecgdist.finetune.sweep_index import job_state, last_error, read_index, read_runner, runner_alive, update_index
 from ecgdist.processes import alive
@@ -54,8 +53,7 @@ def record_label_fractions(sweep_dir: Path, jobs: list[tuple[JobSpec, FinetuneCo
 
 def tests_to_score(sweep_dir: Path, spec: JobSpec, job_cfg: FinetuneConfig) -> list[str]:
     """The external test sets a finished job has not scored (added to the sweep after it ran)."""
-    result = json.loads((sweep_dir / "jobs" / spec.name / RESULT).read_text())
-    return unscored_tests(benchmark_of(job_cfg, spec.benchmark), result)
+    return unscored_tests(benchmark_of(job_cfg, spec.benchmark), read_result(sweep_dir / "jobs" / spec.name))
 
 
 def publish_results(cfg: FinetuneConfig, sweep_dir: Path) -> list[dict]:

@@ -16,7 +16,7 @@ import torch
 from ecgdist.config import ConfigError, FinetuneConfig, ModelSection
 from ecgdist.data.dataset import ShardCorpus
 from ecgdist.data.shards import INPUT_FIELDS
-from ecgdist.finetune.provenance import pretraining_data, training_records_seen
+from ecgdist.finetune.provenance import no_weights, pretraining_data, training_records_seen
 from ecgdist.models import CLASSIFIERS, build_model
 from ecgdist.models.ecgfounder_release import HUB_REPO, RELEASED_RECIPE
 from ecgdist.models.pretrained import (
@@ -103,7 +103,7 @@ def starting_weights(cfg: FinetuneConfig, strategy: str, corpus: ShardCorpus, ex
     ``expected_sha256``: the file's checksum when its sweep was submitted; ``training_rows``: the
     task's training records, counted against what pre-training saw."""
     if not cfg.finetune.weights or strategy == "scratch":
-        return None, {"status": "none", "detail": "no pre-trained weights"}, None
+        return None, no_weights(), None
     state, extra = check_weights(cfg, corpus, expected_sha256)
     known = pretraining_data(cfg.finetune.weights, extra, str(corpus.path), cfg.finetune.allow_overlap)
     if training_rows is not None:
